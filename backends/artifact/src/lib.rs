@@ -1,1 +1,18 @@
-//! placeholder
+//! The lpuc artifact: what `lpuc compile -o DIR` writes and `lpuc emulate` / `lpuc report` read.
+//!
+//! An artifact is a build output: the same model and options give the same bytes. It holds
+//! `manifest.json` (what was built, from what, by which compiler for which hardware), `schedule.json`
+//! (every instruction and buffer, machine-readable), `schedule.txt` (the same, stable text for
+//! snapshot tests and review), `report.json` / `report.txt` (what a person reads) and `target.toml`
+//! (the exact target description used, so the artifact can be checked without the compiler).
+
+pub mod dir;
+pub mod manifest;
+pub mod report;
+pub mod schedule;
+pub mod text;
+
+pub use dir::{read_artifact, write_artifact, Artifact, ArtifactError};
+pub use manifest::Manifest;
+pub use report::{CriticalStep, Report, SramReport, UnitReport};
+pub use schedule::{Buffer, BufferId, BufferKind, InstrId, Instruction, Schedule, SCHEDULE_FORMAT};

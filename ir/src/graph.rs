@@ -1,0 +1,185 @@
+//! The graph: arenas of values and ops, the dataflow edges in petgraph, provenance on the side.
+//!
+//! Ops are appended in a topological order (an op can only read values that already exist), which
+//! is the invariant the verifier checks and every later stage relies on. Passes build a new graph
+//! rather than mutating one in place, so arenas stay dense and ids stay meaningful.
+
+use crate::infer::{infer, ShapeError};
+use crate::{Op, OpId, OpKind, Shape, TensorType, ValueId};
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::{Deserialize, Serialize};
+
+/// Where a value comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ValueKind {
+    /// A graph input, supplied at run time.
+    Input,
+    /// A weight or constant, resident in SRAM for the whole program. `source` names the ONNX
+    /// initializer or Constant node; its bytes are not held by the IR.
+    Weight { source: String },
+    /// Computed by an op.
+    Computed { producer: OpId },
+}
+
+/// A tensor value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Value {
+    pub name: String,
+    pub ty: TensorType,
+    pub kind: ValueKind,
+}
+
+/// The ONNX node an op was lowered from. Several IR ops may share one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub node: String,
+    pub op_type: String,
+}
+
+/// A dataflow graph with static types.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub name: String,
+    values: Vec<Value>,
+    ops: Vec<Op>,
+    provenance: Vec<Provenance>,
+    inputs: Vec<ValueId>,
+    outputs: Vec<ValueId>,
+    /// One node per op (node index == op index); an edge per (producer, consumer, value).
+    dataflow: DiGraph<OpId, ValueId>,
+}
+
+impl Graph {
+    pub fn new(name: impl Into<String>) -> Self {
+        Graph {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Add a graph input.
+    pub fn add_input(&mut self, name: impl Into<String>, ty: TensorType) -> ValueId {
+        let id = self.push_value(name.into(), ty, ValueKind::Input);
+        self.inputs.push(id);
+        id
+    }
+
+    /// Add a weight (initializer or constant).
+    pub fn add_weight(&mut self, name: impl Into<String>, ty: TensorType, source: impl Into<String>) -> ValueId {
+        self.push_value(name.into(), ty, ValueKind::Weight { source: source.into() })
+    }
+
+    fn push_value(&mut self, name: String, ty: TensorType, kind: ValueKind) -> ValueId {
+        let id = ValueId::from_index(self.values.len());
+        self.values.push(Value { name, ty, kind });
+        id
+    }
+
+    /// Append an op with one result, inferring the result type. `reshape_to` is the target shape of
+    /// a `Reshape` and ignored otherwise.
+    pub fn add_op(
+        &mut self,
+        kind: OpKind,
+        inputs: Vec<ValueId>,
+        output_name: impl Into<String>,
+        reshape_to: Option<&Shape>,
+        provenance: Provenance,
+    ) -> Result<ValueId, ShapeError> {
+        let types: Vec<&TensorType> = inputs.iter().map(|&v| &self.values[v.index()].ty).collect();
+        let ty = infer(&kind, &types, reshape_to)?;
+        let op_id = OpId::from_index(self.ops.len());
+        let out = self.push_value(output_name.into(), ty, ValueKind::Computed { producer: op_id });
+        let node = self.dataflow.add_node(op_id);
+        debug_assert_eq!(node.index(), op_id.index());
+        for &v in &inputs {
+            if let ValueKind::Computed { producer } = self.values[v.index()].kind {
+                self.dataflow.add_edge(NodeIndex::new(producer.index()), node, v);
+            }
+        }
+        self.ops.push(Op {
+            kind,
+            inputs,
+            outputs: vec![out],
+        });
+        self.provenance.push(provenance);
+        Ok(out)
+    }
+
+    /// Mark a value as a graph output.
+    pub fn add_output(&mut self, v: ValueId) {
+        self.outputs.push(v);
+    }
+
+    pub fn value(&self, v: ValueId) -> &Value {
+        &self.values[v.index()]
+    }
+
+    pub fn op(&self, o: OpId) -> &Op {
+        &self.ops[o.index()]
+    }
+
+    pub fn provenance(&self, o: OpId) -> &Provenance {
+        &self.provenance[o.index()]
+    }
+
+    pub fn inputs(&self) -> &[ValueId] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[ValueId] {
+        &self.outputs
+    }
+
+    pub fn num_ops(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn num_values(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Op ids in their (topological) arena order.
+    pub fn op_ids(&self) -> impl Iterator<Item = OpId> + '_ {
+        (0..self.ops.len()).map(OpId::from_index)
+    }
+
+    /// Value ids in arena order.
+    pub fn value_ids(&self) -> impl Iterator<Item = ValueId> + '_ {
+        (0..self.values.len()).map(ValueId::from_index)
+    }
+
+    /// The producer of `v`, if an op computes it.
+    pub fn producer(&self, v: ValueId) -> Option<OpId> {
+        match self.values[v.index()].kind {
+            ValueKind::Computed { producer } => Some(producer),
+            _ => None,
+        }
+    }
+
+    /// The dataflow graph between ops (node index == op index).
+    pub fn dataflow(&self) -> &DiGraph<OpId, ValueId> {
+        &self.dataflow
+    }
+
+    /// Ops that read `v`, in op order, each once.
+    pub fn consumers(&self, v: ValueId) -> Vec<OpId> {
+        self.op_ids()
+            .filter(|&o| self.ops[o.index()].inputs.contains(&v))
+            .collect()
+    }
+
+    /// Total bytes of all weights.
+    pub fn weight_bytes(&self) -> u64 {
+        self.values
+            .iter()
+            .filter(|v| matches!(v.kind, ValueKind::Weight { .. }))
+            .filter_map(|v| v.ty.size_bytes())
+            .sum()
+    }
+
+    /// Rebuild-only access for the verifier's tests.
+    #[cfg(test)]
+    pub(crate) fn ops_mut(&mut self) -> &mut Vec<Op> {
+        &mut self.ops
+    }
+}
