@@ -17,8 +17,9 @@ pub struct CriticalStep {
     /// Why this step could not start earlier: `data` (waited for its predecessor's result),
     /// `unit` (waited for its unit), or `start` (first step).
     pub waits_on: String,
-    /// Fraction of the makespan this step adds to the path (cycles from the previous step's end,
-    /// or from 0, to this step's end, over the makespan). The shares sum to 1.
+    /// Fraction of the makespan this step holds the path: cycles from its start to the next step's
+    /// start (to its own end for the last step), over the makespan. When the first step starts at
+    /// cycle 0 the shares sum to 1.
     pub share: f64,
 }
 

@@ -89,7 +89,7 @@ impl Instruction {
     }
 
     /// Cycle from which the results can be read.
-    pub fn done(&self) -> u64 {
+    pub fn done_cycle(&self) -> u64 {
         self.start + self.latency
     }
 }

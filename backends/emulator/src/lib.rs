@@ -1,1 +1,104 @@
-//! placeholder
+//! An independent, cycle-accurate replay of an lpuc artifact.
+//!
+//! Like regalloc2's checker, the emulator shares no code with the scheduler: it reads only the
+//! artifact (schedule, report, target description) and replays it event by event, cycle by cycle,
+//! tracking when every result becomes readable, which unit is busy and what occupies SRAM. It
+//! reports every rule the schedule breaks, each with the cycle, unit and instructions involved.
+//!
+//! **Architecture invariant:** this crate never depends on the `lpuc` compiler crate.
+
+mod fault;
+mod replay;
+mod structure;
+
+pub use fault::{Fault, FaultKind};
+pub use replay::Stats;
+
+use lpuc_artifact::{Artifact, Schedule};
+use lpuc_target::Target;
+
+/// The outcome of an emulation: what was measured and every fault found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub stats: Stats,
+    pub faults: Vec<Fault>,
+}
+
+impl Verdict {
+    pub fn is_ok(&self) -> bool {
+        self.faults.is_empty()
+    }
+}
+
+/// Replay `schedule` on `target` and check every timing and SRAM rule.
+pub fn emulate_schedule(schedule: &Schedule, target: &Target) -> Verdict {
+    let mut faults = structure::check(schedule, target);
+    if !faults.is_empty() {
+        // Timing is meaningless over dangling ids; report the structural faults alone.
+        return Verdict {
+            stats: Stats::default(),
+            faults,
+        };
+    }
+    let (stats, replay_faults) = replay::replay(schedule);
+    faults.extend(replay_faults);
+    if stats.makespan != schedule.makespan_cycles {
+        faults.push(Fault::new(
+            FaultKind::MakespanMismatch,
+            stats.makespan,
+            format!(
+                "the schedule claims a makespan of {} cycles, but its last result is ready at cycle {}",
+                schedule.makespan_cycles, stats.makespan
+            ),
+        ));
+    }
+    Verdict { stats, faults }
+}
+
+/// Check a whole artifact: the schedule against the target it embeds, and the report's claims
+/// against the replay.
+pub fn emulate_artifact(a: &Artifact) -> Verdict {
+    let target = match Target::from_toml(&a.target_toml) {
+        Ok(t) => t,
+        Err(e) => {
+            return Verdict {
+                stats: Stats::default(),
+                faults: vec![Fault::new(FaultKind::Malformed, 0, format!("target.toml: {e}"))],
+            }
+        }
+    };
+    let mut verdict = emulate_schedule(&a.schedule, &target);
+    if target.name != a.manifest.target || target.name != a.schedule.target {
+        verdict.faults.push(Fault::new(
+            FaultKind::Malformed,
+            0,
+            format!(
+                "target.toml is '{}' but the manifest names '{}' and the schedule '{}'",
+                target.name, a.manifest.target, a.schedule.target
+            ),
+        ));
+    }
+    if verdict.faults.is_empty() {
+        let s = &verdict.stats;
+        let claims = [
+            ("report makespan_cycles", a.report.makespan_cycles, s.makespan),
+            ("report instructions", a.report.instructions, s.instructions),
+            ("report sram.peak_bytes", a.report.sram.peak_bytes, s.peak_sram_bytes),
+            ("report sram.peak_cycle", a.report.sram.peak_cycle, s.peak_sram_cycle),
+            ("schedule sram_capacity_bytes", a.schedule.sram_capacity_bytes, target.sram.bytes),
+        ];
+        let mismatches: Vec<Fault> = claims
+            .iter()
+            .filter(|(_, claimed, measured)| claimed != measured)
+            .map(|(what, claimed, measured)| {
+                Fault::new(
+                    FaultKind::ReportMismatch,
+                    0,
+                    format!("{what}: the artifact claims {claimed}, the replay measures {measured}"),
+                )
+            })
+            .collect();
+        verdict.faults.extend(mismatches);
+    }
+    verdict
+}

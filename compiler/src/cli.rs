@@ -1,0 +1,258 @@
+//! The command line: flags, dispatch, and the one place errors become friendly messages and exit
+//! codes (0 success, 1 rejected: checker violations, emulator faults, does not fit; 2 unreadable
+//! input or bad usage; 3 internal compiler error).
+
+use crate::driver::{self, CompileError, CompileOptions, Stage};
+use crate::frontend::DimBinder;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Largest value a dim or bucket may be bound to.
+const MAX_DIM: u64 = 1 << 32;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lpuc",
+    version,
+    about = "Static scheduling compiler for deterministic dataflow accelerators (Groq LPU / TSP kind)",
+    long_about = "Compiles an ONNX model into a cycle-exact schedule (an artifact directory) and proves it with an independent emulator.\n\nExit codes: 0 success; 1 the model or artifact was rejected (checker violations, emulator faults, does not fit); 2 unreadable input or bad usage; 3 internal compiler error."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The ONNX model file.
+    pub model: PathBuf,
+    /// Shape bucket: binds every sequence-like symbolic dim (names containing "seq", "context" or "ctx") to N.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_DIM))]
+    pub bucket: Option<u64>,
+    /// Bind (or override) the symbolic dim NAME to VALUE; repeatable. Batch-like dims default to 1.
+    #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = parse_dim)]
+    pub dims: Vec<(String, u64)>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Compile a model into an artifact directory (runs the checker first).
+    Compile {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Target: a built-in name (lpu-v1) or a path to a target description .toml file.
+        #[arg(long, default_value = "lpu-v1", value_name = "lpu-v1|FILE.toml")]
+        target: String,
+        /// Output directory for the artifact (created if missing; files in it are overwritten).
+        #[arg(short = 'o', long = "out", value_name = "DIR", required_unless_present = "stop_after")]
+        out: Option<PathBuf>,
+        /// Stop after a stage and print its IR to stdout instead of writing an artifact.
+        #[arg(long, value_name = "STAGE")]
+        stop_after: Option<Stage>,
+    },
+    /// Check that every op of a model can be scheduled statically; list every violation.
+    Check {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Output format: text for people, json for tools (an array of {node, op, reason, hint}).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Replay an artifact cycle by cycle and prove it: dependencies, unit conflicts, SRAM, makespan.
+    Emulate {
+        /// The artifact directory written by `lpuc compile -o DIR`.
+        dir: PathBuf,
+    },
+    /// Print an artifact's report: makespan, critical path, unit utilization, peak SRAM.
+    Report {
+        /// The artifact directory written by `lpuc compile -o DIR`.
+        dir: PathBuf,
+        /// Output format: text for people, json (the artifact's report.json) for tools.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn parse_dim(s: &str) -> Result<(String, u64), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=VALUE"))?;
+    if name.is_empty() {
+        return Err(format!("'{s}' has an empty dim name"));
+    }
+    let v: u64 = value
+        .parse()
+        .map_err(|_| format!("'{value}' is not a positive integer"))?;
+    if v == 0 || v > MAX_DIM {
+        return Err(format!("dim {name}={v} must be between 1 and {MAX_DIM}"));
+    }
+    Ok((name.to_string(), v))
+}
+
+impl ModelArgs {
+    fn options(&self, target: &str) -> CompileOptions {
+        let explicit: BTreeMap<String, u64> = self.dims.iter().cloned().collect();
+        CompileOptions {
+            model: self.model.clone(),
+            binder: DimBinder {
+                bucket: self.bucket,
+                explicit,
+            },
+            target: target.to_string(),
+        }
+    }
+}
+
+/// Run a parsed command; returns the exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Compile {
+            model,
+            target,
+            out,
+            stop_after,
+        } => compile(&model.options(&target), out, stop_after),
+        Command::Check { model, format } => check(&model.options("lpu-v1"), format),
+        Command::Emulate { dir } => emulate(&dir),
+        Command::Report { dir, format } => report(&dir, format),
+    }
+}
+
+fn fail(e: &CompileError) -> i32 {
+    match e {
+        CompileError::Rejected(violations) => {
+            eprintln!("error: {e}");
+            for v in violations {
+                eprintln!("  {v}");
+            }
+        }
+        _ => eprintln!("error: {e}"),
+    }
+    e.exit_code()
+}
+
+fn compile(opts: &CompileOptions, out: Option<PathBuf>, stop_after: Option<Stage>) -> i32 {
+    if let Some(stage) = stop_after {
+        return match driver::lower_to(opts, stage) {
+            Ok(g) => {
+                print!("{}", lpuc_ir::print::print(&g));
+                0
+            }
+            Err(e) => fail(&e),
+        };
+    }
+    let Some(out) = out else {
+        eprintln!("error: -o DIR is required");
+        return 2;
+    };
+    let artifact = match driver::compile(opts) {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    if let Err(e) = lpuc_artifact::write_artifact(&out, &artifact) {
+        return fail(&CompileError::Write(e.to_string()));
+    }
+    let r = &artifact.report;
+    println!(
+        "compiled {} for {}: {} instructions, makespan {} cycles ({:.3} us), peak SRAM {:.2} MiB of {:.2} MiB -> {}",
+        opts.model.display(),
+        r.target,
+        r.instructions,
+        r.makespan_cycles,
+        r.makespan_us,
+        r.sram.peak_bytes as f64 / 1048576.0,
+        r.sram.capacity_bytes as f64 / 1048576.0,
+        out.display()
+    );
+    0
+}
+
+fn check(opts: &CompileOptions, format: Format) -> i32 {
+    let outcome = match driver::check(opts) {
+        Ok(o) => o,
+        Err(e) => return fail(&e),
+    };
+    match format {
+        Format::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outcome.violations).expect("violations serialize")
+            );
+        }
+        Format::Text => {
+            if outcome.violations.is_empty() {
+                let dims: Vec<String> = outcome.bound_dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let ops = outcome.graph.as_ref().map_or(0, |g| g.num_ops());
+                println!(
+                    "{}: ok: every op can be scheduled statically ({ops} IR ops; dims: {})",
+                    opts.model.display(),
+                    if dims.is_empty() { "none".into() } else { dims.join(", ") }
+                );
+            } else {
+                println!("{}: {} violation(s)", opts.model.display(), outcome.violations.len());
+                for v in &outcome.violations {
+                    println!("  {v}");
+                }
+            }
+        }
+    }
+    if outcome.violations.is_empty() {
+        0
+    } else {
+        1
+    }
+}
+
+fn emulate(dir: &std::path::Path) -> i32 {
+    let artifact = match lpuc_artifact::read_artifact(dir) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let verdict = lpuc_emulator::emulate_artifact(&artifact);
+    if verdict.is_ok() {
+        let s = &verdict.stats;
+        println!(
+            "ok: {} instructions replayed; makespan {} cycles confirmed; peak SRAM {} bytes at cycle {}; no dependency, unit or SRAM fault",
+            s.instructions, s.makespan, s.peak_sram_bytes, s.peak_sram_cycle
+        );
+        0
+    } else {
+        eprintln!("error: the artifact is invalid: {} fault(s)", verdict.faults.len());
+        for f in verdict.faults.iter().take(100) {
+            eprintln!("  {f}");
+        }
+        if verdict.faults.len() > 100 {
+            eprintln!("  ... and {} more", verdict.faults.len() - 100);
+        }
+        1
+    }
+}
+
+fn report(dir: &std::path::Path, format: Format) -> i32 {
+    match lpuc_artifact::read_artifact(dir) {
+        Ok(a) => {
+            match format {
+                Format::Text => print!("{}", lpuc_artifact::text::report_text(&a.report)),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&a.report).expect("report serializes")
+                ),
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}

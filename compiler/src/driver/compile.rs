@@ -1,0 +1,139 @@
+//! `compile` and `check`: the pipeline functions the CLI calls.
+
+use super::CompileError;
+use crate::checker::{check_model, Category, Violation};
+use crate::frontend::{bind::DimBinder, load_model, lower::lower};
+use crate::passes::run_passes;
+use crate::scheduler::{report::build_report, schedule_graph};
+use lpuc_artifact::{Artifact, Manifest};
+use lpuc_ir::{verify, Graph};
+use lpuc_target::Target;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+/// Everything that decides a compile's output.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    pub model: PathBuf,
+    pub binder: DimBinder,
+    /// A built-in target name or a path to a `.toml` file.
+    pub target: String,
+}
+
+/// Where `--stop-after` stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stage {
+    /// After lowering to the IR.
+    Lower,
+    /// After the graph passes.
+    Passes,
+}
+
+/// The result of checking a model.
+#[derive(Debug)]
+pub struct CheckOutcome {
+    pub violations: Vec<Violation>,
+    pub bound_dims: BTreeMap<String, u64>,
+    pub graph: Option<Graph>,
+}
+
+/// Load, bind, check and lower: every violation the model has, in one run.
+pub fn check(opts: &CompileOptions) -> Result<CheckOutcome, CompileError> {
+    let model = load_model(&opts.model)?;
+    let mut violations = check_model(&model, &opts.binder);
+    let lowered = lower(&model, &opts.binder);
+    violations.extend(lowered.violations);
+    if !lowered.complete && violations.is_empty() {
+        violations.push(Violation::new(
+            Category::InvalidModel,
+            &model.graph_name,
+            "graph",
+            "a graph output is not computed by any node",
+            "check that every graph output is produced by the graph",
+        ));
+    }
+    let graph = if violations.is_empty() { lowered.graph } else { None };
+    if let Some(g) = &graph {
+        verify(g).map_err(|errors| CompileError::Internal { stage: "lowering", errors })?;
+    }
+    Ok(CheckOutcome {
+        violations,
+        bound_dims: lowered.bound_dims,
+        graph,
+    })
+}
+
+/// The IR after `stage`, for `--stop-after`.
+pub fn lower_to(opts: &CompileOptions, stage: Stage) -> Result<Graph, CompileError> {
+    let outcome = check(opts)?;
+    let graph = outcome
+        .graph
+        .ok_or(CompileError::Rejected(outcome.violations))?;
+    match stage {
+        Stage::Lower => Ok(graph),
+        Stage::Passes => run_passes(graph).map_err(|errors| CompileError::Internal { stage: "passes", errors }),
+    }
+}
+
+/// The whole pipeline: an artifact, or why there is none.
+pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
+    let (target, target_toml) = Target::load(&opts.target)?;
+    let outcome = check(opts)?;
+    let Some(graph) = outcome.graph else {
+        return Err(CompileError::Rejected(outcome.violations));
+    };
+    let graph = run_passes(graph).map_err(|errors| CompileError::Internal { stage: "passes", errors })?;
+    let (schedule, sram) = schedule_graph(&graph, &target)?;
+    let report = build_report(&schedule, &target, sram);
+    let mut options = BTreeMap::new();
+    options.insert("target".to_string(), opts.target.clone());
+    for (k, v) in &opts.binder.explicit {
+        options.insert(format!("dim.{k}"), v.to_string());
+    }
+    let manifest = Manifest {
+        format_version: 1,
+        compiler: "lpuc".into(),
+        compiler_version: env!("CARGO_PKG_VERSION").into(),
+        target: target.name.clone(),
+        target_sha256: hex(&Sha256::digest(target_toml.as_bytes())),
+        model_file: opts
+            .model
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        model_sha256: sha256_file(&opts.model)?,
+        bucket: opts.binder.bucket,
+        bound_dims: outcome.bound_dims,
+        options,
+    };
+    Ok(Artifact {
+        manifest,
+        schedule,
+        report,
+        target_toml,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_file(path: &std::path::Path) -> Result<String, CompileError> {
+    let io = |source| crate::frontend::LoadError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}

@@ -1,0 +1,42 @@
+//! Errors of a whole compile, typed by whose fault they are.
+
+use crate::checker::Violation;
+use crate::frontend::LoadError;
+use crate::scheduler::ScheduleError;
+use lpuc_ir::VerifyError;
+use lpuc_target::TargetError;
+use thiserror::Error;
+
+/// Why a compile stopped.
+#[derive(Debug, Error)]
+pub enum CompileError {
+    /// The model file could not be read or is malformed (exit 2).
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The target description could not be used (exit 2).
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The model uses what cannot be scheduled statically (exit 1).
+    #[error("the model cannot be scheduled statically: {} violation(s)", .0.len())]
+    Rejected(Vec<Violation>),
+    /// The model is valid but does not fit the hardware (exit 1).
+    #[error(transparent)]
+    Resources(#[from] ScheduleError),
+    /// An output file could not be written (exit 2).
+    #[error("cannot write the artifact: {0}")]
+    Write(String),
+    /// The IR verifier failed after a stage: a bug in lpuc (exit 3).
+    #[error("internal compiler error after {stage}: {}", .errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Internal { stage: &'static str, errors: Vec<VerifyError> },
+}
+
+impl CompileError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CompileError::Load(_) | CompileError::Target(_) | CompileError::Write(_) => 2,
+            CompileError::Rejected(_) | CompileError::Resources(_) => 1,
+            CompileError::Internal { .. } => 3,
+        }
+    }
+}

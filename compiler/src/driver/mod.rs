@@ -1,0 +1,8 @@
+//! The pipeline, in one visible function per command: load -> bind -> check -> lower -> passes ->
+//! schedule -> report -> artifact. Errors say whose fault they are, which decides the exit code.
+
+mod compile;
+mod errors;
+
+pub use compile::{check, compile, lower_to, CheckOutcome, CompileOptions, Stage};
+pub use errors::CompileError;
