@@ -1,0 +1,135 @@
+//! Property: any valid graph built from the supported ops schedules, and the independent emulator
+//! accepts the schedule, its makespan and its report.
+
+use lpuc::scheduler::{report::build_report, schedule_graph};
+use lpuc_artifact::{Artifact, Manifest};
+use lpuc_ir::{BinaryOp, DType, Graph, OpKind, Provenance, Shape, TensorType, UnaryOp, ValueId};
+use lpuc_target::Target;
+use proptest::prelude::*;
+
+/// One step of a random graph: which op, and which earlier values (by index modulo) it reads.
+#[derive(Clone, Debug)]
+enum Step {
+    Unary(u8, usize),
+    Binary(u8, usize, usize),
+    MatMulWeight(usize, u64),
+    Softmax(usize),
+    LayerNorm(usize),
+    Transpose(usize),
+    Reshape(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0u8..5, any::<usize>()).prop_map(|(k, a)| Step::Unary(k, a)),
+        (0u8..4, any::<usize>(), any::<usize>()).prop_map(|(k, a, b)| Step::Binary(k, a, b)),
+        (any::<usize>(), prop_oneof![Just(64u64), Just(128), Just(320), Just(700)])
+            .prop_map(|(a, n)| Step::MatMulWeight(a, n)),
+        any::<usize>().prop_map(Step::Softmax),
+        any::<usize>().prop_map(Step::LayerNorm),
+        any::<usize>().prop_map(Step::Transpose),
+        any::<usize>().prop_map(Step::Reshape),
+    ]
+}
+
+fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
+    let mut g = Graph::new("random");
+    let x = g.add_input("x", TensorType::new(DType::F16, vec![rows, cols]));
+    let mut values: Vec<ValueId> = vec![x];
+    let prov = |i: usize| Provenance {
+        node: format!("n{i}"),
+        op_type: "Random".into(),
+    };
+    for (i, s) in steps.iter().enumerate() {
+        let pick = |k: usize| values[k % values.len()];
+        let dims = |v: ValueId, g: &Graph| g.value(v).ty.shape.dims().to_vec();
+        let result = match *s {
+            Step::Unary(k, a) => {
+                let op = [UnaryOp::Relu, UnaryOp::Erf, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Gelu { tanh: false }]
+                    [k as usize];
+                g.add_op(OpKind::Unary(op), vec![pick(a)], format!("v{i}"), None, prov(i))
+            }
+            Step::Binary(k, a, b) => {
+                let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div][k as usize];
+                g.add_op(OpKind::Binary(op), vec![pick(a), pick(b)], format!("v{i}"), None, prov(i))
+            }
+            Step::MatMulWeight(a, n) => {
+                let v = pick(a);
+                let k = *dims(v, &g).last().unwrap();
+                let w = g.add_weight(format!("w{i}"), TensorType::new(DType::F16, vec![k, n]), format!("w{i}"));
+                g.add_op(OpKind::MatMul, vec![v, w], format!("v{i}"), None, prov(i))
+            }
+            Step::Softmax(a) => {
+                let v = pick(a);
+                let axis = dims(v, &g).len() - 1;
+                g.add_op(OpKind::Softmax { axis }, vec![v], format!("v{i}"), None, prov(i))
+            }
+            Step::LayerNorm(a) => {
+                let v = pick(a);
+                let d = dims(v, &g);
+                let scale = g.add_weight(format!("s{i}"), TensorType::new(DType::F16, vec![*d.last().unwrap()]), "s");
+                let op = OpKind::LayerNorm { axis: d.len() - 1, epsilon: 1e-5 };
+                g.add_op(op, vec![v, scale], format!("v{i}"), None, prov(i))
+            }
+            Step::Transpose(a) => {
+                let v = pick(a);
+                g.add_op(OpKind::Transpose { perm: vec![1, 0] }, vec![v], format!("v{i}"), None, prov(i))
+            }
+            Step::Reshape(a) => {
+                let v = pick(a);
+                let d = dims(v, &g);
+                let to = Shape(vec![d[1], d[0]]);
+                g.add_op(OpKind::Reshape, vec![v], format!("v{i}"), Some(&to), prov(i))
+            }
+        };
+        // Steps whose operands do not fit (e.g. broadcasting mismatched shapes) are skipped:
+        // the property is about valid graphs.
+        if let Ok(v) = result {
+            values.push(v);
+        }
+    }
+    let last = *values.last().unwrap();
+    g.add_output(last);
+    if values.len() > 2 {
+        g.add_output(values[values.len() / 2]);
+    }
+    g
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn every_valid_graph_yields_a_schedule_the_emulator_accepts(
+        rows in prop_oneof![Just(1u64), Just(7), Just(64), Just(333)],
+        cols in prop_oneof![Just(16u64), Just(128), Just(320)],
+        steps in proptest::collection::vec(step(), 1..24),
+    ) {
+        let g = build(rows, cols, &steps);
+        prop_assert!(lpuc_ir::verify(&g).is_ok());
+        let g = lpuc::passes::run_passes(g).unwrap();
+        let target = Target::lpu_v1();
+        let (schedule, sram) = schedule_graph(&g, &target).unwrap();
+        let report = build_report(&schedule, &target, sram);
+        let artifact = Artifact {
+            manifest: Manifest {
+                format_version: 1,
+                compiler: "lpuc".into(),
+                compiler_version: "test".into(),
+                target: target.name.clone(),
+                target_sha256: String::new(),
+                model_file: "random".into(),
+                model_sha256: String::new(),
+                bucket: None,
+                bound_dims: Default::default(),
+                options: Default::default(),
+            },
+            schedule,
+            report,
+            target_toml: lpuc_target::desc::LPU_V1_TOML.to_string(),
+        };
+        let verdict = lpuc_emulator::emulate_artifact(&artifact);
+        prop_assert!(verdict.is_ok(), "{:#?}", verdict.faults);
+        prop_assert_eq!(verdict.stats.instructions as usize, g.num_ops());
+    }
+}
