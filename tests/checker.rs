@@ -75,13 +75,23 @@ fn every_rejection_reason() {
         .node("conv", "Conv", &["x", "x"], &["conv_out"])
         .node("fancy", "FancyOp", &["x"], &["f"])
         .node_in("org.example", "custom", "MatMul", &["x", "x"], &["cm"], vec![])
-        .node_in("com.microsoft", "fused", "FusedMatMul", &["x", "x"], &["fm"], vec![])
+        .node_in(
+            "com.microsoft",
+            "fused",
+            "FusedMatMul",
+            &["x", "x"],
+            &["fm"],
+            vec![],
+        )
         .node("relu", "Relu", &["x"], &["y"])
         .output("y", F32, &[D::P("batch"), D::P("seq_len")])
         .write("every_reason");
     let found = categories(model, None);
     let has = |node: &str, c: Category| {
-        assert!(found.contains(&(node.to_string(), c)), "missing {node} {c:?} in {found:#?}");
+        assert!(
+            found.contains(&(node.to_string(), c)),
+            "missing {node} {c:?} in {found:#?}"
+        );
     };
     has("x", Category::UnboundDim);
     has("names", Category::UnsupportedDtype);
@@ -110,7 +120,10 @@ fn shape_errors_are_reported_against_their_node() {
         .node("mm", "MatMul", &["a", "b"], &["c"])
         .output("c", F32, &[D::N(2), D::N(5)])
         .write("shape_error");
-    assert_eq!(categories(model, None), vec![("mm".to_string(), Category::InvalidModel)]);
+    assert_eq!(
+        categories(model, None),
+        vec![("mm".to_string(), Category::InvalidModel)]
+    );
 }
 
 #[test]

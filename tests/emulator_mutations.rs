@@ -81,7 +81,10 @@ fn two_instructions_on_one_unit_at_once() {
     let v = emulate_artifact(&a);
     assert_eq!(v.faults.len(), 1, "{:#?}", v.faults);
     let f = &v.faults[0];
-    assert_eq!((f.kind, f.cycle, f.unit), (FaultKind::UnitConflict, at, Some(unit)));
+    assert_eq!(
+        (f.kind, f.cycle, f.unit),
+        (FaultKind::UnitConflict, at, Some(unit))
+    );
     assert_eq!(f.instructions, vec![first, second]);
 }
 
@@ -107,12 +110,26 @@ fn overlapping_sram_ranges() {
 
     // An activation placed over a live weight is caught at its writer's issue cycle.
     let mut b = valid();
-    let act = b.schedule.buffers.iter().position(|x| x.kind == BufferKind::Activation).unwrap();
-    let writer = b.schedule.instructions.iter().find(|i| i.writes.contains(&b.schedule.buffers[act].id)).unwrap();
+    let act = b
+        .schedule
+        .buffers
+        .iter()
+        .position(|x| x.kind == BufferKind::Activation)
+        .unwrap();
+    let writer = b
+        .schedule
+        .instructions
+        .iter()
+        .find(|i| i.writes.contains(&b.schedule.buffers[act].id))
+        .unwrap();
     let (wid, wstart) = (writer.id, writer.start);
     b.schedule.buffers[act].offset = b.schedule.buffers[weights[0]].offset;
     let v = emulate_artifact(&b);
-    let f = v.faults.iter().find(|f| f.kind == FaultKind::SramOverlap).expect("overlap");
+    let f = v
+        .faults
+        .iter()
+        .find(|f| f.kind == FaultKind::SramOverlap)
+        .expect("overlap");
     assert_eq!((f.cycle, f.instructions.clone()), (wstart, vec![wid]));
 }
 
@@ -129,7 +146,11 @@ fn a_buffer_beyond_sram_and_too_little_sram() {
     let mut s = b.schedule.clone();
     s.sram_capacity_bytes = small.sram.bytes;
     let v = lpuc_emulator::emulate_schedule(&s, &small);
-    assert!(v.faults.iter().any(|f| f.kind == FaultKind::SramOverCapacity), "{:#?}", v.faults);
+    assert!(
+        v.faults.iter().any(|f| f.kind == FaultKind::SramOverCapacity),
+        "{:#?}",
+        v.faults
+    );
 }
 
 #[test]
@@ -159,7 +180,12 @@ fn a_unit_the_chip_does_not_have() {
     a.schedule.instructions[0].unit = "MXM9".parse().unwrap();
     assert!(kinds(&a).contains(&FaultKind::BadUnit));
     let mut b = valid();
-    let sxm = b.schedule.instructions.iter().position(|i| i.unit.kind == lpuc_target::UnitKind::Sxm).unwrap();
+    let sxm = b
+        .schedule
+        .instructions
+        .iter()
+        .position(|i| i.unit.kind == lpuc_target::UnitKind::Sxm)
+        .unwrap();
     b.schedule.instructions[sxm].unit = "MXM3".parse().unwrap();
     assert!(kinds(&b).contains(&FaultKind::BadUnit));
 }

@@ -31,7 +31,14 @@ fn transformer_block_compiles_and_the_emulator_confirms_it() {
     let model = example("transformer_block.onnx");
     let (model, out_s) = (model.to_str().unwrap(), out.to_str().unwrap());
     assert_eq!(lpuc(&["compile", model, "--bucket", "2048", "-o", out_s]), 0);
-    for f in ["manifest.json", "schedule.json", "schedule.txt", "report.json", "report.txt", "target.toml"] {
+    for f in [
+        "manifest.json",
+        "schedule.json",
+        "schedule.txt",
+        "report.json",
+        "report.txt",
+        "target.toml",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     assert_eq!(lpuc(&["emulate", out_s]), 0);
@@ -68,12 +75,30 @@ fn compiling_twice_gives_identical_bytes() {
     let model = example("transformer_block.onnx");
     for dir in [&a, &b] {
         assert_eq!(
-            lpuc(&["compile", model.to_str().unwrap(), "--bucket", "512", "-o", dir.to_str().unwrap()]),
+            lpuc(&[
+                "compile",
+                model.to_str().unwrap(),
+                "--bucket",
+                "512",
+                "-o",
+                dir.to_str().unwrap()
+            ]),
             0
         );
     }
-    for f in ["manifest.json", "schedule.json", "schedule.txt", "report.json", "report.txt", "target.toml"] {
-        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    for f in [
+        "manifest.json",
+        "schedule.json",
+        "schedule.txt",
+        "report.json",
+        "report.txt",
+        "target.toml",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
     }
 }
 
@@ -100,7 +125,14 @@ fn a_bucket_too_large_for_sram_fails_with_bytes_needed_and_available() {
     let out = scratch("too_big");
     let model = example("transformer_block.onnx");
     assert_eq!(
-        lpuc(&["compile", model.to_str().unwrap(), "--bucket", "8192", "-o", out.to_str().unwrap()]),
+        lpuc(&[
+            "compile",
+            model.to_str().unwrap(),
+            "--bucket",
+            "8192",
+            "-o",
+            out.to_str().unwrap()
+        ]),
         1
     );
 }

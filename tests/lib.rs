@@ -103,7 +103,8 @@ impl ModelBuilder {
         };
         match external {
             Some(loc) => {
-                t.data_location = protobuf::EnumOrUnknown::new(onnx_protobuf::tensor_proto::DataLocation::EXTERNAL);
+                t.data_location =
+                    protobuf::EnumOrUnknown::new(onnx_protobuf::tensor_proto::DataLocation::EXTERNAL);
                 t.external_data.push(onnx_protobuf::StringStringEntryProto {
                     key: "location".into(),
                     value: loc.into(),
@@ -136,7 +137,14 @@ impl ModelBuilder {
         self.node_in("", name, op, inputs, outputs, vec![])
     }
 
-    pub fn node_with(self, name: &str, op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> Self {
+    pub fn node_with(
+        self,
+        name: &str,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> Self {
         self.node_in("", name, op, inputs, outputs, attrs)
     }
 

@@ -23,7 +23,10 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         (0u8..5, any::<usize>()).prop_map(|(k, a)| Step::Unary(k, a)),
         (0u8..4, any::<usize>(), any::<usize>()).prop_map(|(k, a, b)| Step::Binary(k, a, b)),
-        (any::<usize>(), prop_oneof![Just(64u64), Just(128), Just(320), Just(700)])
+        (
+            any::<usize>(),
+            prop_oneof![Just(64u64), Just(128), Just(320), Just(700)]
+        )
             .prop_map(|(a, n)| Step::MatMulWeight(a, n)),
         any::<usize>().prop_map(Step::Softmax),
         any::<usize>().prop_map(Step::LayerNorm),
@@ -45,18 +48,33 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
         let dims = |v: ValueId, g: &Graph| g.value(v).ty.shape.dims().to_vec();
         let result = match *s {
             Step::Unary(k, a) => {
-                let op = [UnaryOp::Relu, UnaryOp::Erf, UnaryOp::Tanh, UnaryOp::Sigmoid, UnaryOp::Gelu { tanh: false }]
-                    [k as usize];
+                let op = [
+                    UnaryOp::Relu,
+                    UnaryOp::Erf,
+                    UnaryOp::Tanh,
+                    UnaryOp::Sigmoid,
+                    UnaryOp::Gelu { tanh: false },
+                ][k as usize];
                 g.add_op(OpKind::Unary(op), vec![pick(a)], format!("v{i}"), None, prov(i))
             }
             Step::Binary(k, a, b) => {
                 let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div][k as usize];
-                g.add_op(OpKind::Binary(op), vec![pick(a), pick(b)], format!("v{i}"), None, prov(i))
+                g.add_op(
+                    OpKind::Binary(op),
+                    vec![pick(a), pick(b)],
+                    format!("v{i}"),
+                    None,
+                    prov(i),
+                )
             }
             Step::MatMulWeight(a, n) => {
                 let v = pick(a);
                 let k = *dims(v, &g).last().unwrap();
-                let w = g.add_weight(format!("w{i}"), TensorType::new(DType::F16, vec![k, n]), format!("w{i}"));
+                let w = g.add_weight(
+                    format!("w{i}"),
+                    TensorType::new(DType::F16, vec![k, n]),
+                    format!("w{i}"),
+                );
                 g.add_op(OpKind::MatMul, vec![v, w], format!("v{i}"), None, prov(i))
             }
             Step::Softmax(a) => {
@@ -67,13 +85,26 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
             Step::LayerNorm(a) => {
                 let v = pick(a);
                 let d = dims(v, &g);
-                let scale = g.add_weight(format!("s{i}"), TensorType::new(DType::F16, vec![*d.last().unwrap()]), "s");
-                let op = OpKind::LayerNorm { axis: d.len() - 1, epsilon: 1e-5 };
+                let scale = g.add_weight(
+                    format!("s{i}"),
+                    TensorType::new(DType::F16, vec![*d.last().unwrap()]),
+                    "s",
+                );
+                let op = OpKind::LayerNorm {
+                    axis: d.len() - 1,
+                    epsilon: 1e-5,
+                };
                 g.add_op(op, vec![v, scale], format!("v{i}"), None, prov(i))
             }
             Step::Transpose(a) => {
                 let v = pick(a);
-                g.add_op(OpKind::Transpose { perm: vec![1, 0] }, vec![v], format!("v{i}"), None, prov(i))
+                g.add_op(
+                    OpKind::Transpose { perm: vec![1, 0] },
+                    vec![v],
+                    format!("v{i}"),
+                    None,
+                    prov(i),
+                )
             }
             Step::Reshape(a) => {
                 let v = pick(a);

@@ -45,7 +45,12 @@ pub enum Command {
         #[arg(long, default_value = "lpu-v1", value_name = "lpu-v1|FILE.toml")]
         target: String,
         /// Output directory for the artifact (created if missing; files in it are overwritten).
-        #[arg(short = 'o', long = "out", value_name = "DIR", required_unless_present = "stop_after")]
+        #[arg(
+            short = 'o',
+            long = "out",
+            value_name = "DIR",
+            required_unless_present = "stop_after"
+        )]
         out: Option<PathBuf>,
         /// Stop after a stage and print its IR to stdout instead of writing an artifact.
         #[arg(long, value_name = "STAGE")]
@@ -188,15 +193,27 @@ fn check(opts: &CompileOptions, format: Format) -> i32 {
         }
         Format::Text => {
             if outcome.violations.is_empty() {
-                let dims: Vec<String> = outcome.bound_dims.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let dims: Vec<String> = outcome
+                    .bound_dims
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 let ops = outcome.graph.as_ref().map_or(0, |g| g.num_ops());
                 println!(
                     "{}: ok: every op can be scheduled statically ({ops} IR ops; dims: {})",
                     opts.model.display(),
-                    if dims.is_empty() { "none".into() } else { dims.join(", ") }
+                    if dims.is_empty() {
+                        "none".into()
+                    } else {
+                        dims.join(", ")
+                    }
                 );
             } else {
-                println!("{}: {} violation(s)", opts.model.display(), outcome.violations.len());
+                println!(
+                    "{}: {} violation(s)",
+                    opts.model.display(),
+                    outcome.violations.len()
+                );
                 for v in &outcome.violations {
                     println!("  {v}");
                 }
@@ -227,7 +244,10 @@ fn emulate(dir: &std::path::Path) -> i32 {
         );
         0
     } else {
-        eprintln!("error: the artifact is invalid: {} fault(s)", verdict.faults.len());
+        eprintln!(
+            "error: the artifact is invalid: {} fault(s)",
+            verdict.faults.len()
+        );
         for f in verdict.faults.iter().take(100) {
             eprintln!("  {f}");
         }

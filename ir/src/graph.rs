@@ -65,8 +65,19 @@ impl Graph {
     }
 
     /// Add a weight (initializer or constant).
-    pub fn add_weight(&mut self, name: impl Into<String>, ty: TensorType, source: impl Into<String>) -> ValueId {
-        self.push_value(name.into(), ty, ValueKind::Weight { source: source.into() })
+    pub fn add_weight(
+        &mut self,
+        name: impl Into<String>,
+        ty: TensorType,
+        source: impl Into<String>,
+    ) -> ValueId {
+        self.push_value(
+            name.into(),
+            ty,
+            ValueKind::Weight {
+                source: source.into(),
+            },
+        )
     }
 
     fn push_value(&mut self, name: String, ty: TensorType, kind: ValueKind) -> ValueId {

@@ -89,9 +89,7 @@ pub fn infer(
             same_dtype(inputs)?;
             matmul(inputs[0], inputs[1])
         }
-        OpKind::Gemm {
-            trans_a, trans_b, ..
-        } => {
+        OpKind::Gemm { trans_a, trans_b, .. } => {
             arity(inputs, 2, 3, "2 or 3")?;
             same_dtype(inputs)?;
             let (a, b) = (&inputs[0].shape, &inputs[1].shape);
@@ -100,8 +98,16 @@ pub fn infer(
                     "Gemm needs 2-D operands, got {a} and {b}"
                 )));
             }
-            let (m, ka) = if *trans_a { (a.0[1], a.0[0]) } else { (a.0[0], a.0[1]) };
-            let (kb, n) = if *trans_b { (b.0[1], b.0[0]) } else { (b.0[0], b.0[1]) };
+            let (m, ka) = if *trans_a {
+                (a.0[1], a.0[0])
+            } else {
+                (a.0[0], a.0[1])
+            };
+            let (kb, n) = if *trans_b {
+                (b.0[1], b.0[0])
+            } else {
+                (b.0[0], b.0[1])
+            };
             if ka != kb {
                 return Err(ShapeError::InnerDim(a.to_string(), b.to_string()));
             }
@@ -155,8 +161,8 @@ pub fn infer(
         }
         OpKind::Reshape => {
             arity(inputs, 1, 1, "1")?;
-            let to = reshape_to
-                .ok_or_else(|| ShapeError::Invalid("Reshape without a target shape".into()))?;
+            let to =
+                reshape_to.ok_or_else(|| ShapeError::Invalid("Reshape without a target shape".into()))?;
             if to.num_elements() != inputs[0].shape.num_elements() {
                 return Err(ShapeError::Invalid(format!(
                     "cannot reshape {} to {to}",
@@ -173,7 +179,10 @@ pub fn infer(
             let s = &inputs[0].shape;
             let mut seen = vec![false; s.rank()];
             if perm.len() != s.rank() {
-                return Err(ShapeError::Invalid(format!("perm {perm:?} for rank {}", s.rank())));
+                return Err(ShapeError::Invalid(format!(
+                    "perm {perm:?} for rank {}",
+                    s.rank()
+                )));
             }
             for &p in perm {
                 if p >= s.rank() || seen[p] {
@@ -193,7 +202,10 @@ fn float_only(t: &TensorType) -> Result<(), ShapeError> {
     if t.dtype.is_float() {
         Ok(())
     } else {
-        Err(ShapeError::Invalid(format!("needs a float operand, got {}", t.dtype)))
+        Err(ShapeError::Invalid(format!(
+            "needs a float operand, got {}",
+            t.dtype
+        )))
     }
 }
 
@@ -201,7 +213,10 @@ fn axis_in_range(axis: usize, t: &TensorType) -> Result<(), ShapeError> {
     if axis < t.shape.rank() {
         Ok(())
     } else {
-        Err(ShapeError::Invalid(format!("axis {axis} out of range for {}", t.shape)))
+        Err(ShapeError::Invalid(format!(
+            "axis {axis} out of range for {}",
+            t.shape
+        )))
     }
 }
 
@@ -211,8 +226,16 @@ fn matmul(a: &TensorType, b: &TensorType) -> Result<TensorType, ShapeError> {
         return Err(ShapeError::Invalid("MatMul of a scalar".into()));
     }
     // numpy semantics: 1-D operands are promoted and the promoted dim dropped afterwards.
-    let a2 = if sa.rank() == 1 { Shape(vec![1, sa.0[0]]) } else { sa.clone() };
-    let b2 = if sb.rank() == 1 { Shape(vec![sb.0[0], 1]) } else { sb.clone() };
+    let a2 = if sa.rank() == 1 {
+        Shape(vec![1, sa.0[0]])
+    } else {
+        sa.clone()
+    };
+    let b2 = if sb.rank() == 1 {
+        Shape(vec![sb.0[0], 1])
+    } else {
+        sb.clone()
+    };
     let (m, k) = (a2.0[a2.rank() - 2], a2.0[a2.rank() - 1]);
     let (kb, n) = (b2.0[b2.rank() - 2], b2.0[b2.rank() - 1]);
     if k != kb {
@@ -268,18 +291,30 @@ mod tests {
 
     #[test]
     fn broadcast_rules() {
-        assert_eq!(broadcast(&Shape(vec![4, 1, 3]), &Shape(vec![5, 1])).unwrap().0, vec![4, 5, 3]);
+        assert_eq!(
+            broadcast(&Shape(vec![4, 1, 3]), &Shape(vec![5, 1])).unwrap().0,
+            vec![4, 5, 3]
+        );
         assert!(broadcast(&Shape(vec![4]), &Shape(vec![3])).is_err());
     }
 
     #[test]
     fn transpose_and_reshape() {
         let kind = OpKind::Transpose { perm: vec![0, 2, 1] };
-        assert_eq!(infer(&kind, &[&t(&[1, 2, 3])], None).unwrap().shape.0, vec![1, 3, 2]);
+        assert_eq!(
+            infer(&kind, &[&t(&[1, 2, 3])], None).unwrap().shape.0,
+            vec![1, 3, 2]
+        );
         let bad = OpKind::Transpose { perm: vec![0, 0, 1] };
         assert!(infer(&bad, &[&t(&[1, 2, 3])], None).is_err());
         let to = Shape(vec![6]);
-        assert_eq!(infer(&OpKind::Reshape, &[&t(&[2, 3])], Some(&to)).unwrap().shape.0, vec![6]);
+        assert_eq!(
+            infer(&OpKind::Reshape, &[&t(&[2, 3])], Some(&to))
+                .unwrap()
+                .shape
+                .0,
+            vec![6]
+        );
         assert!(infer(&OpKind::Reshape, &[&t(&[2, 4])], Some(&to)).is_err());
     }
 }

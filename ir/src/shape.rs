@@ -68,9 +68,7 @@ impl TensorType {
 
     /// Size in bytes, or `None` when the tensor is larger than [`MAX_ELEMENTS`] elements.
     pub fn size_bytes(&self) -> Option<u64> {
-        self.shape
-            .num_elements()
-            .map(|n| n * self.dtype.size_bytes())
+        self.shape.num_elements().map(|n| n * self.dtype.size_bytes())
     }
 }
 

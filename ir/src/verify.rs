@@ -107,7 +107,9 @@ mod tests {
         let mut g = Graph::new("g");
         let x = g.add_input("x", TensorType::new(DType::F32, vec![2, 3]));
         let w = g.add_weight("w", TensorType::new(DType::F32, vec![3]), "w");
-        let y = g.add_op(OpKind::Binary(BinaryOp::Add), vec![x, w], "y", None, prov()).unwrap();
+        let y = g
+            .add_op(OpKind::Binary(BinaryOp::Add), vec![x, w], "y", None, prov())
+            .unwrap();
         g.add_output(y);
         assert_eq!(verify(&g), Ok(()));
     }
@@ -116,8 +118,12 @@ mod tests {
     fn forward_reference_and_bad_types_are_caught() {
         let mut g = Graph::new("g");
         let x = g.add_input("x", TensorType::new(DType::F32, vec![2, 3]));
-        let a = g.add_op(OpKind::Binary(BinaryOp::Add), vec![x, x], "a", None, prov()).unwrap();
-        let b = g.add_op(OpKind::Binary(BinaryOp::Mul), vec![a, x], "b", None, prov()).unwrap();
+        let a = g
+            .add_op(OpKind::Binary(BinaryOp::Add), vec![x, x], "a", None, prov())
+            .unwrap();
+        let b = g
+            .add_op(OpKind::Binary(BinaryOp::Mul), vec![a, x], "b", None, prov())
+            .unwrap();
         g.add_output(b);
         // Make op0 read op1's result: a forward reference.
         g.ops_mut()[0].inputs[0] = b;
@@ -125,7 +131,12 @@ mod tests {
         g.ops_mut()[1].kind = OpKind::Transpose { perm: vec![1, 0] };
         g.ops_mut()[1].inputs = vec![a];
         let errs = verify(&g).unwrap_err();
-        assert!(errs.contains(&VerifyError::ForwardReference { op: OpId(0), value: b }));
-        assert!(errs.iter().any(|e| matches!(e, VerifyError::TypeMismatch { op: OpId(1), .. })));
+        assert!(errs.contains(&VerifyError::ForwardReference {
+            op: OpId(0),
+            value: b
+        }));
+        assert!(errs
+            .iter()
+            .any(|e| matches!(e, VerifyError::TypeMismatch { op: OpId(1), .. })));
     }
 }

@@ -22,10 +22,7 @@ pub struct Artifact {
 #[derive(Debug, Error)]
 pub enum ArtifactError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a valid lpuc artifact file: {message}")]
     Malformed { path: PathBuf, message: String },
 }

@@ -66,7 +66,12 @@ pub fn schedule_text(s: &Schedule) -> String {
 /// The text report printed by `lpuc report`.
 pub fn report_text(r: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "lpuc report (target {}, {} MHz)", r.target, r.clock_hz / 1_000_000);
+    let _ = writeln!(
+        out,
+        "lpuc report (target {}, {} MHz)",
+        r.target,
+        r.clock_hz / 1_000_000
+    );
     let _ = writeln!(
         out,
         "makespan: {} cycles = {:.3} us  ({} instructions)",
@@ -106,7 +111,11 @@ pub fn report_text(r: &Report) -> String {
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "units:");
-    let _ = writeln!(out, "  {:<5} {:>7} {:>12} {:>8}", "unit", "instrs", "busy", "util");
+    let _ = writeln!(
+        out,
+        "  {:<5} {:>7} {:>12} {:>8}",
+        "unit", "instrs", "busy", "util"
+    );
     for u in &r.units {
         let _ = writeln!(
             out,

@@ -83,9 +83,21 @@ pub fn emulate_artifact(a: &Artifact) -> Verdict {
         let claims = [
             ("report makespan_cycles", a.report.makespan_cycles, s.makespan),
             ("report instructions", a.report.instructions, s.instructions),
-            ("report sram.peak_bytes", a.report.sram.peak_bytes, s.peak_sram_bytes),
-            ("report sram.peak_cycle", a.report.sram.peak_cycle, s.peak_sram_cycle),
-            ("schedule sram_capacity_bytes", a.schedule.sram_capacity_bytes, target.sram.bytes),
+            (
+                "report sram.peak_bytes",
+                a.report.sram.peak_bytes,
+                s.peak_sram_bytes,
+            ),
+            (
+                "report sram.peak_cycle",
+                a.report.sram.peak_cycle,
+                s.peak_sram_cycle,
+            ),
+            (
+                "schedule sram_capacity_bytes",
+                a.schedule.sram_capacity_bytes,
+                target.sram.bytes,
+            ),
         ];
         let mismatches: Vec<Fault> = claims
             .iter()

@@ -135,7 +135,7 @@ pub(crate) fn replay(s: &Schedule) -> (Stats, Vec<Fault>) {
                     }
                 }
                 let until = ins.start + ins.occupancy;
-                let keep = busy.get(&ins.unit).map_or(true, |&(u, _)| until >= u);
+                let keep = busy.get(&ins.unit).is_none_or(|&(u, _)| until >= u);
                 if keep {
                     busy.insert(ins.unit, (until, i));
                 }

@@ -14,7 +14,10 @@ pub(crate) fn check(s: &Schedule, target: &Target) -> Vec<Fault> {
         }
         let elems = b.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         if elems.and_then(|e| e.checked_mul(b.dtype.size_bytes())) != Some(b.bytes) {
-            bad(format!("buffer {} ({}) has {} bytes, which is not its type's size", b.id, b.name, b.bytes));
+            bad(format!(
+                "buffer {} ({}) has {} bytes, which is not its type's size",
+                b.id, b.name, b.bytes
+            ));
         }
     }
     let mut writers = vec![0u32; s.buffers.len()];
@@ -24,7 +27,10 @@ pub(crate) fn check(s: &Schedule, target: &Target) -> Vec<Fault> {
         }
         for b in ins.reads.iter().chain(&ins.writes) {
             if b.0 as usize >= s.buffers.len() {
-                bad(format!("instruction {} refers to buffer {b}, which does not exist", ins.id));
+                bad(format!(
+                    "instruction {} refers to buffer {b}, which does not exist",
+                    ins.id
+                ));
             }
         }
         for b in &ins.writes {
@@ -39,17 +45,31 @@ pub(crate) fn check(s: &Schedule, target: &Target) -> Vec<Fault> {
     for (b, &n) in s.buffers.iter().zip(&writers) {
         let computed = matches!(b.kind, BufferKind::Activation | BufferKind::Output);
         if computed && n != 1 {
-            bad(format!("{} buffer {} ({}) is written {n} times; it must be written once", kind(b.kind), b.id, b.name));
+            bad(format!(
+                "{} buffer {} ({}) is written {n} times; it must be written once",
+                kind(b.kind),
+                b.id,
+                b.name
+            ));
         }
         if !computed && n != 0 {
-            bad(format!("{} buffer {} ({}) is written by an instruction", kind(b.kind), b.id, b.name));
+            bad(format!(
+                "{} buffer {} ({}) is written by an instruction",
+                kind(b.kind),
+                b.id,
+                b.name
+            ));
         }
     }
     for ins in &s.instructions {
         if !target.has_unit(ins.unit) {
             faults.push(
-                Fault::new(FaultKind::BadUnit, ins.start, format!("{} has no unit {}", target.name, ins.unit))
-                    .at(ins.unit, vec![ins.id]),
+                Fault::new(
+                    FaultKind::BadUnit,
+                    ins.start,
+                    format!("{} has no unit {}", target.name, ins.unit),
+                )
+                .at(ins.unit, vec![ins.id]),
             );
         } else if ins.work.unit_kind() != ins.unit.kind {
             faults.push(
@@ -75,8 +95,12 @@ pub(crate) fn check(s: &Schedule, target: &Target) -> Vec<Fault> {
                 .at(ins.unit, vec![ins.id]),
             ),
             Err(e) => faults.push(
-                Fault::new(FaultKind::CostMismatch, ins.start, format!("{} ({}): {e}", ins.op, ins.node))
-                    .at(ins.unit, vec![ins.id]),
+                Fault::new(
+                    FaultKind::CostMismatch,
+                    ins.start,
+                    format!("{} ({}): {e}", ins.op, ins.node),
+                )
+                .at(ins.unit, vec![ins.id]),
             ),
         }
     }

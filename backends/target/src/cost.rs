@@ -80,7 +80,10 @@ impl Target {
                 let load = tiles
                     .checked_mul(self.mxm.weight_tile_load_cycles)
                     .ok_or_else(overflow)?;
-                (macs.div_ceil(rate).checked_add(load).ok_or_else(overflow)?, self.mxm.pipeline_cycles)
+                (
+                    macs.div_ceil(rate).checked_add(load).ok_or_else(overflow)?,
+                    self.mxm.pipeline_cycles,
+                )
             }
             Work::Vector { op, elements, dtype } => {
                 let rate = *self
@@ -162,7 +165,13 @@ mod tests {
         // One token: a [1,4096] x [4096,4096] int8 matmul is mostly weight loads and pipeline fill.
         let t = Target::lpu_v1();
         let c = t
-            .cost(&Work::Matmul { batch: 1, m: 1, k: 4096, n: 4096, dtype: DType::I8 })
+            .cost(&Work::Matmul {
+                batch: 1,
+                m: 1,
+                k: 4096,
+                n: 4096,
+                dtype: DType::I8,
+            })
             .unwrap();
         let peak_only = (4096u64 * 4096).div_ceil(102_400);
         assert!(c.latency > 10 * peak_only, "{c:?} vs {peak_only}");
@@ -172,14 +181,40 @@ mod tests {
     fn vector_and_stream_costs() {
         let t = Target::lpu_v1();
         let softmax = t
-            .cost(&Work::Vector { op: "Softmax".into(), elements: 800, dtype: DType::F32 })
+            .cost(&Work::Vector {
+                op: "Softmax".into(),
+                elements: 800,
+                dtype: DType::F32,
+            })
             .unwrap();
         assert_eq!(softmax.occupancy, 10 * 3);
         assert_eq!(softmax.latency, 5 + 16 * 3 + 20 + 30 + 5);
-        let add = t.cost(&Work::Vector { op: "Add".into(), elements: 800, dtype: DType::F32 }).unwrap();
+        let add = t
+            .cost(&Work::Vector {
+                op: "Add".into(),
+                elements: 800,
+                dtype: DType::F32,
+            })
+            .unwrap();
         assert_eq!(add.occupancy, 10);
         assert_eq!(t.cost(&Work::Stream { bytes: 641 }).unwrap().occupancy, 3);
-        assert!(t.cost(&Work::Matmul { batch: 1, m: 1, k: 1, n: 1, dtype: DType::I64 }).is_err());
-        assert!(t.cost(&Work::Matmul { batch: u64::MAX, m: 2, k: 1, n: 1, dtype: DType::I8 }).is_err());
+        assert!(t
+            .cost(&Work::Matmul {
+                batch: 1,
+                m: 1,
+                k: 1,
+                n: 1,
+                dtype: DType::I64
+            })
+            .is_err());
+        assert!(t
+            .cost(&Work::Matmul {
+                batch: u64::MAX,
+                m: 2,
+                k: 1,
+                n: 1,
+                dtype: DType::I8
+            })
+            .is_err());
     }
 }

@@ -15,10 +15,7 @@ pub enum TargetError {
     #[error("unknown built-in target '{0}' (built in: lpu-v1; or give a path to a .toml file)")]
     UnknownBuiltin(String),
     #[error("cannot read target file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("target description is not valid TOML for lpuc: {0}")]
     Parse(String),
     #[error("target description is inconsistent: {0}")]
@@ -216,8 +213,17 @@ mod tests {
         let broken = LPU_V1_TOML.replace("slices = 88\nslice_bytes", "slices = 87\nslice_bytes");
         assert!(matches!(Target::from_toml(&broken), Err(TargetError::Invalid(_))));
         let unknown_key = format!("{LPU_V1_TOML}\nfrobnicate = 1\n");
-        assert!(matches!(Target::from_toml(&unknown_key), Err(TargetError::Parse(_))));
-        assert!(matches!(Target::load("lpu-v9"), Err(TargetError::UnknownBuiltin(_))));
-        assert!(matches!(Target::load("/nonexistent/x.toml"), Err(TargetError::Read { .. })));
+        assert!(matches!(
+            Target::from_toml(&unknown_key),
+            Err(TargetError::Parse(_))
+        ));
+        assert!(matches!(
+            Target::load("lpu-v9"),
+            Err(TargetError::UnknownBuiltin(_))
+        ));
+        assert!(matches!(
+            Target::load("/nonexistent/x.toml"),
+            Err(TargetError::Read { .. })
+        ));
     }
 }

@@ -14,14 +14,34 @@ pub enum Capability {
     Folded,
     /// Supported only when the listed inputs (by position) are compile-time constants; otherwise
     /// the output shape depends on run-time data.
-    NeedsConstantInputs { inputs: &'static [usize], then: Box<Capability> },
-    Rejected { category: Category, reason: &'static str, hint: &'static str },
+    NeedsConstantInputs {
+        inputs: &'static [usize],
+        then: Box<Capability>,
+    },
+    Rejected {
+        category: Category,
+        reason: &'static str,
+        hint: &'static str,
+    },
 }
 
 /// Op types lowered to the IR.
 pub const SUPPORTED: &[&str] = &[
-    "Add", "Div", "Erf", "Gelu", "Gemm", "LayerNormalization", "MatMul", "Mul", "Relu", "Reshape",
-    "Sigmoid", "Softmax", "Sub", "Tanh", "Transpose",
+    "Add",
+    "Div",
+    "Erf",
+    "Gelu",
+    "Gemm",
+    "LayerNormalization",
+    "MatMul",
+    "Mul",
+    "Relu",
+    "Reshape",
+    "Sigmoid",
+    "Softmax",
+    "Sub",
+    "Tanh",
+    "Transpose",
 ];
 
 /// Op types removed at compile time.
@@ -30,7 +50,11 @@ pub const FOLDED: &[&str] = &["Constant", "Dropout", "Identity"];
 const KNOWN_DOMAINS: &[&str] = &["", "ai.onnx.ml", "com.microsoft"];
 
 fn rejected(category: Category, reason: &'static str, hint: &'static str) -> Capability {
-    Capability::Rejected { category, reason, hint }
+    Capability::Rejected {
+        category,
+        reason,
+        hint,
+    }
 }
 
 /// The capability of `op_type` in `domain` ("" for the default ONNX domain).
@@ -131,8 +155,14 @@ mod tests {
         assert_eq!(cat("", "Conv"), Some(Category::NotYetSupported));
         assert_eq!(cat("", "FancyOp"), Some(Category::UnknownOp));
         assert_eq!(cat("org.example", "MatMul"), Some(Category::UnknownDomain));
-        assert_eq!(cat("com.microsoft", "FusedMatMul"), Some(Category::NotYetSupported));
-        assert!(matches!(capability("", "TopK"), Capability::NeedsConstantInputs { .. }));
+        assert_eq!(
+            cat("com.microsoft", "FusedMatMul"),
+            Some(Category::NotYetSupported)
+        );
+        assert!(matches!(
+            capability("", "TopK"),
+            Capability::NeedsConstantInputs { .. }
+        ));
     }
 
     #[test]

@@ -64,7 +64,11 @@ pub fn check_model(model: &OnnxModel, binder: &DimBinder) -> Vec<Violation> {
                     &op,
                     format!(
                         "the output size is given by {}, computed at run time",
-                        runtime.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", ")
+                        runtime
+                            .iter()
+                            .map(|r| format!("'{r}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                     "make the size a constant (an initializer), or bind the dims it is computed from",
                 ));
@@ -72,7 +76,12 @@ pub fn check_model(model: &OnnxModel, binder: &DimBinder) -> Vec<Violation> {
             }
             cap = (**then).clone();
         }
-        if let Capability::Rejected { category, reason, hint } = cap {
+        if let Capability::Rejected {
+            category,
+            reason,
+            hint,
+        } = cap
+        {
             out.push(Violation::new(category, &node.name, &op, reason, hint));
             continue;
         }

@@ -49,7 +49,13 @@ pub struct Violation {
 }
 
 impl Violation {
-    pub fn new(category: Category, node: &str, op: &str, detail: impl fmt::Display, hint: impl Into<String>) -> Self {
+    pub fn new(
+        category: Category,
+        node: &str,
+        op: &str,
+        detail: impl fmt::Display,
+        hint: impl Into<String>,
+    ) -> Self {
         Violation {
             node: node.to_string(),
             op: op.to_string(),
@@ -62,6 +68,10 @@ impl Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}\n    hint: {}", self.node, self.op, self.reason, self.hint)
+        write!(
+            f,
+            "{} ({}): {}\n    hint: {}",
+            self.node, self.op, self.reason, self.hint
+        )
     }
 }

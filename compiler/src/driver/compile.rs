@@ -54,9 +54,16 @@ pub fn check(opts: &CompileOptions) -> Result<CheckOutcome, CompileError> {
             "check that every graph output is produced by the graph",
         ));
     }
-    let graph = if violations.is_empty() { lowered.graph } else { None };
+    let graph = if violations.is_empty() {
+        lowered.graph
+    } else {
+        None
+    };
     if let Some(g) = &graph {
-        verify(g).map_err(|errors| CompileError::Internal { stage: "lowering", errors })?;
+        verify(g).map_err(|errors| CompileError::Internal {
+            stage: "lowering",
+            errors,
+        })?;
     }
     Ok(CheckOutcome {
         violations,
@@ -68,12 +75,13 @@ pub fn check(opts: &CompileOptions) -> Result<CheckOutcome, CompileError> {
 /// The IR after `stage`, for `--stop-after`.
 pub fn lower_to(opts: &CompileOptions, stage: Stage) -> Result<Graph, CompileError> {
     let outcome = check(opts)?;
-    let graph = outcome
-        .graph
-        .ok_or(CompileError::Rejected(outcome.violations))?;
+    let graph = outcome.graph.ok_or(CompileError::Rejected(outcome.violations))?;
     match stage {
         Stage::Lower => Ok(graph),
-        Stage::Passes => run_passes(graph).map_err(|errors| CompileError::Internal { stage: "passes", errors }),
+        Stage::Passes => run_passes(graph).map_err(|errors| CompileError::Internal {
+            stage: "passes",
+            errors,
+        }),
     }
 }
 
@@ -84,7 +92,10 @@ pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
     let Some(graph) = outcome.graph else {
         return Err(CompileError::Rejected(outcome.violations));
     };
-    let graph = run_passes(graph).map_err(|errors| CompileError::Internal { stage: "passes", errors })?;
+    let graph = run_passes(graph).map_err(|errors| CompileError::Internal {
+        stage: "passes",
+        errors,
+    })?;
     let (schedule, sram) = schedule_graph(&graph, &target)?;
     let report = build_report(&schedule, &target, sram);
     let mut options = BTreeMap::new();

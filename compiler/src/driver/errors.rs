@@ -27,7 +27,10 @@ pub enum CompileError {
     Write(String),
     /// The IR verifier failed after a stage: a bug in lpuc (exit 3).
     #[error("internal compiler error after {stage}: {}", .errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
-    Internal { stage: &'static str, errors: Vec<VerifyError> },
+    Internal {
+        stage: &'static str,
+        errors: Vec<VerifyError>,
+    },
 }
 
 impl CompileError {

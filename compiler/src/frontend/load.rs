@@ -23,11 +23,10 @@ const MAX_MODEL_FILE_BYTES: u64 = 2 << 30;
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is {bytes} bytes, above protobuf's 2 GiB limit; store the weights as ONNX external data")]
+    Io { path: String, source: std::io::Error },
+    #[error(
+        "{path} is {bytes} bytes, above protobuf's 2 GiB limit; store the weights as ONNX external data"
+    )]
     TooLarge { path: String, bytes: u64 },
     #[error("{path} is not a valid ONNX model (protobuf parse failed: {message}); the file may be truncated or not ONNX")]
     Parse { path: String, message: String },
@@ -69,12 +68,17 @@ pub fn load_model(path: &Path) -> Result<OnnxModel, LoadError> {
 
 /// Convert a parsed model.
 pub fn convert(proto: &ModelProto) -> Result<OnnxModel, LoadError> {
-    let graph = proto.graph.as_ref().ok_or(LoadError::NoGraph {
-        path: String::new(),
-    })?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or(LoadError::NoGraph { path: String::new() })?;
     let mut opsets = BTreeMap::new();
     for o in &proto.opset_import {
-        let domain = if o.domain == "ai.onnx" { String::new() } else { o.domain.clone() };
+        let domain = if o.domain == "ai.onnx" {
+            String::new()
+        } else {
+            o.domain.clone()
+        };
         opsets.insert(domain, o.version);
     }
     let mut initializers = BTreeMap::new();
@@ -88,7 +92,11 @@ pub fn convert(proto: &ModelProto) -> Result<OnnxModel, LoadError> {
         .filter(|v| !initializers.contains_key(&v.name))
         .map(value_info)
         .collect::<Result<Vec<_>, _>>()?;
-    let outputs = graph.output.iter().map(value_info).collect::<Result<Vec<_>, _>>()?;
+    let outputs = graph
+        .output
+        .iter()
+        .map(value_info)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut nodes = Vec::with_capacity(graph.node.len());
     let mut seen_names = BTreeSet::new();
     for (i, n) in graph.node.iter().enumerate() {
@@ -108,7 +116,11 @@ pub fn convert(proto: &ModelProto) -> Result<OnnxModel, LoadError> {
         nodes.push(Node {
             name,
             op_type: n.op_type.clone(),
-            domain: if n.domain == "ai.onnx" { String::new() } else { n.domain.clone() },
+            domain: if n.domain == "ai.onnx" {
+                String::new()
+            } else {
+                n.domain.clone()
+            },
             inputs: n.input.clone(),
             outputs: n.output.clone(),
             attrs,
@@ -121,7 +133,11 @@ pub fn convert(proto: &ModelProto) -> Result<OnnxModel, LoadError> {
         .collect();
     let nodes = topological_order(nodes, &defined)?;
     Ok(OnnxModel {
-        graph_name: if graph.name.is_empty() { "main".into() } else { graph.name.clone() },
+        graph_name: if graph.name.is_empty() {
+            "main".into()
+        } else {
+            graph.name.clone()
+        },
         opsets,
         inputs,
         outputs,
@@ -148,7 +164,9 @@ fn value_info(v: &ValueInfoProto) -> Result<ValueInfo, LoadError> {
                         Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimValue(v)) if *v >= 0 => {
                             Dim::Known(*v as u64)
                         }
-                        Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() => {
+                        Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimParam(p))
+                            if !p.is_empty() =>
+                        {
                             Dim::Named(p.clone())
                         }
                         _ => Dim::Unknown,
@@ -186,7 +204,12 @@ fn attr(a: &AttributeProto, node: &str) -> Result<Attr, LoadError> {
         Ok(AttributeType::STRING) => Attr::Str(String::from_utf8_lossy(&a.s).into_owned()),
         Ok(AttributeType::TENSOR) => match a.t.as_ref() {
             Some(t) => Attr::Tensor(const_tensor(t, &format!("{node}.{}", a.name))?),
-            None => return Err(LoadError::Malformed(format!("node '{node}': tensor attribute '{}' is empty", a.name))),
+            None => {
+                return Err(LoadError::Malformed(format!(
+                    "node '{node}': tensor attribute '{}' is empty",
+                    a.name
+                )))
+            }
         },
         Ok(AttributeType::GRAPH) | Ok(AttributeType::GRAPHS) => Attr::Graph,
         _ => Attr::Other,
@@ -198,7 +221,9 @@ pub fn const_tensor(t: &TensorProto, name: &str) -> Result<ConstTensor, LoadErro
     let mut dims = Vec::with_capacity(t.dims.len());
     for &d in &t.dims {
         if d < 0 {
-            return Err(LoadError::Malformed(format!("tensor '{name}' has negative dim {d}")));
+            return Err(LoadError::Malformed(format!(
+                "tensor '{name}' has negative dim {d}"
+            )));
         }
         dims.push(d as u64);
     }
@@ -211,7 +236,9 @@ pub fn const_tensor(t: &TensorProto, name: &str) -> Result<ConstTensor, LoadErro
             .iter()
             .find(|e| e.key == "location")
             .map(|e| e.value.clone())
-            .ok_or_else(|| LoadError::Malformed(format!("tensor '{name}' is external but has no location")))?;
+            .ok_or_else(|| {
+                LoadError::Malformed(format!("tensor '{name}' is external but has no location"))
+            })?;
         if !location_stays_inside(&location) {
             return Err(LoadError::ExternalPathEscapes {
                 name: name.to_string(),
@@ -317,8 +344,10 @@ fn topological_order(nodes: Vec<Node>, defined: &BTreeSet<&str>) -> Result<Vec<N
         .iter()
         .map(|&n| g.neighbors_directed(n, petgraph::Direction::Incoming).count())
         .collect();
-    let mut ready: BinaryHeap<std::cmp::Reverse<usize>> =
-        (0..nodes.len()).filter(|&i| indegree[i] == 0).map(std::cmp::Reverse).collect();
+    let mut ready: BinaryHeap<std::cmp::Reverse<usize>> = (0..nodes.len())
+        .filter(|&i| indegree[i] == 0)
+        .map(std::cmp::Reverse)
+        .collect();
     let mut order = Vec::with_capacity(nodes.len());
     while let Some(std::cmp::Reverse(i)) = ready.pop() {
         order.push(i);

@@ -133,7 +133,11 @@ impl Lowering<'_> {
             return Some(v);
         }
         // float64 constants are cast to float32 when their values are read (they are castable).
-        let dtype = if c.elem_type == 11 { DType::F32 } else { ir_dtype(c.elem_type).ok()? };
+        let dtype = if c.elem_type == 11 {
+            DType::F32
+        } else {
+            ir_dtype(c.elem_type).ok()?
+        };
         let ty = TensorType::new(dtype, c.dims.clone());
         ty.size_bytes()?;
         let v = self.graph.add_weight(c.name.clone(), ty, c.name.clone());
@@ -179,7 +183,11 @@ impl Lowering<'_> {
 
     fn constant(&mut self, node: &Node) -> Result<(), (Category, String, &'static str)> {
         let out = node.outputs.first().cloned().unwrap_or_default();
-        let tensor = match (node.attrs.get("value"), node.attrs.get("value_float"), node.attrs.get("value_int")) {
+        let tensor = match (
+            node.attrs.get("value"),
+            node.attrs.get("value_float"),
+            node.attrs.get("value_int"),
+        ) {
             (Some(Attr::Tensor(t)), _, _) => t.clone(),
             (_, Some(Attr::Float(f)), _) => ConstTensor {
                 name: node.name.clone(),
@@ -203,7 +211,13 @@ impl Lowering<'_> {
                 ))
             }
         };
-        self.env.insert(out, Slot::Const(ConstTensor { name: node.name.clone(), ..tensor }));
+        self.env.insert(
+            out,
+            Slot::Const(ConstTensor {
+                name: node.name.clone(),
+                ..tensor
+            }),
+        );
         Ok(())
     }
 
@@ -235,7 +249,11 @@ impl Lowering<'_> {
                     alpha: node.attr_float("alpha").unwrap_or(1.0),
                     beta: node.attr_float("beta").unwrap_or(1.0),
                 },
-                if node.input(2).is_some() { vec![0, 1, 2] } else { vec![0, 1] },
+                if node.input(2).is_some() {
+                    vec![0, 1, 2]
+                } else {
+                    vec![0, 1]
+                },
             ),
             "Add" => (OpKind::Binary(BinaryOp::Add), vec![0, 1]),
             "Sub" => (OpKind::Binary(BinaryOp::Sub), vec![0, 1]),
@@ -277,7 +295,11 @@ impl Lowering<'_> {
                 let rank = self.rank_of(node, 0)?;
                 let axis = normalize_axis(node.attr_int("axis").unwrap_or(-1), rank).map_err(invalid)?;
                 let epsilon = node.attr_float("epsilon").unwrap_or(1e-5);
-                let inputs = if node.input(2).is_some() { vec![0, 1, 2] } else { vec![0, 1] };
+                let inputs = if node.input(2).is_some() {
+                    vec![0, 1, 2]
+                } else {
+                    vec![0, 1]
+                };
                 (OpKind::LayerNorm { axis, epsilon }, inputs)
             }
             "Transpose" => {
@@ -307,7 +329,11 @@ impl Lowering<'_> {
         for i in data_inputs {
             match self.value(node, i) {
                 Some(v) => inputs.push(v),
-                None => return Err(invalid(format!("input {i} is missing or has an unsupported type"))),
+                None => {
+                    return Err(invalid(format!(
+                        "input {i} is missing or has an unsupported type"
+                    )))
+                }
             }
         }
         let out_name = node.outputs.first().cloned().unwrap_or_else(|| node.name.clone());
@@ -327,7 +353,11 @@ impl Lowering<'_> {
         match node.input(i).and_then(|n| self.env.get(n).cloned()) {
             Some(Slot::Value(v)) => Ok(self.graph.value(v).ty.clone()),
             Some(Slot::Const(c)) => Ok(TensorType::new(DType::F32, c.dims.clone())),
-            _ => Err((Category::InvalidModel, format!("input {i} is missing"), "check the export")),
+            _ => Err((
+                Category::InvalidModel,
+                format!("input {i} is missing"),
+                "check the export",
+            )),
         }
     }
 
@@ -389,9 +419,12 @@ pub fn reshape_dims(input: &[u64], spec: &[i64], allow_zero: bool) -> Result<Vec
             _ => return Err(format!("invalid reshape spec {spec:?}")),
         }
     }
-    let known = out.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or("reshape overflows")?;
+    let known = out
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or("reshape overflows")?;
     if let Some(i) = infer_at {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {spec:?}"));
         }
         out[i] = total / known;
@@ -407,7 +440,10 @@ mod tests {
 
     #[test]
     fn reshape_semantics() {
-        assert_eq!(reshape_dims(&[1, 2048, 128], &[0, 0, 4, 32], false).unwrap(), vec![1, 2048, 4, 32]);
+        assert_eq!(
+            reshape_dims(&[1, 2048, 128], &[0, 0, 4, 32], false).unwrap(),
+            vec![1, 2048, 4, 32]
+        );
         assert_eq!(reshape_dims(&[2, 3, 4], &[-1, 4], false).unwrap(), vec![6, 4]);
         assert!(reshape_dims(&[2, 3], &[4, -1], false).is_err());
         assert!(reshape_dims(&[2, 3], &[-1, -1], false).is_err());

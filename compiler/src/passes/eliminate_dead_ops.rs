@@ -31,7 +31,10 @@ pub fn eliminate_dead_ops(g: &Graph) -> Graph {
         if let ValueKind::Weight { source } = &g.value(v).kind {
             if live_value[v.index()] {
                 let val = g.value(v);
-                map.insert(v, out.add_weight(val.name.clone(), val.ty.clone(), source.clone()));
+                map.insert(
+                    v,
+                    out.add_weight(val.name.clone(), val.ty.clone(), source.clone()),
+                );
             }
         }
     }
@@ -70,9 +73,15 @@ mod tests {
         let mut g = Graph::new("g");
         let x = g.add_input("x", TensorType::new(DType::F32, vec![4]));
         let w = g.add_weight("w", TensorType::new(DType::F32, vec![4]), "w");
-        let dead = g.add_op(OpKind::Binary(BinaryOp::Add), vec![x, w], "dead", None, prov()).unwrap();
-        let _dead2 = g.add_op(OpKind::Unary(UnaryOp::Relu), vec![dead], "dead2", None, prov()).unwrap();
-        let live = g.add_op(OpKind::Unary(UnaryOp::Tanh), vec![x], "live", None, prov()).unwrap();
+        let dead = g
+            .add_op(OpKind::Binary(BinaryOp::Add), vec![x, w], "dead", None, prov())
+            .unwrap();
+        let _dead2 = g
+            .add_op(OpKind::Unary(UnaryOp::Relu), vec![dead], "dead2", None, prov())
+            .unwrap();
+        let live = g
+            .add_op(OpKind::Unary(UnaryOp::Tanh), vec![x], "live", None, prov())
+            .unwrap();
         g.add_output(live);
         let out = eliminate_dead_ops(&g);
         assert_eq!(out.num_ops(), 1);

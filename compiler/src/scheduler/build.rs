@@ -30,7 +30,12 @@ pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse),
     let mut kinds = Vec::with_capacity(g.num_values());
     for v in g.value_ids() {
         let value = g.value(v);
-        sizes.push(value.ty.size_bytes().expect("the verifier bounds every value's size"));
+        sizes.push(
+            value
+                .ty
+                .size_bytes()
+                .expect("the verifier bounds every value's size"),
+        );
         let (kind, lifetime) = match value.kind {
             ValueKind::Input => (BufferKind::Input, Lifetime::WHOLE_PROGRAM),
             ValueKind::Weight { .. } => (BufferKind::Weight, Lifetime::WHOLE_PROGRAM),

@@ -78,7 +78,11 @@ pub fn list_schedule(g: &Graph, target: &Target) -> Result<Vec<Placed>, Schedule
     // Ops are in topological order, so a reverse sweep sees successors first.
     let mut bottom = vec![0u64; n];
     for o in g.op_ids().collect::<Vec<_>>().into_iter().rev() {
-        let tail = succs[o.index()].iter().map(|s| bottom[s.index()]).max().unwrap_or(0);
+        let tail = succs[o.index()]
+            .iter()
+            .map(|s| bottom[s.index()])
+            .max()
+            .unwrap_or(0);
         bottom[o.index()] = costs[o.index()].latency + tail;
     }
 
@@ -127,7 +131,10 @@ pub fn list_schedule(g: &Graph, target: &Target) -> Result<Vec<Placed>, Schedule
             }
         }
     }
-    Ok(placed.into_iter().map(|p| p.expect("all ops placed: the graph is acyclic")).collect())
+    Ok(placed
+        .into_iter()
+        .map(|p| p.expect("all ops placed: the graph is acyclic"))
+        .collect())
 }
 
 #[cfg(test)]

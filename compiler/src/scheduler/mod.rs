@@ -29,5 +29,9 @@ pub enum ScheduleError {
         available_mib: f64,
     },
     #[error("node '{node}' ({op}): the target cannot execute it: {reason}")]
-    Unexecutable { node: String, op: String, reason: String },
+    Unexecutable {
+        node: String,
+        op: String,
+        reason: String,
+    },
 }

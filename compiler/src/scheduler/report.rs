@@ -18,7 +18,11 @@ pub fn build_report(s: &Schedule, target: &Target, sram: SramUse) -> Report {
                 unit,
                 instructions: count,
                 busy_cycles: busy,
-                utilization: if makespan == 0 { 0.0 } else { busy as f64 / makespan as f64 },
+                utilization: if makespan == 0 {
+                    0.0
+                } else {
+                    busy as f64 / makespan as f64
+                },
             }
         })
         .collect();

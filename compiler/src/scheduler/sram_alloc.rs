@@ -106,7 +106,10 @@ mod tests {
             assert_eq!(offsets[i] % 320, 0);
             for j in 0..i {
                 if lts[i].overlaps(&lts[j]) {
-                    let (a, b) = ((offsets[i], offsets[i] + sizes[i]), (offsets[j], offsets[j] + sizes[j]));
+                    let (a, b) = (
+                        (offsets[i], offsets[i] + sizes[i]),
+                        (offsets[j], offsets[j] + sizes[j]),
+                    );
                     assert!(a.1 <= b.0 || b.1 <= a.0, "{i} and {j} overlap");
                 }
             }

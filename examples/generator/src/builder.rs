@@ -4,8 +4,8 @@ use onnx_protobuf::attribute_proto::AttributeType;
 use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::tensor_shape_proto::Dimension;
 use onnx_protobuf::{
-    type_proto, AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use protobuf::{EnumOrUnknown, MessageField};
 
@@ -47,11 +47,7 @@ pub fn tensor_value_unshaped(name: &str, elem_type: DataType) -> ValueInfoProto 
     value_info(name, elem_type, MessageField::none())
 }
 
-fn value_info(
-    name: &str,
-    elem_type: DataType,
-    shape: MessageField<TensorShapeProto>,
-) -> ValueInfoProto {
+fn value_info(name: &str, elem_type: DataType, shape: MessageField<TensorShapeProto>) -> ValueInfoProto {
     let tensor = type_proto::Tensor {
         elem_type: elem_type as i32,
         shape,

@@ -6,8 +6,8 @@
 //! must reject it.
 
 use crate::builder::{
-    attr_graph, attr_int, attr_ints, bool_tensor, i64_tensor, model, tensor_value,
-    tensor_value_unshaped, Dim, GraphBuilder,
+    attr_graph, attr_int, attr_ints, bool_tensor, i64_tensor, model, tensor_value, tensor_value_unshaped,
+    Dim, GraphBuilder,
 };
 use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::{GraphProto, ModelProto};
@@ -92,10 +92,7 @@ pub fn build() -> ModelProto {
         &[&if_cond],
         "selected",
         vec![
-            attr_graph(
-                "then_branch",
-                branch("then_branch", "loop_state", "then_out"),
-            ),
+            attr_graph("then_branch", branch("then_branch", "loop_state", "then_out")),
             attr_graph("else_branch", branch("else_branch", "noise", "else_out")),
         ],
     );

@@ -47,12 +47,7 @@ mod tests {
     }
 
     fn op_types(model: &ModelProto) -> Vec<&str> {
-        model
-            .graph
-            .node
-            .iter()
-            .map(|n| n.op_type.as_str())
-            .collect()
+        model.graph.node.iter().map(|n| n.op_type.as_str()).collect()
     }
 
     fn count(ops: &[&str], op: &str) -> usize {
@@ -140,17 +135,9 @@ mod tests {
         assert_eq!(count(&ops, "Mul"), 2);
         assert_eq!(count(&ops, "LayerNormalization"), 2);
         assert_eq!(ops.last(), Some(&"LayerNormalization"));
-        assert_eq!(
-            m.graph.node.last().map(|n| n.output[0].as_str()),
-            Some("output")
-        );
+        assert_eq!(m.graph.node.last().map(|n| n.output[0].as_str()), Some("output"));
         // Rank-0 scalars: attention scale and the three GELU constants.
-        let scalars = m
-            .graph
-            .initializer
-            .iter()
-            .filter(|t| t.dims.is_empty())
-            .count();
+        let scalars = m.graph.initializer.iter().filter(|t| t.dims.is_empty()).count();
         assert_eq!(scalars, 4);
     }
 

@@ -21,11 +21,7 @@ pub fn build() -> ModelProto {
         &[batch, Dim::Fixed(IN_FEATURES)],
     ));
 
-    let w1 = g.init(f32_weight(
-        "fc1.weight",
-        &[HIDDEN, IN_FEATURES],
-        IN_FEATURES,
-    ));
+    let w1 = g.init(f32_weight("fc1.weight", &[HIDDEN, IN_FEATURES], IN_FEATURES));
     let b1 = g.init(f32_weight("fc1.bias", &[HIDDEN], IN_FEATURES));
     let w2 = g.init(f32_weight("fc2.weight", &[HIDDEN, CLASSES], HIDDEN));
     let b2 = g.init(f32_weight("fc2.bias", &[CLASSES], HIDDEN));

@@ -72,8 +72,7 @@ pub fn write(dir: &Path, examples: &[Example]) -> Result<Vec<Written>, String> {
                 std::fs::create_dir_all(parent)
                     .map_err(|err| format!("creating {}: {err}", parent.display()))?;
             }
-            std::fs::write(&path, &e.bytes)
-                .map_err(|err| format!("writing {}: {err}", path.display()))?;
+            std::fs::write(&path, &e.bytes).map_err(|err| format!("writing {}: {err}", path.display()))?;
             Ok(Written::Updated(path))
         })
         .collect()
@@ -84,8 +83,7 @@ mod tests {
     use super::*;
 
     fn scratch_dir(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("lpuc-examples-sync-{tag}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("lpuc-examples-sync-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
@@ -111,10 +109,7 @@ mod tests {
         assert!(again.iter().all(|w| matches!(w, Written::Unchanged(_))));
 
         std::fs::write(dir.join("a.onnx"), [9]).expect("overwrite");
-        assert_eq!(
-            check(&dir, &examples),
-            vec![Problem::Differs(dir.join("a.onnx"))]
-        );
+        assert_eq!(check(&dir, &examples), vec![Problem::Differs(dir.join("a.onnx"))]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,8 +1,8 @@
 //! `transformer_block.onnx`: one post-norm encoder layer, exercising attention, LayerNorm and Erf-GELU.
 
 use crate::builder::{
-    attr_float, attr_int, attr_ints, f32_norm_bias, f32_norm_scale, f32_scalar, f32_weight,
-    i64_tensor, model, tensor_value, Dim, GraphBuilder,
+    attr_float, attr_int, attr_ints, f32_norm_bias, f32_norm_scale, f32_scalar, f32_weight, i64_tensor,
+    model, tensor_value, Dim, GraphBuilder,
 };
 use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::ModelProto;
@@ -48,13 +48,7 @@ fn layer_norm(g: &mut GraphBuilder, prefix: &str, x: &str, output: Option<&str>)
 }
 
 /// Projects `x` and splits it into heads: [b, s, 128] -> [b, s, 4, 32] -> transposed by `perm`.
-fn head_projection(
-    g: &mut GraphBuilder,
-    prefix: &str,
-    x: &str,
-    split_shape: &str,
-    perm: &[i64],
-) -> String {
+fn head_projection(g: &mut GraphBuilder, prefix: &str, x: &str, split_shape: &str, perm: &[i64]) -> String {
     let y = linear(g, prefix, x, D_MODEL, D_MODEL);
     let y = g.op(
         "Reshape",
@@ -72,11 +66,7 @@ fn head_projection(
 
 /// hidden_states [batch, sequence, 128] -> self-attention + FFN, post-norm -> output.
 pub fn build() -> ModelProto {
-    let dims = [
-        Dim::Named("batch"),
-        Dim::Named("sequence"),
-        Dim::Fixed(D_MODEL),
-    ];
+    let dims = [Dim::Named("batch"), Dim::Named("sequence"), Dim::Fixed(D_MODEL)];
     let mut g = GraphBuilder::new("transformer_block");
     g.input(tensor_value("hidden_states", DataType::FLOAT, &dims));
     let x = "hidden_states";

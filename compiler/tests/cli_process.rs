@@ -1,0 +1,77 @@
+//! The real `lpuc` process: exit codes, help text, and no panic on bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn lpuc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lpuc"))
+        .args(args)
+        .output()
+        .expect("the lpuc binary runs")
+}
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_explains_every_command_and_flag() {
+    for cmd in ["compile", "check", "emulate", "report"] {
+        let o = lpuc(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.len() > 100, "{cmd}: {text}");
+    }
+    let compile = String::from_utf8_lossy(&lpuc(&["compile", "--help"]).stdout).into_owned();
+    for flag in ["--bucket", "--dim", "--target", "--out", "--stop-after"] {
+        assert!(compile.contains(flag), "compile --help lacks {flag}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(lpuc(&[]).status.code(), Some(2));
+    assert_eq!(lpuc(&["compile"]).status.code(), Some(2));
+    assert_eq!(lpuc(&["frobnicate"]).status.code(), Some(2));
+    let model = examples().join("mlp.onnx");
+    assert_eq!(
+        lpuc(&["check", model.to_str().unwrap(), "--bucket", "zero"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn the_rejected_example_exits_1_and_garbage_exits_2_without_panicking() {
+    let rejected = examples().join("rejected/dynamic_ops.onnx");
+    let o = lpuc(&["check", rejected.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 5);
+
+    let o = lpuc(&[
+        "compile",
+        rejected.to_str().unwrap(),
+        "-o",
+        "/nonexistent/never-written",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("NonZero"));
+
+    let cargo_toml = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    for args in [
+        vec!["check", cargo_toml.to_str().unwrap()],
+        vec!["emulate", "/nonexistent"],
+        vec!["report", cargo_toml.to_str().unwrap()],
+    ] {
+        let o = lpuc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).starts_with("error: "), "{args:?}: {}", stderr(&o));
+    }
+}
