@@ -153,3 +153,16 @@ fn an_unknown_target_is_a_usage_error() {
     o.target = "lpu-v9".into();
     assert_eq!(compile(&o).unwrap_err().exit_code(), 2);
 }
+
+#[test]
+fn a_reshape_of_a_huge_initializer_is_an_error_not_an_overflow() {
+    let model = ModelBuilder::new(17)
+        .input("x", F32, &[D::N(4)])
+        .initializer("w", F32, &[1 << 40, 1 << 40], Some("w.bin"))
+        .int64s("shape", &[-1])
+        .node("r", "Reshape", &["w", "shape"], &["y"])
+        .output("y", F32, &[D::Unknown])
+        .write("huge_reshape");
+    let outcome = check(&opts(model)).unwrap();
+    assert!(!outcome.violations.is_empty());
+}

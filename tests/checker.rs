@@ -154,3 +154,17 @@ fn a_bound_model_has_no_violations() {
     assert!(categories(example("transformer_block.onnx"), Some(64)).is_empty());
     assert!(categories(example("mlp.onnx"), None).is_empty());
 }
+
+#[test]
+fn ops_the_target_cannot_execute_are_violations() {
+    let model = ModelBuilder::new(17)
+        .input("a", I64, &[D::N(2), D::N(3)])
+        .input("b", I64, &[D::N(3), D::N(4)])
+        .node("mm", "MatMul", &["a", "b"], &["c"])
+        .output("c", I64, &[D::N(2), D::N(4)])
+        .write("int64_matmul");
+    assert_eq!(
+        categories(model, None),
+        vec![("mm".to_string(), Category::UnsupportedDtype)]
+    );
+}

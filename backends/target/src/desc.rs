@@ -185,7 +185,7 @@ impl Target {
         Ok(())
     }
 
-    /// Nanoseconds per cycle, for reports.
+    /// `cycles` in microseconds at this target's clock, for reports.
     pub fn cycles_to_us(&self, cycles: u64) -> f64 {
         cycles as f64 * 1e6 / self.clock_hz as f64
     }

@@ -4,7 +4,7 @@ use super::CompileError;
 use crate::checker::{check_model, Category, Violation};
 use crate::frontend::{bind::DimBinder, load_model, lower::lower};
 use crate::passes::run_passes;
-use crate::scheduler::{report::build_report, schedule_graph};
+use crate::scheduler::{report::build_report, schedule_graph, work::work_of};
 use lpuc_artifact::{Artifact, Manifest};
 use lpuc_ir::{verify, Graph};
 use lpuc_target::Target;
@@ -54,7 +54,7 @@ pub fn check(opts: &CompileOptions) -> Result<CheckOutcome, CompileError> {
             "check that every graph output is produced by the graph",
         ));
     }
-    let graph = if violations.is_empty() {
+    let mut graph = if violations.is_empty() {
         lowered.graph
     } else {
         None
@@ -64,12 +64,35 @@ pub fn check(opts: &CompileOptions) -> Result<CheckOutcome, CompileError> {
             stage: "lowering",
             errors,
         })?;
+        let (target, _) = Target::load(&opts.target)?;
+        violations.extend(unexecutable_ops(g, &target));
+        if !violations.is_empty() {
+            graph = None;
+        }
     }
     Ok(CheckOutcome {
         violations,
         bound_dims: lowered.bound_dims,
         graph,
     })
+}
+
+/// Ops the target has no mode for (e.g. an int64 matmul on an MXM without one), as violations, so
+/// `check` says what `compile` would refuse.
+fn unexecutable_ops(g: &Graph, target: &Target) -> Vec<Violation> {
+    g.op_ids()
+        .filter_map(|o| {
+            let reason = target.cost(&work_of(g, o)).err()?;
+            let p = g.provenance(o);
+            Some(Violation::new(
+                Category::UnsupportedDtype,
+                &p.node,
+                &p.op_type,
+                format!("{} cannot execute {}: {reason}", target.name, g.op(o).kind.name()),
+                "export in a dtype the target's units support (see the target file's throughput tables)",
+            ))
+        })
+        .collect()
 }
 
 /// The IR after `stage`, for `--stop-after`.
@@ -99,7 +122,12 @@ pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
     let (schedule, sram) = schedule_graph(&graph, &target)?;
     let report = build_report(&schedule, &target, sram);
     let mut options = BTreeMap::new();
-    options.insert("target".to_string(), opts.target.clone());
+    // A target file is recorded by name; its exact content is pinned by target_sha256 and
+    // target.toml, and an absolute path would make artifacts differ between machines.
+    let target_option = std::path::Path::new(&opts.target)
+        .file_name()
+        .map_or_else(|| opts.target.clone(), |f| f.to_string_lossy().into_owned());
+    options.insert("target".to_string(), target_option);
     for (k, v) in &opts.binder.explicit {
         options.insert(format!("dim.{k}"), v.to_string());
     }

@@ -401,7 +401,10 @@ fn normalize_axis(axis: i64, rank: usize) -> Result<usize, String> {
 
 /// ONNX Reshape semantics: 0 copies the input dim (unless `allow_zero`), -1 is inferred.
 pub fn reshape_dims(input: &[u64], spec: &[i64], allow_zero: bool) -> Result<Vec<u64>, String> {
-    let total: u64 = input.iter().product();
+    let total = input
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or("the input's element count overflows")?;
     let mut out = Vec::with_capacity(spec.len());
     let mut infer_at = None;
     for (i, &s) in spec.iter().enumerate() {

@@ -66,7 +66,8 @@ pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse),
     }
 
     let capacity = target.sram.bytes;
-    let does_not_fit = |needed: u64| ScheduleError::DoesNotFit {
+    let does_not_fit = |needed: u64, measure: &'static str| ScheduleError::DoesNotFit {
+        measure,
         needed,
         available: capacity,
         weights: g.weight_bytes(),
@@ -75,11 +76,14 @@ pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse),
     };
     let (peak, peak_cycle) = peak_live(&sizes, &lifetimes);
     if peak > capacity {
-        return Err(does_not_fit(peak));
+        return Err(does_not_fit(peak, "at its peak of live tensors"));
     }
     let (offsets, high_water) = allocate(&sizes, &lifetimes, target.vector.bytes);
     if high_water > capacity {
-        return Err(does_not_fit(high_water));
+        return Err(does_not_fit(
+            high_water,
+            "after allocation (fragmentation above the live peak)",
+        ));
     }
 
     let buffers = g

@@ -19,9 +19,11 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum ScheduleError {
     #[error(
-        "the model does not fit one chip's SRAM: it needs {needed} bytes ({needed_mib:.1} MiB) at its peak, {available} bytes ({available_mib:.1} MiB) are available; weights alone are {weights} bytes. Use a smaller --bucket, or more chips once multi-chip placement lands"
+        "the model does not fit one chip's SRAM: it needs {needed} bytes ({needed_mib:.1} MiB) {measure}, {available} bytes ({available_mib:.1} MiB) are available; weights alone are {weights} bytes. Use a smaller --bucket, or more chips once multi-chip placement lands"
     )]
     DoesNotFit {
+        /// Which figure exceeded capacity: the peak of live bytes, or the allocator's high water.
+        measure: &'static str,
         needed: u64,
         available: u64,
         weights: u64,
