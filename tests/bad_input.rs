@@ -2,24 +2,14 @@
 //! cycles, dangling names, external data leaving the model's folder, absurd dims, broken artifacts.
 
 use clap::Parser;
-use lpuc::cli::{run, Cli};
+use lpuc::cli::Cli;
 use lpuc::driver::{check, compile, CompileError, CompileOptions};
-use lpuc::frontend::{DimBinder, LoadError};
-use lpuc_tests::{example, scratch, ModelBuilder, D, F32};
+use lpuc::frontend::LoadError;
+use lpuc_tests::{example, lpuc, scratch, ModelBuilder, D, F32};
 use std::path::PathBuf;
 
 fn opts(model: PathBuf) -> CompileOptions {
-    CompileOptions {
-        model,
-        binder: DimBinder::default(),
-        target: "lpu-v1".into(),
-    }
-}
-
-fn lpuc(args: &[&str]) -> i32 {
-    let mut argv = vec!["lpuc"];
-    argv.extend_from_slice(args);
-    run(Cli::try_parse_from(argv).expect("valid command line"))
+    lpuc_tests::options(model, None)
 }
 
 #[test]

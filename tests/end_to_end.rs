@@ -1,28 +1,12 @@
 //! The examples compile, the emulator confirms them, the output is deterministic, and the schedule
 //! and report text are snapshot-reviewed.
 
-use clap::Parser;
-use lpuc::cli::{run, Cli};
 use lpuc::driver::{compile, CompileOptions};
-use lpuc::frontend::DimBinder;
 use lpuc_artifact::text::{report_text, schedule_text};
-use lpuc_tests::{example, scratch};
+use lpuc_tests::{example, lpuc, scratch};
 
 fn options(model: &str, bucket: Option<u64>) -> CompileOptions {
-    CompileOptions {
-        model: example(model),
-        binder: DimBinder {
-            bucket,
-            ..Default::default()
-        },
-        target: "lpu-v1".into(),
-    }
-}
-
-fn lpuc(args: &[&str]) -> i32 {
-    let mut argv = vec!["lpuc"];
-    argv.extend_from_slice(args);
-    run(Cli::try_parse_from(argv).expect("valid command line"))
+    lpuc_tests::options(example(model), bucket)
 }
 
 #[test]

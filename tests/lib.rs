@@ -8,6 +8,26 @@ use onnx_protobuf::{
 };
 use std::path::PathBuf;
 
+/// Compile options for `model` with the built-in target and an optional bucket.
+pub fn options(model: PathBuf, bucket: Option<u64>) -> lpuc::driver::CompileOptions {
+    lpuc::driver::CompileOptions {
+        model,
+        binder: lpuc::frontend::DimBinder {
+            bucket,
+            ..Default::default()
+        },
+        target: "lpu-v1".into(),
+    }
+}
+
+/// Run the CLI in-process with `args` (without the program name); returns the exit code.
+pub fn lpuc(args: &[&str]) -> i32 {
+    use clap::Parser;
+    let mut argv = vec!["lpuc"];
+    argv.extend_from_slice(args);
+    lpuc::cli::run(lpuc::cli::Cli::try_parse_from(argv).expect("valid command line"))
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
