@@ -191,6 +191,19 @@ fn a_unit_the_chip_does_not_have() {
 }
 
 #[test]
+fn a_target_description_the_manifest_does_not_pin() {
+    let mut a = valid();
+    a.target_toml = a
+        .target_toml
+        .replace("pipeline_cycles = 16", "pipeline_cycles = 17");
+    let v = emulate_artifact(&a);
+    assert!(v
+        .faults
+        .iter()
+        .any(|f| f.kind == FaultKind::Malformed && f.message.contains("target_sha256")));
+}
+
+#[test]
 fn a_buffer_written_twice_is_malformed() {
     let mut a = valid();
     let w = a.schedule.instructions[1].writes[0];

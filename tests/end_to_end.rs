@@ -15,14 +15,7 @@ fn transformer_block_compiles_and_the_emulator_confirms_it() {
     let model = example("transformer_block.onnx");
     let (model, out_s) = (model.to_str().unwrap(), out.to_str().unwrap());
     assert_eq!(lpuc(&["compile", model, "--bucket", "2048", "-o", out_s]), 0);
-    for f in [
-        "manifest.json",
-        "schedule.json",
-        "schedule.txt",
-        "report.json",
-        "report.txt",
-        "target.toml",
-    ] {
+    for f in lpuc_artifact::ARTIFACT_FILES {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     assert_eq!(lpuc(&["emulate", out_s]), 0);
@@ -70,14 +63,7 @@ fn compiling_twice_gives_identical_bytes() {
             0
         );
     }
-    for f in [
-        "manifest.json",
-        "schedule.json",
-        "schedule.txt",
-        "report.json",
-        "report.txt",
-        "target.toml",
-    ] {
+    for f in lpuc_artifact::ARTIFACT_FILES {
         assert_eq!(
             std::fs::read(a.join(f)).unwrap(),
             std::fs::read(b.join(f)).unwrap(),

@@ -148,7 +148,7 @@ proptest! {
                 compiler: "lpuc".into(),
                 compiler_version: "test".into(),
                 target: target.name.clone(),
-                target_sha256: String::new(),
+                target_sha256: lpuc_artifact::digest::sha256_hex(lpuc_target::desc::LPU_V1_TOML.as_bytes()),
                 model_file: "random".into(),
                 model_sha256: String::new(),
                 bucket: None,

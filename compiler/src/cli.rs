@@ -33,6 +33,9 @@ pub struct ModelArgs {
     /// Bind (or override) the symbolic dim NAME to VALUE; repeatable. Batch-like dims default to 1.
     #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = parse_dim)]
     pub dims: Vec<(String, u64)>,
+    /// Target: a built-in name (lpu-v1) or a path to a target description .toml file.
+    #[arg(long, default_value = "lpu-v1", value_name = "lpu-v1|FILE.toml")]
+    pub target: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,9 +44,6 @@ pub enum Command {
     Compile {
         #[command(flatten)]
         model: ModelArgs,
-        /// Target: a built-in name (lpu-v1) or a path to a target description .toml file.
-        #[arg(long, default_value = "lpu-v1", value_name = "lpu-v1|FILE.toml")]
-        target: String,
         /// Output directory for the artifact (created if missing; files in it are overwritten).
         #[arg(
             short = 'o',
@@ -102,7 +102,7 @@ fn parse_dim(s: &str) -> Result<(String, u64), String> {
 }
 
 impl ModelArgs {
-    fn options(&self, target: &str) -> CompileOptions {
+    fn options(&self) -> CompileOptions {
         let explicit: BTreeMap<String, u64> = self.dims.iter().cloned().collect();
         CompileOptions {
             model: self.model.clone(),
@@ -110,7 +110,7 @@ impl ModelArgs {
                 bucket: self.bucket,
                 explicit,
             },
-            target: target.to_string(),
+            target: self.target.clone(),
         }
     }
 }
@@ -120,11 +120,10 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Compile {
             model,
-            target,
             out,
             stop_after,
-        } => compile(&model.options(&target), out, stop_after),
-        Command::Check { model, format } => check(&model.options("lpu-v1"), format),
+        } => compile(&model.options(), out, stop_after),
+        Command::Check { model, format } => check(&model.options(), format),
         Command::Emulate { dir } => emulate(&dir),
         Command::Report { dir, format } => report(&dir, format),
     }

@@ -44,6 +44,15 @@ fn usage_errors_exit_2() {
             .code(),
         Some(2)
     );
+    // check honours --target like compile does: an unreadable target file is bad input.
+    let o = lpuc(&[
+        "check",
+        model.to_str().unwrap(),
+        "--target",
+        "/nonexistent/t.toml",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/t.toml"));
 }
 
 #[test]

@@ -172,13 +172,6 @@ impl Graph {
         &self.dataflow
     }
 
-    /// Ops that read `v`, in op order, each once.
-    pub fn consumers(&self, v: ValueId) -> Vec<OpId> {
-        self.op_ids()
-            .filter(|&o| self.ops[o.index()].inputs.contains(&v))
-            .collect()
-    }
-
     /// Total bytes of all weights.
     pub fn weight_bytes(&self) -> u64 {
         self.values

@@ -8,6 +8,16 @@ use thiserror::Error;
 /// Files larger than this are refused rather than read: no real artifact comes near it.
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
+/// Every file an artifact directory holds, in the order they are written.
+pub const ARTIFACT_FILES: [&str; 6] = [
+    "manifest.json",
+    "schedule.json",
+    "schedule.txt",
+    "report.json",
+    "report.txt",
+    "target.toml",
+];
+
 /// A whole artifact in memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Artifact {
@@ -43,15 +53,15 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 /// Write every file of the artifact into `dir`, creating it if needed.
 pub fn write_artifact(dir: &Path, a: &Artifact) -> Result<(), ArtifactError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let files: [(&str, String); 6] = [
-        ("manifest.json", to_json(&a.manifest)),
-        ("schedule.json", to_json(&a.schedule)),
-        ("schedule.txt", schedule_text(&a.schedule)),
-        ("report.json", to_json(&a.report)),
-        ("report.txt", report_text(&a.report)),
-        ("target.toml", a.target_toml.clone()),
+    let contents = [
+        to_json(&a.manifest),
+        to_json(&a.schedule),
+        schedule_text(&a.schedule),
+        to_json(&a.report),
+        report_text(&a.report),
+        a.target_toml.clone(),
     ];
-    for (name, text) in files {
+    for (name, text) in ARTIFACT_FILES.into_iter().zip(contents) {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(io(&path))?;
     }

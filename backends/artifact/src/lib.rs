@@ -6,13 +6,14 @@
 //! snapshot tests and review), `report.json` / `report.txt` (what a person reads) and `target.toml`
 //! (the exact target description used, so the artifact can be checked without the compiler).
 
+pub mod digest;
 pub mod dir;
 pub mod manifest;
 pub mod report;
 pub mod schedule;
 pub mod text;
 
-pub use dir::{read_artifact, write_artifact, Artifact, ArtifactError};
+pub use dir::{read_artifact, write_artifact, Artifact, ArtifactError, ARTIFACT_FILES};
 pub use manifest::Manifest;
 pub use report::{CriticalStep, Report, SramReport, UnitReport};
 pub use schedule::{Buffer, BufferId, BufferKind, InstrId, Instruction, Schedule, SCHEDULE_FORMAT};

@@ -14,6 +14,7 @@ mod structure;
 pub use fault::{Fault, FaultKind};
 pub use replay::Stats;
 
+use lpuc_artifact::digest::sha256_hex;
 use lpuc_artifact::{Artifact, Schedule};
 use lpuc_target::Target;
 
@@ -68,6 +69,13 @@ pub fn emulate_artifact(a: &Artifact) -> Verdict {
         }
     };
     let mut verdict = emulate_schedule(&a.schedule, &target);
+    if sha256_hex(a.target_toml.as_bytes()) != a.manifest.target_sha256 {
+        verdict.faults.push(Fault::new(
+            FaultKind::Malformed,
+            0,
+            "target.toml is not the target description the manifest's target_sha256 pins".into(),
+        ));
+    }
     if target.name != a.manifest.target || target.name != a.schedule.target {
         verdict.faults.push(Fault::new(
             FaultKind::Malformed,

@@ -5,6 +5,7 @@ use crate::checker::{check_model, Category, Violation};
 use crate::frontend::{bind::DimBinder, load_model, lower::lower};
 use crate::passes::run_passes;
 use crate::scheduler::{report::build_report, schedule_graph, work::work_of};
+use lpuc_artifact::digest::{hex, sha256_hex};
 use lpuc_artifact::{Artifact, Manifest};
 use lpuc_ir::{verify, Graph};
 use lpuc_target::Target;
@@ -41,6 +42,12 @@ pub struct CheckOutcome {
 
 /// Load, bind, check and lower: every violation the model has, in one run.
 pub fn check(opts: &CompileOptions) -> Result<CheckOutcome, CompileError> {
+    let (target, _) = Target::load(&opts.target)?;
+    check_for(opts, &target)
+}
+
+/// [`check`] against an already loaded target.
+fn check_for(opts: &CompileOptions, target: &Target) -> Result<CheckOutcome, CompileError> {
     let model = load_model(&opts.model)?;
     let mut violations = check_model(&model, &opts.binder);
     let lowered = lower(&model, &opts.binder);
@@ -64,8 +71,7 @@ pub fn check(opts: &CompileOptions) -> Result<CheckOutcome, CompileError> {
             stage: "lowering",
             errors,
         })?;
-        let (target, _) = Target::load(&opts.target)?;
-        violations.extend(unexecutable_ops(g, &target));
+        violations.extend(unexecutable_ops(g, target));
         if !violations.is_empty() {
             graph = None;
         }
@@ -111,7 +117,7 @@ pub fn lower_to(opts: &CompileOptions, stage: Stage) -> Result<Graph, CompileErr
 /// The whole pipeline: an artifact, or why there is none.
 pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
     let (target, target_toml) = Target::load(&opts.target)?;
-    let outcome = check(opts)?;
+    let outcome = check_for(opts, &target)?;
     let Some(graph) = outcome.graph else {
         return Err(CompileError::Rejected(outcome.violations));
     };
@@ -136,7 +142,7 @@ pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
         compiler: "lpuc".into(),
         compiler_version: env!("CARGO_PKG_VERSION").into(),
         target: target.name.clone(),
-        target_sha256: hex(&Sha256::digest(target_toml.as_bytes())),
+        target_sha256: sha256_hex(target_toml.as_bytes()),
         model_file: opts
             .model
             .file_name()
@@ -153,10 +159,6 @@ pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
         report,
         target_toml,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn sha256_file(path: &std::path::Path) -> Result<String, CompileError> {

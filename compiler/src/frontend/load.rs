@@ -60,18 +60,15 @@ pub fn load_model(path: &Path) -> Result<OnnxModel, LoadError> {
         message: e.to_string(),
     })?;
     drop(bytes);
-    convert(&proto).map_err(|e| match e {
-        LoadError::NoGraph { .. } => LoadError::NoGraph { path: shown },
-        other => other,
-    })
+    convert(&proto, &shown)
 }
 
 /// Convert a parsed model.
-pub fn convert(proto: &ModelProto) -> Result<OnnxModel, LoadError> {
-    let graph = proto
-        .graph
-        .as_ref()
-        .ok_or(LoadError::NoGraph { path: String::new() })?;
+/// `path` is only used in messages.
+pub fn convert(proto: &ModelProto, path: &str) -> Result<OnnxModel, LoadError> {
+    let graph = proto.graph.as_ref().ok_or_else(|| LoadError::NoGraph {
+        path: path.to_string(),
+    })?;
     let mut opsets = BTreeMap::new();
     for o in &proto.opset_import {
         let domain = if o.domain == "ai.onnx" {

@@ -349,10 +349,11 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    fn input_type(&mut self, node: &Node, i: usize) -> Result<TensorType, (Category, String, &'static str)> {
-        match node.input(i).and_then(|n| self.env.get(n).cloned()) {
-            Some(Slot::Value(v)) => Ok(self.graph.value(v).ty.clone()),
-            Some(Slot::Const(c)) => Ok(TensorType::new(DType::F32, c.dims.clone())),
+    /// The dims of input `i` of `node`, whether it is a computed value or a constant.
+    fn input_dims(&self, node: &Node, i: usize) -> Result<Vec<u64>, (Category, String, &'static str)> {
+        match node.input(i).and_then(|n| self.env.get(n)) {
+            Some(Slot::Value(v)) => Ok(self.graph.value(*v).ty.shape.dims().to_vec()),
+            Some(Slot::Const(c)) => Ok(c.dims.clone()),
             _ => Err((
                 Category::InvalidModel,
                 format!("input {i} is missing"),
@@ -361,13 +362,13 @@ impl Lowering<'_> {
         }
     }
 
-    fn rank_of(&mut self, node: &Node, i: usize) -> Result<usize, (Category, String, &'static str)> {
-        Ok(self.input_type(node, i)?.shape.rank())
+    fn rank_of(&self, node: &Node, i: usize) -> Result<usize, (Category, String, &'static str)> {
+        Ok(self.input_dims(node, i)?.len())
     }
 
     /// The static target shape of a Reshape: its shape input must be a constant.
     fn reshape_target(&mut self, node: &Node) -> Result<Shape, (Category, String, &'static str)> {
-        let input = self.input_type(node, 0)?;
+        let input = self.input_dims(node, 0)?;
         let shape_name = node.input(1).unwrap_or_default().to_string();
         let Some(Slot::Const(c)) = self.env.get(&shape_name).cloned() else {
             return Err((
@@ -382,7 +383,7 @@ impl Lowering<'_> {
             "check the export",
         ))?;
         let allow_zero = node.attr_int("allowzero").unwrap_or(0) != 0;
-        reshape_dims(input.shape.dims(), &spec, allow_zero)
+        reshape_dims(&input, &spec, allow_zero)
             .map(Shape)
             .map_err(|e| (Category::InvalidModel, e, "check the export"))
     }

@@ -8,8 +8,6 @@ use lpuc_artifact::{Buffer, BufferId, BufferKind, InstrId, Instruction, Schedule
 use lpuc_ir::{Graph, ValueKind};
 use lpuc_target::Target;
 
-const MIB: f64 = 1024.0 * 1024.0;
-
 /// SRAM figures the allocator measured, for the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SramUse {
@@ -23,6 +21,14 @@ pub struct SramUse {
 pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse), ScheduleError> {
     let placed = list_schedule(g, target)?;
     let makespan = placed.iter().map(Placed::done).max().unwrap_or(0);
+    // When each value's last reader is done (one pass over the ops).
+    let mut last_read: Vec<Option<u64>> = vec![None; g.num_values()];
+    for p in &placed {
+        for v in &g.op(p.op).inputs {
+            let slot = &mut last_read[v.index()];
+            *slot = Some(slot.map_or(p.done(), |t| t.max(p.done())));
+        }
+    }
 
     // One buffer per value; buffer id == value index.
     let mut sizes = Vec::with_capacity(g.num_values());
@@ -50,7 +56,7 @@ pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse),
                         },
                     )
                 } else {
-                    let last_read = g.consumers(v).iter().map(|c| placed[c.index()].done()).max();
+                    let last_read = last_read[v.index()];
                     (
                         BufferKind::Activation,
                         Lifetime {
@@ -71,8 +77,6 @@ pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse),
         needed,
         available: capacity,
         weights: g.weight_bytes(),
-        needed_mib: needed as f64 / MIB,
-        available_mib: capacity as f64 / MIB,
     };
     let (peak, peak_cycle) = peak_live(&sizes, &lifetimes);
     if peak > capacity {

@@ -15,11 +15,17 @@ pub use build::{schedule_graph, SramUse};
 
 use thiserror::Error;
 
+fn mib(bytes: &u64) -> f64 {
+    *bytes as f64 / (1024.0 * 1024.0)
+}
+
 /// Why a graph could not be scheduled. Resource errors: the model is valid but does not fit.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum ScheduleError {
     #[error(
-        "the model does not fit one chip's SRAM: it needs {needed} bytes ({needed_mib:.1} MiB) {measure}, {available} bytes ({available_mib:.1} MiB) are available; weights alone are {weights} bytes. Use a smaller --bucket, or more chips once multi-chip placement lands"
+        "the model does not fit one chip's SRAM: it needs {needed} bytes ({:.1} MiB) {measure}, {available} bytes ({:.1} MiB) are available; weights alone are {weights} bytes. Use a smaller --bucket, or more chips once multi-chip placement lands",
+        mib(.needed),
+        mib(.available)
     )]
     DoesNotFit {
         /// Which figure exceeded capacity: the peak of live bytes, or the allocator's high water.
@@ -27,8 +33,6 @@ pub enum ScheduleError {
         needed: u64,
         available: u64,
         weights: u64,
-        needed_mib: f64,
-        available_mib: f64,
     },
     #[error("node '{node}' ({op}): the target cannot execute it: {reason}")]
     Unexecutable {
