@@ -3,7 +3,7 @@
 
 use lpuc::scheduler::{report::build_report, schedule_graph};
 use lpuc_artifact::{Artifact, Manifest};
-use lpuc_ir::{BinaryOp, DType, Graph, OpKind, Provenance, Shape, TensorType, UnaryOp, ValueId};
+use lpuc_ir::{BinaryOp, DType, Graph, OpKind, Provenance, TensorType, UnaryOp, ValueId};
 use lpuc_target::Target;
 use proptest::prelude::*;
 
@@ -55,7 +55,7 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                     UnaryOp::Sigmoid,
                     UnaryOp::Gelu { tanh: false },
                 ][k as usize];
-                g.add_op(OpKind::Unary(op), vec![pick(a)], format!("v{i}"), None, prov(i))
+                g.add_op(OpKind::Unary(op), vec![pick(a)], format!("v{i}"), prov(i))
             }
             Step::Binary(k, a, b) => {
                 let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div][k as usize];
@@ -63,7 +63,6 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                     OpKind::Binary(op),
                     vec![pick(a), pick(b)],
                     format!("v{i}"),
-                    None,
                     prov(i),
                 )
             }
@@ -75,12 +74,12 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                     TensorType::new(DType::F16, vec![k, n]),
                     format!("w{i}"),
                 );
-                g.add_op(OpKind::MatMul, vec![v, w], format!("v{i}"), None, prov(i))
+                g.add_op(OpKind::MatMul, vec![v, w], format!("v{i}"), prov(i))
             }
             Step::Softmax(a) => {
                 let v = pick(a);
                 let axis = dims(v, &g).len() - 1;
-                g.add_op(OpKind::Softmax { axis }, vec![v], format!("v{i}"), None, prov(i))
+                g.add_op(OpKind::Softmax { axis, log: false }, vec![v], format!("v{i}"), prov(i))
             }
             Step::LayerNorm(a) => {
                 let v = pick(a);
@@ -94,7 +93,7 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                     axis: d.len() - 1,
                     epsilon: 1e-5,
                 };
-                g.add_op(op, vec![v, scale], format!("v{i}"), None, prov(i))
+                g.add_op(op, vec![v, scale], format!("v{i}"), prov(i))
             }
             Step::Transpose(a) => {
                 let v = pick(a);
@@ -102,15 +101,14 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                     OpKind::Transpose { perm: vec![1, 0] },
                     vec![v],
                     format!("v{i}"),
-                    None,
                     prov(i),
                 )
             }
             Step::Reshape(a) => {
                 let v = pick(a);
                 let d = dims(v, &g);
-                let to = Shape(vec![d[1], d[0]]);
-                g.add_op(OpKind::Reshape, vec![v], format!("v{i}"), Some(&to), prov(i))
+                let shape = vec![d[1], d[0]];
+                g.add_op(OpKind::Reshape { shape }, vec![v], format!("v{i}"), prov(i))
             }
         };
         // Steps whose operands do not fit (e.g. broadcasting mismatched shapes) are skipped:

@@ -50,28 +50,27 @@ fn synthetic(layers: usize, seq: u64, d: u64) -> Graph {
             "w",
         );
         let s = g.add_weight(format!("s_{l}"), TensorType::new(DType::F16, vec![d]), "s");
-        let h = g.add_op(OpKind::MatMul, vec![x, w1], "h", None, prov(l)).unwrap();
+        let h = g.add_op(OpKind::MatMul, vec![x, w1], "h", prov(l)).unwrap();
         let h = g
-            .add_op(OpKind::Binary(BinaryOp::Add), vec![h, b1], "hb", None, prov(l))
+            .add_op(OpKind::Binary(BinaryOp::Add), vec![h, b1], "hb", prov(l))
             .unwrap();
         let h = g
             .add_op(
                 OpKind::Unary(UnaryOp::Gelu { tanh: false }),
                 vec![h],
                 "hg",
-                None,
                 prov(l),
             )
             .unwrap();
-        let h = g.add_op(OpKind::MatMul, vec![h, w2], "o", None, prov(l)).unwrap();
+        let h = g.add_op(OpKind::MatMul, vec![h, w2], "o", prov(l)).unwrap();
         let h = g
-            .add_op(OpKind::Binary(BinaryOp::Add), vec![h, x], "r", None, prov(l))
+            .add_op(OpKind::Binary(BinaryOp::Add), vec![h, x], "r", prov(l))
             .unwrap();
         let op = OpKind::LayerNorm {
             axis: 1,
             epsilon: 1e-5,
         };
-        x = g.add_op(op, vec![h, s], "ln", None, prov(l)).unwrap();
+        x = g.add_op(op, vec![h, s], "ln", prov(l)).unwrap();
     }
     g.add_output(x);
     g

@@ -30,9 +30,15 @@ pub struct ModelArgs {
     /// Shape bucket: binds every sequence-like symbolic dim (names containing "seq", "context" or "ctx") to N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_DIM))]
     pub bucket: Option<u64>,
-    /// Bind (or override) the symbolic dim NAME to VALUE; repeatable. Batch-like dims default to 1.
+    /// Bind (or override) the symbolic dim NAME to VALUE; repeatable.
     #[arg(long = "dim", value_name = "NAME=VALUE", value_parser = parse_dim)]
     pub dims: Vec<(String, u64)>,
+    /// Binds every batch-like symbolic dim (names containing "batch"); 1 when not given.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_DIM))]
+    pub batch: Option<u64>,
+    /// Give graph input NAME the whole shape DIMS (e.g. image=1x3x224x224), for inputs whose dims are unnamed ("?"); repeatable.
+    #[arg(long = "input", value_name = "NAME=DIMS", value_parser = parse_input)]
+    pub inputs: Vec<(String, Vec<u64>)>,
     /// Target: a built-in name (lpu-v1) or a path to a target description .toml file.
     #[arg(long, default_value = "lpu-v1", value_name = "lpu-v1|FILE.toml")]
     pub target: String,
@@ -101,6 +107,23 @@ fn parse_dim(s: &str) -> Result<(String, u64), String> {
     Ok((name.to_string(), v))
 }
 
+fn parse_input(s: &str) -> Result<(String, Vec<u64>), String> {
+    let (name, dims) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=DIMS (e.g. image=1x3x224x224)"))?;
+    if name.is_empty() {
+        return Err(format!("'{s}' has an empty input name"));
+    }
+    let dims = dims
+        .split('x')
+        .map(|d| match d.trim().parse::<u64>() {
+            Ok(v) if (1..=MAX_DIM).contains(&v) => Ok(v),
+            _ => Err(format!("'{d}' in '{s}' is not a dim between 1 and {MAX_DIM}")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((name.to_string(), dims))
+}
+
 impl ModelArgs {
     fn options(&self) -> CompileOptions {
         let explicit: BTreeMap<String, u64> = self.dims.iter().cloned().collect();
@@ -109,6 +132,8 @@ impl ModelArgs {
             binder: DimBinder {
                 bucket: self.bucket,
                 explicit,
+                batch: self.batch,
+                inputs: self.inputs.iter().cloned().collect(),
             },
             target: self.target.clone(),
         }

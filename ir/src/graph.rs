@@ -5,7 +5,7 @@
 //! rather than mutating one in place, so arenas stay dense and ids stay meaningful.
 
 use crate::infer::{infer, ShapeError};
-use crate::{Op, OpId, OpKind, Shape, TensorType, ValueId};
+use crate::{Op, OpId, OpKind, TensorType, ValueId};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 
@@ -86,20 +86,46 @@ impl Graph {
         id
     }
 
-    /// Append an op with one result, inferring the result type. `reshape_to` is the target shape of
-    /// a `Reshape` and ignored otherwise.
+    /// Append an op with one result, inferring its type.
     pub fn add_op(
         &mut self,
         kind: OpKind,
         inputs: Vec<ValueId>,
         output_name: impl Into<String>,
-        reshape_to: Option<&Shape>,
         provenance: Provenance,
     ) -> Result<ValueId, ShapeError> {
+        let name = output_name.into();
+        let outs = self.add_op_multi(kind, inputs, &[name], provenance)?;
+        match outs.as_slice() {
+            [one] => Ok(*one),
+            _ => Err(ShapeError::Invalid("the op has more than one result".into())),
+        }
+    }
+
+    /// Append an op, inferring the types of its results; `output_names` names them all.
+    pub fn add_op_multi(
+        &mut self,
+        kind: OpKind,
+        inputs: Vec<ValueId>,
+        output_names: &[String],
+        provenance: Provenance,
+    ) -> Result<Vec<ValueId>, ShapeError> {
         let types: Vec<&TensorType> = inputs.iter().map(|&v| &self.values[v.index()].ty).collect();
-        let ty = infer(&kind, &types, reshape_to)?;
+        let result_types = infer(&kind, &types)?;
+        if result_types.len() != output_names.len() {
+            return Err(ShapeError::Invalid(format!(
+                "{} has {} results, {} names were given",
+                kind.name(),
+                result_types.len(),
+                output_names.len()
+            )));
+        }
         let op_id = OpId::from_index(self.ops.len());
-        let out = self.push_value(output_name.into(), ty, ValueKind::Computed { producer: op_id });
+        let outs: Vec<ValueId> = result_types
+            .into_iter()
+            .zip(output_names)
+            .map(|(ty, name)| self.push_value(name.clone(), ty, ValueKind::Computed { producer: op_id }))
+            .collect();
         let node = self.dataflow.add_node(op_id);
         debug_assert_eq!(node.index(), op_id.index());
         for &v in &inputs {
@@ -110,10 +136,10 @@ impl Graph {
         self.ops.push(Op {
             kind,
             inputs,
-            outputs: vec![out],
+            outputs: outs.clone(),
         });
         self.provenance.push(provenance);
-        Ok(out)
+        Ok(outs)
     }
 
     /// Mark a value as a graph output.

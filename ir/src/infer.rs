@@ -3,7 +3,7 @@
 //! One function serves both the frontend (to type the values it creates) and the verifier (to check
 //! that every value's type is what its op computes), so the two can never disagree.
 
-use crate::{BinaryOp, OpKind, Shape, TensorType};
+use crate::{BinaryOp, DType, OpKind, Shape, TensorType, UnaryOp};
 use thiserror::Error;
 
 /// Why an op cannot be applied to the given operand types. Model-side errors: the frontend reports
@@ -49,7 +49,7 @@ fn dim_from_right(s: &Shape, from_right: usize) -> u64 {
     }
 }
 
-fn same_dtype(types: &[&TensorType]) -> Result<(), ShapeError> {
+pub(crate) fn same_dtype(types: &[&TensorType]) -> Result<(), ShapeError> {
     for t in types.iter().skip(1) {
         if t.dtype != types[0].dtype {
             return Err(ShapeError::DTypeMismatch(
@@ -61,7 +61,7 @@ fn same_dtype(types: &[&TensorType]) -> Result<(), ShapeError> {
     Ok(())
 }
 
-fn arity(inputs: &[&TensorType], min: usize, max: usize, expected: &'static str) -> Result<(), ShapeError> {
+pub(crate) fn arity(inputs: &[&TensorType], min: usize, max: usize, expected: &'static str) -> Result<(), ShapeError> {
     if inputs.len() < min || inputs.len() > max {
         return Err(ShapeError::Arity {
             expected,
@@ -71,134 +71,107 @@ fn arity(inputs: &[&TensorType], min: usize, max: usize, expected: &'static str)
     Ok(())
 }
 
-fn checked(t: TensorType) -> Result<TensorType, ShapeError> {
+pub(crate) fn checked(t: TensorType) -> Result<TensorType, ShapeError> {
     t.size_bytes().ok_or(ShapeError::TooLarge)?;
     Ok(t)
 }
 
-/// The result type of `kind` applied to `inputs`. `Reshape` takes its target shape from
-/// `reshape_to`, which must hold the same number of elements.
-pub fn infer(
-    kind: &OpKind,
-    inputs: &[&TensorType],
-    reshape_to: Option<&Shape>,
-) -> Result<TensorType, ShapeError> {
+/// The result types of `kind` applied to `inputs` (one per result; only `DynamicQuantize` has
+/// more than one).
+pub fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorType>, ShapeError> {
+    let one = |t: Result<TensorType, ShapeError>| t.and_then(checked).map(|t| vec![t]);
     match kind {
-        OpKind::MatMul => {
-            arity(inputs, 2, 2, "2")?;
-            same_dtype(inputs)?;
-            matmul(inputs[0], inputs[1])
+        OpKind::MatMul
+        | OpKind::MatMulInteger
+        | OpKind::Gemm { .. }
+        | OpKind::Conv { .. }
+        | OpKind::ConvTranspose { .. }
+        | OpKind::Einsum { .. }
+        | OpKind::Softmax { .. }
+        | OpKind::LayerNorm { .. }
+        | OpKind::BatchNorm { .. }
+        | OpKind::Reduce { .. }
+        | OpKind::Pool { .. }
+        | OpKind::Quantize { .. }
+        | OpKind::Dequantize { .. }
+        | OpKind::DynamicQuantize => crate::infer_compute::infer_compute(kind, inputs),
+        OpKind::Binary(op) => one(binary(*op, inputs)),
+        OpKind::Unary(op) => one(unary(*op, inputs)),
+        OpKind::Where => {
+            arity(inputs, 3, 3, "3")?;
+            if inputs[0].dtype != DType::Bool {
+                return Err(ShapeError::Invalid("Where's condition must be bool".into()));
+            }
+            same_dtype(&inputs[1..])?;
+            let shape = broadcast(&broadcast(&inputs[0].shape, &inputs[1].shape)?, &inputs[2].shape)?;
+            one(Ok(TensorType {
+                dtype: inputs[1].dtype,
+                shape,
+            }))
         }
-        OpKind::Gemm { trans_a, trans_b, .. } => {
-            arity(inputs, 2, 3, "2 or 3")?;
-            same_dtype(inputs)?;
-            let (a, b) = (&inputs[0].shape, &inputs[1].shape);
-            if a.rank() != 2 || b.rank() != 2 {
-                return Err(ShapeError::Invalid(format!(
-                    "Gemm needs 2-D operands, got {a} and {b}"
-                )));
-            }
-            let (m, ka) = if *trans_a {
-                (a.0[1], a.0[0])
-            } else {
-                (a.0[0], a.0[1])
-            };
-            let (kb, n) = if *trans_b {
-                (b.0[1], b.0[0])
-            } else {
-                (b.0[0], b.0[1])
-            };
-            if ka != kb {
-                return Err(ShapeError::InnerDim(a.to_string(), b.to_string()));
-            }
-            let out = Shape(vec![m, n]);
-            if let Some(c) = inputs.get(2) {
-                if broadcast(&c.shape, &out)? != out {
-                    return Err(ShapeError::Broadcast(c.shape.to_string(), out.to_string()));
-                }
-            }
-            checked(TensorType {
-                dtype: inputs[0].dtype,
-                shape: out,
-            })
-        }
-        OpKind::Binary(op) => {
-            arity(inputs, 2, 2, "2")?;
-            same_dtype(inputs)?;
-            if matches!(op, BinaryOp::Div | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Add)
-                && inputs[0].dtype == crate::DType::Bool
-            {
-                return Err(ShapeError::Invalid("arithmetic on bool".into()));
-            }
-            checked(TensorType {
-                dtype: inputs[0].dtype,
-                shape: broadcast(&inputs[0].shape, &inputs[1].shape)?,
-            })
-        }
-        OpKind::Unary(_) => {
+        OpKind::Cast { to } => {
             arity(inputs, 1, 1, "1")?;
-            float_only(inputs[0])?;
-            Ok(inputs[0].clone())
+            one(Ok(TensorType {
+                dtype: *to,
+                shape: inputs[0].shape.clone(),
+            }))
         }
-        OpKind::Softmax { axis } => {
-            arity(inputs, 1, 1, "1")?;
-            float_only(inputs[0])?;
-            axis_in_range(*axis, inputs[0])?;
-            Ok(inputs[0].clone())
-        }
-        OpKind::LayerNorm { axis, .. } => {
-            arity(inputs, 2, 3, "2 or 3")?;
-            same_dtype(inputs)?;
-            float_only(inputs[0])?;
-            axis_in_range(*axis, inputs[0])?;
-            let normalized = Shape(inputs[0].shape.0[*axis..].to_vec());
-            for p in &inputs[1..] {
-                if broadcast(&p.shape, &normalized)? != normalized {
-                    return Err(ShapeError::Broadcast(p.shape.to_string(), normalized.to_string()));
-                }
+        _ => crate::infer_layout::infer_layout(kind, inputs).and_then(checked).map(|t| vec![t]),
+    }
+}
+
+fn binary(op: BinaryOp, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> {
+    arity(inputs, 2, 2, "2")?;
+    let shape = broadcast(&inputs[0].shape, &inputs[1].shape)?;
+    if op == BinaryOp::Pow {
+        // Pow allows an exponent of another numeric type; the result has the base's type.
+        return Ok(TensorType {
+            dtype: inputs[0].dtype,
+            shape,
+        });
+    }
+    same_dtype(inputs)?;
+    let dtype = inputs[0].dtype;
+    if op.is_logical() != (dtype == DType::Bool) {
+        return Err(ShapeError::Invalid(format!("{} on {dtype}", op.name())));
+    }
+    Ok(TensorType {
+        dtype: if op.is_comparison() { DType::Bool } else { dtype },
+        shape,
+    })
+}
+
+fn unary(op: UnaryOp, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> {
+    arity(inputs, 1, 1, "1")?;
+    let t = inputs[0];
+    match op {
+        UnaryOp::Not => {
+            if t.dtype != DType::Bool {
+                return Err(ShapeError::Invalid("Not needs a bool operand".into()));
             }
-            Ok(inputs[0].clone())
+            Ok(t.clone())
         }
-        OpKind::Reshape => {
-            arity(inputs, 1, 1, "1")?;
-            let to =
-                reshape_to.ok_or_else(|| ShapeError::Invalid("Reshape without a target shape".into()))?;
-            if to.num_elements() != inputs[0].shape.num_elements() {
-                return Err(ShapeError::Invalid(format!(
-                    "cannot reshape {} to {to}",
-                    inputs[0].shape
-                )));
-            }
+        UnaryOp::IsNaN | UnaryOp::IsInf { .. } => {
+            float_only(t)?;
             Ok(TensorType {
-                dtype: inputs[0].dtype,
-                shape: to.clone(),
+                dtype: DType::Bool,
+                shape: t.shape.clone(),
             })
         }
-        OpKind::Transpose { perm } => {
-            arity(inputs, 1, 1, "1")?;
-            let s = &inputs[0].shape;
-            let mut seen = vec![false; s.rank()];
-            if perm.len() != s.rank() {
-                return Err(ShapeError::Invalid(format!(
-                    "perm {perm:?} for rank {}",
-                    s.rank()
-                )));
+        op if op.accepts_integers() => {
+            if t.dtype == DType::Bool {
+                return Err(ShapeError::Invalid(format!("{} on bool", op.name())));
             }
-            for &p in perm {
-                if p >= s.rank() || seen[p] {
-                    return Err(ShapeError::Invalid(format!("perm {perm:?} is not a permutation")));
-                }
-                seen[p] = true;
-            }
-            Ok(TensorType {
-                dtype: inputs[0].dtype,
-                shape: Shape(perm.iter().map(|&p| s.0[p]).collect()),
-            })
+            Ok(t.clone())
+        }
+        _ => {
+            float_only(t)?;
+            Ok(t.clone())
         }
     }
 }
 
-fn float_only(t: &TensorType) -> Result<(), ShapeError> {
+pub(crate) fn float_only(t: &TensorType) -> Result<(), ShapeError> {
     if t.dtype.is_float() {
         Ok(())
     } else {
@@ -209,7 +182,7 @@ fn float_only(t: &TensorType) -> Result<(), ShapeError> {
     }
 }
 
-fn axis_in_range(axis: usize, t: &TensorType) -> Result<(), ShapeError> {
+pub(crate) fn axis_in_range(axis: usize, t: &TensorType) -> Result<(), ShapeError> {
     if axis < t.shape.rank() {
         Ok(())
     } else {
@@ -220,60 +193,24 @@ fn axis_in_range(axis: usize, t: &TensorType) -> Result<(), ShapeError> {
     }
 }
 
-fn matmul(a: &TensorType, b: &TensorType) -> Result<TensorType, ShapeError> {
-    let (sa, sb) = (&a.shape, &b.shape);
-    if sa.rank() == 0 || sb.rank() == 0 {
-        return Err(ShapeError::Invalid("MatMul of a scalar".into()));
-    }
-    // numpy semantics: 1-D operands are promoted and the promoted dim dropped afterwards.
-    let a2 = if sa.rank() == 1 {
-        Shape(vec![1, sa.0[0]])
-    } else {
-        sa.clone()
-    };
-    let b2 = if sb.rank() == 1 {
-        Shape(vec![sb.0[0], 1])
-    } else {
-        sb.clone()
-    };
-    let (m, k) = (a2.0[a2.rank() - 2], a2.0[a2.rank() - 1]);
-    let (kb, n) = (b2.0[b2.rank() - 2], b2.0[b2.rank() - 1]);
-    if k != kb {
-        return Err(ShapeError::InnerDim(sa.to_string(), sb.to_string()));
-    }
-    let batch = broadcast(
-        &Shape(a2.0[..a2.rank() - 2].to_vec()),
-        &Shape(b2.0[..b2.rank() - 2].to_vec()),
-    )?;
-    let mut dims = batch.0;
-    if sa.rank() > 1 {
-        dims.push(m);
-    }
-    if sb.rank() > 1 {
-        dims.push(n);
-    }
-    checked(TensorType {
-        dtype: a.dtype,
-        shape: Shape(dims),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DType;
+    use crate::{PoolKind, ReduceOp, Window};
 
     fn t(dims: &[u64]) -> TensorType {
         TensorType::new(DType::F32, dims.to_vec())
     }
 
+    fn one(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<u64>, ShapeError> {
+        infer(kind, inputs).map(|mut v| v.remove(0).shape.0)
+    }
+
     #[test]
     fn matmul_broadcasts_batch_dims() {
-        let out = infer(&OpKind::MatMul, &[&t(&[1, 4, 8, 32]), &t(&[1, 4, 32, 8])], None).unwrap();
-        assert_eq!(out.shape.0, vec![1, 4, 8, 8]);
-        let out = infer(&OpKind::MatMul, &[&t(&[2, 8, 16]), &t(&[16, 4])], None).unwrap();
-        assert_eq!(out.shape.0, vec![2, 8, 4]);
-        let err = infer(&OpKind::MatMul, &[&t(&[8, 16]), &t(&[8, 4])], None).unwrap_err();
+        assert_eq!(one(&OpKind::MatMul, &[&t(&[1, 4, 8, 32]), &t(&[1, 4, 32, 8])]).unwrap(), vec![1, 4, 8, 8]);
+        assert_eq!(one(&OpKind::MatMul, &[&t(&[2, 8, 16]), &t(&[16, 4])]).unwrap(), vec![2, 8, 4]);
+        let err = one(&OpKind::MatMul, &[&t(&[8, 16]), &t(&[8, 4])]).unwrap_err();
         assert!(matches!(err, ShapeError::InnerDim(..)));
     }
 
@@ -285,8 +222,7 @@ mod tests {
             alpha: 1.0,
             beta: 1.0,
         };
-        let out = infer(&kind, &[&t(&[3, 784]), &t(&[512, 784]), &t(&[512])], None).unwrap();
-        assert_eq!(out.shape.0, vec![3, 512]);
+        assert_eq!(one(&kind, &[&t(&[3, 784]), &t(&[512, 784]), &t(&[512])]).unwrap(), vec![3, 512]);
     }
 
     #[test]
@@ -301,20 +237,72 @@ mod tests {
     #[test]
     fn transpose_and_reshape() {
         let kind = OpKind::Transpose { perm: vec![0, 2, 1] };
-        assert_eq!(
-            infer(&kind, &[&t(&[1, 2, 3])], None).unwrap().shape.0,
-            vec![1, 3, 2]
-        );
+        assert_eq!(one(&kind, &[&t(&[1, 2, 3])]).unwrap(), vec![1, 3, 2]);
         let bad = OpKind::Transpose { perm: vec![0, 0, 1] };
-        assert!(infer(&bad, &[&t(&[1, 2, 3])], None).is_err());
-        let to = Shape(vec![6]);
+        assert!(one(&bad, &[&t(&[1, 2, 3])]).is_err());
+        assert_eq!(one(&OpKind::Reshape { shape: vec![6] }, &[&t(&[2, 3])]).unwrap(), vec![6]);
+        assert!(one(&OpKind::Reshape { shape: vec![6] }, &[&t(&[2, 4])]).is_err());
+    }
+
+    #[test]
+    fn comparisons_give_bool_and_logic_needs_bool() {
+        let out = infer(&OpKind::Binary(BinaryOp::Less), &[&t(&[2, 3]), &t(&[3])]).unwrap();
+        assert_eq!(out[0].dtype, DType::Bool);
+        assert!(infer(&OpKind::Binary(BinaryOp::And), &[&t(&[2]), &t(&[2])]).is_err());
+        let b = TensorType::new(DType::Bool, vec![2, 1]);
+        let w = infer(&OpKind::Where, &[&b, &t(&[3]), &t(&[1])]).unwrap();
+        assert_eq!(w[0].shape.0, vec![2, 3]);
+    }
+
+    #[test]
+    fn conv_and_pool_windows() {
+        let window = Window {
+            kernel: vec![7, 7],
+            strides: vec![2, 2],
+            dilations: vec![1, 1],
+            pads: vec![3, 3, 3, 3],
+            ceil_mode: false,
+        };
+        let conv = OpKind::Conv { window, group: 1 };
         assert_eq!(
-            infer(&OpKind::Reshape, &[&t(&[2, 3])], Some(&to))
-                .unwrap()
-                .shape
-                .0,
-            vec![6]
+            one(&conv, &[&t(&[1, 3, 224, 224]), &t(&[64, 3, 7, 7])]).unwrap(),
+            vec![1, 64, 112, 112]
         );
-        assert!(infer(&OpKind::Reshape, &[&t(&[2, 4])], Some(&to)).is_err());
+        let depthwise = OpKind::Conv {
+            window: Window {
+                kernel: vec![3, 3],
+                strides: vec![1, 1],
+                dilations: vec![1, 1],
+                pads: vec![1, 1, 1, 1],
+                ceil_mode: false,
+            },
+            group: 32,
+        };
+        assert_eq!(
+            one(&depthwise, &[&t(&[1, 32, 56, 56]), &t(&[32, 1, 3, 3])]).unwrap(),
+            vec![1, 32, 56, 56]
+        );
+        let pool = OpKind::Pool {
+            kind: PoolKind::Max,
+            window: Window {
+                kernel: vec![3, 3],
+                strides: vec![2, 2],
+                dilations: vec![1, 1],
+                pads: vec![0, 0, 0, 0],
+                ceil_mode: true,
+            },
+        };
+        assert_eq!(one(&pool, &[&t(&[1, 1, 4, 4])]).unwrap(), vec![1, 1, 2, 2]);
+        let reduce = OpKind::Reduce {
+            op: ReduceOp::Mean,
+            axes: vec![2, 3],
+            keep_dims: true,
+        };
+        assert_eq!(one(&reduce, &[&t(&[1, 8, 7, 7])]).unwrap(), vec![1, 8, 1, 1]);
+    }
+
+    #[test]
+    fn dynamic_quantize_has_three_results() {
+        assert_eq!(infer(&OpKind::DynamicQuantize, &[&t(&[4, 8])]).unwrap().len(), 3);
     }
 }

@@ -6,9 +6,12 @@
 //! every diagnostic can name the node it came from.
 
 pub mod dtype;
+pub mod einsum;
 pub mod graph;
 pub mod ids;
 pub mod infer;
+mod infer_compute;
+pub mod infer_layout;
 pub mod op;
 pub mod print;
 pub mod shape;
@@ -18,6 +21,6 @@ pub use dtype::DType;
 pub use graph::{Graph, Provenance, Value, ValueKind};
 pub use ids::{OpId, ValueId};
 pub use infer::ShapeError;
-pub use op::{BinaryOp, Op, OpKind, UnaryOp};
+pub use op::{BinaryOp, Op, OpKind, PadMode, PoolKind, ReduceOp, ResizeMode, UnaryOp, Window};
 pub use shape::{Shape, TensorType};
 pub use verify::{verify, VerifyError};

@@ -1,6 +1,8 @@
-//! Operations of the IR. Each kind names the computation only; operands are values in the graph.
+//! Operations of the IR. Each kind names the computation and carries every parameter resolved to a
+//! static value (axes normalised, shapes folded), so shape inference needs nothing but the operand
+//! types; operands are values in the graph.
 
-use crate::ValueId;
+use crate::{DType, ValueId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -11,10 +13,60 @@ pub enum BinaryOp {
     Sub,
     Mul,
     Div,
+    Pow,
+    Min,
+    Max,
+    /// Remainder; `fmod` selects C `fmod` semantics (sign of the dividend) over Python's.
+    Mod {
+        fmod: bool,
+    },
+    And,
+    Or,
+    Xor,
+    Equal,
+    Less,
+    Greater,
+    LessOrEqual,
+    GreaterOrEqual,
 }
 
-/// Elementwise unary operations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+impl BinaryOp {
+    /// Comparisons produce bool from numeric operands.
+    pub fn is_comparison(self) -> bool {
+        use BinaryOp::*;
+        matches!(self, Equal | Less | Greater | LessOrEqual | GreaterOrEqual)
+    }
+
+    /// Logical ops take and produce bool.
+    pub fn is_logical(self) -> bool {
+        matches!(self, BinaryOp::And | BinaryOp::Or | BinaryOp::Xor)
+    }
+
+    pub fn name(self) -> &'static str {
+        use BinaryOp::*;
+        match self {
+            Add => "Add",
+            Sub => "Sub",
+            Mul => "Mul",
+            Div => "Div",
+            Pow => "Pow",
+            Min => "Min",
+            Max => "Max",
+            Mod { .. } => "Mod",
+            And => "And",
+            Or => "Or",
+            Xor => "Xor",
+            Equal => "Equal",
+            Less => "Less",
+            Greater => "Greater",
+            LessOrEqual => "LessOrEqual",
+            GreaterOrEqual => "GreaterOrEqual",
+        }
+    }
+}
+
+/// Elementwise unary operations; parameters are the ONNX attributes, resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum UnaryOp {
     Relu,
     /// GELU; `tanh` selects the tanh approximation.
@@ -24,6 +76,132 @@ pub enum UnaryOp {
     Erf,
     Tanh,
     Sigmoid,
+    Sqrt,
+    Reciprocal,
+    Neg,
+    Abs,
+    Exp,
+    Log,
+    Sin,
+    Cos,
+    Floor,
+    Ceil,
+    Round,
+    Sign,
+    Softplus,
+    HardSwish,
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    LeakyRelu {
+        alpha: f32,
+    },
+    Elu {
+        alpha: f32,
+    },
+    /// Clamp to `[min, max]` (infinite bounds where the model gives none).
+    Clip {
+        min: f64,
+        max: f64,
+    },
+    /// Logical not (bool to bool).
+    Not,
+    /// Bool result: whether the element is NaN.
+    IsNaN,
+    /// Bool result: whether the element is an infinity of a selected sign.
+    IsInf {
+        negative: bool,
+        positive: bool,
+    },
+}
+
+impl UnaryOp {
+    pub fn name(self) -> &'static str {
+        use UnaryOp::*;
+        match self {
+            Relu => "Relu",
+            Gelu { .. } => "Gelu",
+            Erf => "Erf",
+            Tanh => "Tanh",
+            Sigmoid => "Sigmoid",
+            Sqrt => "Sqrt",
+            Reciprocal => "Reciprocal",
+            Neg => "Neg",
+            Abs => "Abs",
+            Exp => "Exp",
+            Log => "Log",
+            Sin => "Sin",
+            Cos => "Cos",
+            Floor => "Floor",
+            Ceil => "Ceil",
+            Round => "Round",
+            Sign => "Sign",
+            Softplus => "Softplus",
+            HardSwish => "HardSwish",
+            HardSigmoid { .. } => "HardSigmoid",
+            LeakyRelu { .. } => "LeakyRelu",
+            Elu { .. } => "Elu",
+            Clip { .. } => "Clip",
+            Not => "Not",
+            IsNaN => "IsNaN",
+            IsInf { .. } => "IsInf",
+        }
+    }
+
+    /// Ops defined on every numeric dtype (the rest need floats, except the bool ones).
+    pub fn accepts_integers(self) -> bool {
+        use UnaryOp::*;
+        matches!(self, Relu | Neg | Abs | Sign | Clip { .. } | LeakyRelu { .. })
+    }
+}
+
+/// Reductions over a set of axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+    Prod,
+    L2,
+    SumSquare,
+}
+
+/// Sliding-window reductions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PoolKind {
+    Max,
+    Average { count_include_pad: bool },
+}
+
+/// The geometry of a convolution or pooling window over the spatial dims (dims 2.. of NCHW).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub kernel: Vec<u64>,
+    pub strides: Vec<u64>,
+    pub dilations: Vec<u64>,
+    /// Begin pads for every spatial dim, then end pads.
+    pub pads: Vec<u64>,
+    /// Output size rounds up (pooling's `ceil_mode`).
+    pub ceil_mode: bool,
+}
+
+/// How Pad fills the new border.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PadMode {
+    Constant { value: f64 },
+    Reflect,
+    Edge,
+    Wrap,
+}
+
+/// Resize interpolation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResizeMode {
+    Nearest,
+    Linear,
+    Cubic,
 }
 
 /// What an operation computes.
@@ -31,6 +209,8 @@ pub enum UnaryOp {
 pub enum OpKind {
     /// Batched matrix product with numpy broadcasting of the leading dims.
     MatMul,
+    /// Integer matmul: int8/uint8 operands (optional zero points as inputs 2 and 3), int32 result.
+    MatMulInteger,
     /// `alpha * op(A) @ op(B) + beta * C` on 2-D operands; C optional and broadcast.
     Gemm {
         trans_a: bool,
@@ -38,23 +218,65 @@ pub enum OpKind {
         alpha: f32,
         beta: f32,
     },
+    /// Convolution over NC(spatial) with weights M x C/group x kernel; optional bias.
+    Conv { window: Window, group: u64 },
+    /// Transposed convolution; weights C x M/group x kernel; optional bias.
+    ConvTranspose {
+        window: Window,
+        group: u64,
+        output_padding: Vec<u64>,
+    },
+    /// Einstein summation over explicit index letters (no ellipsis left after lowering).
+    Einsum { equation: String },
     Binary(BinaryOp),
     Unary(UnaryOp),
-    /// Softmax along `axis` (already normalised to be non-negative).
-    Softmax {
-        axis: usize,
-    },
+    /// `cond ? x : y` with broadcasting.
+    Where,
+    Cast { to: DType },
+    /// Softmax (or log-softmax) along `axis`.
+    Softmax { axis: usize, log: bool },
     /// Layer normalisation over the dims from `axis` on; inputs: x, scale, optional bias.
-    LayerNorm {
-        axis: usize,
-        epsilon: f32,
+    LayerNorm { axis: usize, epsilon: f32 },
+    /// Inference batch normalisation over dim 1; inputs: x, scale, bias, mean, var.
+    BatchNorm { epsilon: f32 },
+    /// Reduce over `axes` (sorted, distinct); kept as size-1 dims when `keep_dims`.
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keep_dims: bool,
     },
-    /// Same elements, new static shape (the result type carries the shape).
-    Reshape,
+    Pool { kind: PoolKind, window: Window },
+    /// `saturate(round(x / scale) + zero_point)`; inputs x, scale, optional zero point.
+    Quantize { axis: usize, to: DType },
+    /// `(x - zero_point) * scale`; inputs x, scale, optional zero point.
+    Dequantize { axis: usize },
+    /// uint8 quantization with scale and zero point computed from the data: three results.
+    DynamicQuantize,
+    /// Same elements, new static shape.
+    Reshape { shape: Vec<u64> },
     /// Permute dims: output dim `i` is input dim `perm[i]`.
-    Transpose {
-        perm: Vec<usize>,
+    Transpose { perm: Vec<usize> },
+    Concat { axis: usize },
+    /// Strided window per dim (one entry per dim, clamped; `steps` may be negative).
+    Slice {
+        starts: Vec<i64>,
+        ends: Vec<i64>,
+        steps: Vec<i64>,
     },
+    /// Take along `axis` at the indices of input 1 (values may be run-time data).
+    Gather { axis: usize },
+    GatherElements { axis: usize },
+    GatherNd { batch_dims: usize },
+    ScatterNd,
+    /// Broadcast to a static shape.
+    Expand { shape: Vec<u64> },
+    Tile { repeats: Vec<u64> },
+    /// Pad (or crop, with negative entries): begin pads for every dim, then end pads.
+    Pad { pads: Vec<i64>, mode: PadMode },
+    /// Keep the upper (or lower) triangle from diagonal `k` of the last two dims.
+    Trilu { upper: bool, k: i64 },
+    /// Resample to a static shape.
+    Resize { shape: Vec<u64>, mode: ResizeMode },
 }
 
 impl OpKind {
@@ -62,20 +284,51 @@ impl OpKind {
     pub fn name(&self) -> &'static str {
         match self {
             OpKind::MatMul => "MatMul",
+            OpKind::MatMulInteger => "MatMulInteger",
             OpKind::Gemm { .. } => "Gemm",
-            OpKind::Binary(BinaryOp::Add) => "Add",
-            OpKind::Binary(BinaryOp::Sub) => "Sub",
-            OpKind::Binary(BinaryOp::Mul) => "Mul",
-            OpKind::Binary(BinaryOp::Div) => "Div",
-            OpKind::Unary(UnaryOp::Relu) => "Relu",
-            OpKind::Unary(UnaryOp::Gelu { .. }) => "Gelu",
-            OpKind::Unary(UnaryOp::Erf) => "Erf",
-            OpKind::Unary(UnaryOp::Tanh) => "Tanh",
-            OpKind::Unary(UnaryOp::Sigmoid) => "Sigmoid",
-            OpKind::Softmax { .. } => "Softmax",
+            OpKind::Conv { .. } => "Conv",
+            OpKind::ConvTranspose { .. } => "ConvTranspose",
+            OpKind::Einsum { .. } => "Einsum",
+            OpKind::Binary(op) => op.name(),
+            OpKind::Unary(op) => op.name(),
+            OpKind::Where => "Where",
+            OpKind::Cast { .. } => "Cast",
+            OpKind::Softmax { log: false, .. } => "Softmax",
+            OpKind::Softmax { log: true, .. } => "LogSoftmax",
             OpKind::LayerNorm { .. } => "LayerNorm",
-            OpKind::Reshape => "Reshape",
+            OpKind::BatchNorm { .. } => "BatchNorm",
+            OpKind::Reduce { op, .. } => match op {
+                ReduceOp::Sum => "ReduceSum",
+                ReduceOp::Mean => "ReduceMean",
+                ReduceOp::Max => "ReduceMax",
+                ReduceOp::Min => "ReduceMin",
+                ReduceOp::Prod => "ReduceProd",
+                ReduceOp::L2 => "ReduceL2",
+                ReduceOp::SumSquare => "ReduceSumSquare",
+            },
+            OpKind::Pool {
+                kind: PoolKind::Max, ..
+            } => "MaxPool",
+            OpKind::Pool {
+                kind: PoolKind::Average { .. },
+                ..
+            } => "AveragePool",
+            OpKind::Quantize { .. } => "Quantize",
+            OpKind::Dequantize { .. } => "Dequantize",
+            OpKind::DynamicQuantize => "DynamicQuantize",
+            OpKind::Reshape { .. } => "Reshape",
             OpKind::Transpose { .. } => "Transpose",
+            OpKind::Concat { .. } => "Concat",
+            OpKind::Slice { .. } => "Slice",
+            OpKind::Gather { .. } => "Gather",
+            OpKind::GatherElements { .. } => "GatherElements",
+            OpKind::GatherNd { .. } => "GatherND",
+            OpKind::ScatterNd => "ScatterND",
+            OpKind::Expand { .. } => "Expand",
+            OpKind::Tile { .. } => "Tile",
+            OpKind::Pad { .. } => "Pad",
+            OpKind::Trilu { .. } => "Trilu",
+            OpKind::Resize { .. } => "Resize",
         }
     }
 }
@@ -93,12 +346,70 @@ impl fmt::Display for OpKind {
                 f,
                 "{{trans_a={trans_a}, trans_b={trans_b}, alpha={alpha:?}, beta={beta:?}}}"
             ),
+            OpKind::Conv { window, group } => write!(f, "{{{window}, group={group}}}"),
+            OpKind::ConvTranspose {
+                window,
+                group,
+                output_padding,
+            } => write!(
+                f,
+                "{{{window}, group={group}, output_padding={output_padding:?}}}"
+            ),
+            OpKind::Einsum { equation } => write!(f, "{{{equation}}}"),
             OpKind::Unary(UnaryOp::Gelu { tanh: true }) => f.write_str("{approximate=tanh}"),
-            OpKind::Softmax { axis } => write!(f, "{{axis={axis}}}"),
+            OpKind::Unary(UnaryOp::HardSigmoid { alpha, beta }) => {
+                write!(f, "{{alpha={alpha:?}, beta={beta:?}}}")
+            }
+            OpKind::Unary(UnaryOp::LeakyRelu { alpha } | UnaryOp::Elu { alpha }) => {
+                write!(f, "{{alpha={alpha:?}}}")
+            }
+            OpKind::Unary(UnaryOp::Clip { min, max }) => write!(f, "{{min={min:?}, max={max:?}}}"),
+            OpKind::Binary(BinaryOp::Mod { fmod: true }) => f.write_str("{fmod}"),
+            OpKind::Cast { to } => write!(f, "{{to={to}}}"),
+            OpKind::Softmax { axis, .. } => write!(f, "{{axis={axis}}}"),
             OpKind::LayerNorm { axis, epsilon } => write!(f, "{{axis={axis}, epsilon={epsilon:?}}}"),
+            OpKind::BatchNorm { epsilon } => write!(f, "{{epsilon={epsilon:?}}}"),
+            OpKind::Reduce { axes, keep_dims, .. } => {
+                write!(f, "{{axes={axes:?}, keep_dims={keep_dims}}}")
+            }
+            OpKind::Pool { kind, window } => match kind {
+                PoolKind::Average { count_include_pad } => {
+                    write!(f, "{{{window}, count_include_pad={count_include_pad}}}")
+                }
+                PoolKind::Max => write!(f, "{{{window}}}"),
+            },
+            OpKind::Quantize { axis, to } => write!(f, "{{axis={axis}, to={to}}}"),
+            OpKind::Dequantize { axis } => write!(f, "{{axis={axis}}}"),
+            OpKind::Reshape { shape } => write!(f, "{{shape={shape:?}}}"),
             OpKind::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),
+            OpKind::Concat { axis }
+            | OpKind::Gather { axis }
+            | OpKind::GatherElements { axis } => write!(f, "{{axis={axis}}}"),
+            OpKind::GatherNd { batch_dims } => write!(f, "{{batch_dims={batch_dims}}}"),
+            OpKind::Slice { starts, ends, steps } => {
+                write!(f, "{{starts={starts:?}, ends={ends:?}, steps={steps:?}}}")
+            }
+            OpKind::Expand { shape } => write!(f, "{{shape={shape:?}}}"),
+            OpKind::Tile { repeats } => write!(f, "{{repeats={repeats:?}}}"),
+            OpKind::Pad { pads, mode } => write!(f, "{{pads={pads:?}, mode={mode:?}}}"),
+            OpKind::Trilu { upper, k } => write!(f, "{{upper={upper}, k={k}}}"),
+            OpKind::Resize { shape, mode } => write!(f, "{{shape={shape:?}, mode={mode:?}}}"),
             _ => Ok(()),
         }
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "kernel={:?}, strides={:?}, dilations={:?}, pads={:?}",
+            self.kernel, self.strides, self.dilations, self.pads
+        )?;
+        if self.ceil_mode {
+            f.write_str(", ceil_mode")?;
+        }
+        Ok(())
     }
 }
 

@@ -64,7 +64,6 @@ mod tests {
                 OpKind::Unary(UnaryOp::Relu),
                 vec![x],
                 "y",
-                None,
                 Provenance {
                     node: "act".into(),
                     op_type: "Relu".into(),

@@ -2,7 +2,7 @@
 //! never the model's fault, because the frontend reports model errors before building the IR.
 
 use crate::infer::infer;
-use crate::{Graph, OpId, OpKind, ValueId, ValueKind};
+use crate::{Graph, OpId, TensorType, ValueId, ValueKind};
 use thiserror::Error;
 
 /// An invariant of the IR that does not hold.
@@ -57,19 +57,19 @@ pub fn verify(g: &Graph) -> Result<(), Vec<VerifyError>> {
                 ok = false;
             }
         }
-        if !ok || op.outputs.len() != 1 {
+        if !ok {
             continue;
         }
         let types: Vec<_> = op.inputs.iter().map(|&v| &g.value(v).ty).collect();
-        let out = &g.value(op.outputs[0]).ty;
-        let reshape_to = matches!(op.kind, OpKind::Reshape).then_some(&out.shape);
-        match infer(&op.kind, &types, reshape_to) {
-            Ok(expected) if &expected == out => {}
+        let found: Vec<TensorType> = op.outputs.iter().map(|&v| g.value(v).ty.clone()).collect();
+        let show = |ts: &[TensorType]| ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+        match infer(&op.kind, &types) {
+            Ok(expected) if expected == found => {}
             Ok(expected) => errors.push(VerifyError::TypeMismatch {
                 op: o,
                 kind: op.kind.to_string(),
-                found: out.to_string(),
-                expected: expected.to_string(),
+                found: show(&found),
+                expected: show(&expected),
             }),
             Err(e) => errors.push(VerifyError::IllTyped {
                 op: o,
@@ -93,7 +93,7 @@ pub fn verify(g: &Graph) -> Result<(), Vec<VerifyError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BinaryOp, DType, Provenance, TensorType};
+    use crate::{BinaryOp, DType, OpKind, Provenance, TensorType};
 
     fn prov() -> Provenance {
         Provenance {
@@ -108,7 +108,7 @@ mod tests {
         let x = g.add_input("x", TensorType::new(DType::F32, vec![2, 3]));
         let w = g.add_weight("w", TensorType::new(DType::F32, vec![3]), "w");
         let y = g
-            .add_op(OpKind::Binary(BinaryOp::Add), vec![x, w], "y", None, prov())
+            .add_op(OpKind::Binary(BinaryOp::Add), vec![x, w], "y", prov())
             .unwrap();
         g.add_output(y);
         assert_eq!(verify(&g), Ok(()));
@@ -119,10 +119,10 @@ mod tests {
         let mut g = Graph::new("g");
         let x = g.add_input("x", TensorType::new(DType::F32, vec![2, 3]));
         let a = g
-            .add_op(OpKind::Binary(BinaryOp::Add), vec![x, x], "a", None, prov())
+            .add_op(OpKind::Binary(BinaryOp::Add), vec![x, x], "a", prov())
             .unwrap();
         let b = g
-            .add_op(OpKind::Binary(BinaryOp::Mul), vec![a, x], "b", None, prov())
+            .add_op(OpKind::Binary(BinaryOp::Mul), vec![a, x], "b", prov())
             .unwrap();
         g.add_output(b);
         // Make op0 read op1's result: a forward reference.

@@ -1,23 +1,26 @@
 //! The capability table: what lpuc does with each ONNX op type.
 //!
-//! `Supported` ops are lowered to IR ops and scheduled; `Folded` ops disappear at compile time
-//! (constants, identities); everything else is rejected with a category, a reason and a hint. The
-//! table is the single source of truth: `lpuc check` and the lowering both consult it.
+//! `Supported` ops are lowered to IR ops and scheduled; `Folded` ops are evaluated at compile time
+//! (shapes, constants, identities); everything else is rejected with a category, a reason and a
+//! hint. Either of the first two may require some inputs to be compile-time constants *after
+//! folding* (a Reshape's shape computed by a shape subgraph qualifies); the lowering decides that and
+//! reports a data-dependent shape when it is not so. The table is the single source of truth:
+//! `lpuc check`, the lowering, `lpuc ops` and docs/ONNX_COVERAGE.md all read it.
 
-use super::onnx_ops::is_onnx_op;
+use super::onnx_ops::{is_onnx_op, ONNX_OPS};
 use super::violation::Category;
+use serde::Serialize;
+
+/// The default-domain opsets whose op definitions lpuc implements.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 11..=21;
 
 /// What lpuc does with an op type.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Capability {
-    Supported,
-    Folded,
-    /// Supported only when the listed inputs (by position) are compile-time constants; otherwise
-    /// the output shape depends on run-time data.
-    NeedsConstantInputs {
-        inputs: &'static [usize],
-        then: Box<Capability>,
-    },
+    /// Lowered to IR ops and scheduled on the chip.
+    Supported { rule: &'static Rule },
+    /// Evaluated at compile time; never reaches the schedule.
+    Folded { rule: &'static Rule },
     Rejected {
         category: Category,
         reason: &'static str,
@@ -25,31 +28,129 @@ pub enum Capability {
     },
 }
 
-/// Op types lowered to the IR.
-pub const SUPPORTED: &[&str] = &[
-    "Add",
-    "Div",
-    "Erf",
-    "Gelu",
-    "Gemm",
-    "LayerNormalization",
-    "MatMul",
-    "Mul",
-    "Relu",
-    "Reshape",
-    "Sigmoid",
-    "Softmax",
-    "Sub",
-    "Tanh",
-    "Transpose",
+/// The conditions under which a supported or folded op is accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub op: &'static str,
+    /// Inputs (by position) that must be compile-time constants after folding, because they
+    /// decide the output's shape.
+    pub constant_inputs: &'static [usize],
+    /// Further conditions, in words, for `lpuc ops` and the coverage document.
+    pub conditions: &'static str,
+}
+
+const fn rule(op: &'static str, constant_inputs: &'static [usize], conditions: &'static str) -> Rule {
+    Rule {
+        op,
+        constant_inputs,
+        conditions,
+    }
+}
+
+/// Op types lowered to the IR, with their conditions.
+pub static SUPPORTED: &[Rule] = &[
+    rule("Abs", &[], ""),
+    rule("Add", &[], ""),
+    rule("And", &[], ""),
+    rule("AveragePool", &[], "static kernel, strides and pads (auto_pad resolved at compile time)"),
+    rule("BatchNormalization", &[], "inference form (one output)"),
+    rule("Cast", &[], "to a dtype the LPU supports"),
+    rule("CastLike", &[], "to a dtype the LPU supports"),
+    rule("Ceil", &[], ""),
+    rule("Clip", &[1, 2], "min and max fold to constants"),
+    rule("Concat", &[], ""),
+    rule("Conv", &[], "2-D or 1-D; grouped and depthwise included"),
+    rule("ConvTranspose", &[], "2-D or 1-D; output_shape or pads resolved at compile time"),
+    rule("Cos", &[], ""),
+    rule("DequantizeLinear", &[], "per-tensor or per-axis scales"),
+    rule("Div", &[], ""),
+    rule("DynamicQuantizeLinear", &[], ""),
+    rule("Einsum", &[], "explicit or implicit output; no repeated index within one operand"),
+    rule("Elu", &[], ""),
+    rule("Equal", &[], ""),
+    rule("Erf", &[], ""),
+    rule("Exp", &[], ""),
+    rule("Expand", &[1], "target shape folds to a constant"),
+    rule("Flatten", &[], ""),
+    rule("Floor", &[], ""),
+    rule("Gather", &[], "indices may be run-time values (embedding lookups); their shape is static"),
+    rule("GatherElements", &[], ""),
+    rule("GatherND", &[], ""),
+    rule("Gelu", &[], ""),
+    rule("Gemm", &[], ""),
+    rule("GlobalAveragePool", &[], ""),
+    rule("GlobalMaxPool", &[], ""),
+    rule("Greater", &[], ""),
+    rule("GreaterOrEqual", &[], ""),
+    rule("HardSigmoid", &[], ""),
+    rule("HardSwish", &[], ""),
+    rule("IsInf", &[], ""),
+    rule("IsNaN", &[], ""),
+    rule("LayerNormalization", &[], "inference form (one output)"),
+    rule("LeakyRelu", &[], ""),
+    rule("Less", &[], ""),
+    rule("LessOrEqual", &[], ""),
+    rule("Log", &[], ""),
+    rule("LogSoftmax", &[], ""),
+    rule("MatMul", &[], ""),
+    rule("MatMulInteger", &[], "int8/uint8 operands, int32 result"),
+    rule("Max", &[], ""),
+    rule("MaxPool", &[], "static kernel, strides and pads; the Indices output is not produced"),
+    rule("Min", &[], ""),
+    rule("Mod", &[], ""),
+    rule("Mul", &[], ""),
+    rule("Neg", &[], ""),
+    rule("Not", &[], ""),
+    rule("Or", &[], ""),
+    rule("Pad", &[1, 2, 3], "pads, value and axes fold to constants"),
+    rule("Pow", &[], ""),
+    rule("QuantizeLinear", &[], "per-tensor or per-axis scales; int8/uint8 results"),
+    rule("Reciprocal", &[], ""),
+    rule("ReduceL2", &[1], "axes fold to a constant"),
+    rule("ReduceMax", &[1], "axes fold to a constant"),
+    rule("ReduceMean", &[1], "axes fold to a constant"),
+    rule("ReduceMin", &[1], "axes fold to a constant"),
+    rule("ReduceProd", &[1], "axes fold to a constant"),
+    rule("ReduceSum", &[1], "axes fold to a constant"),
+    rule("ReduceSumSquare", &[1], "axes fold to a constant"),
+    rule("Relu", &[], ""),
+    rule("Reshape", &[1], "target shape folds to a constant"),
+    rule("Resize", &[1, 2, 3], "scales or sizes fold to constants; no roi crop (tf_crop_and_resize)"),
+    rule("Round", &[], ""),
+    rule("ScatterND", &[], "reduction 'none'"),
+    rule("Sigmoid", &[], ""),
+    rule("Sign", &[], ""),
+    rule("Sin", &[], ""),
+    rule("Slice", &[1, 2, 3, 4], "starts, ends, axes and steps fold to constants"),
+    rule("Softmax", &[], ""),
+    rule("Softplus", &[], ""),
+    rule("Split", &[1], "split sizes fold to constants"),
+    rule("Sqrt", &[], ""),
+    rule("Squeeze", &[1], "axes fold to a constant"),
+    rule("Sub", &[], ""),
+    rule("Tanh", &[], ""),
+    rule("Tile", &[1], "repeats fold to a constant"),
+    rule("Transpose", &[], ""),
+    rule("Trilu", &[1], "k folds to a constant"),
+    rule("Unsqueeze", &[1], "axes fold to a constant"),
+    rule("Where", &[], ""),
+    rule("Xor", &[], ""),
 ];
 
-/// Op types removed at compile time.
-pub const FOLDED: &[&str] = &["Constant", "Dropout", "Identity"];
+/// Op types evaluated at compile time.
+pub static FOLDED: &[Rule] = &[
+    rule("Constant", &[], "sparse_value and string values are not supported"),
+    rule("ConstantOfShape", &[0], "shape folds to a constant"),
+    rule("Dropout", &[], "inference (the mask output, if used, is all true)"),
+    rule("Identity", &[], ""),
+    rule("Range", &[0, 1, 2], "start, limit and delta fold to constants"),
+    rule("Shape", &[], "every shape is static once dims are bound"),
+    rule("Size", &[], "every shape is static once dims are bound"),
+];
 
 const KNOWN_DOMAINS: &[&str] = &["", "ai.onnx.ml", "com.microsoft"];
 
-fn rejected(category: Category, reason: &'static str, hint: &'static str) -> Capability {
+const fn rejected(category: Category, reason: &'static str, hint: &'static str) -> Capability {
     Capability::Rejected {
         category,
         reason,
@@ -74,17 +175,22 @@ pub fn capability(domain: &str, op_type: &str) -> Capability {
             "export without runtime-specific (contrib or ML) ops, e.g. without ORT graph optimizations",
         );
     }
-    if SUPPORTED.contains(&op_type) {
-        return Capability::Supported;
+    if let Some(rule) = SUPPORTED.iter().find(|r| r.op == op_type) {
+        return Capability::Supported { rule };
     }
-    if FOLDED.contains(&op_type) {
-        return Capability::Folded;
+    if let Some(rule) = FOLDED.iter().find(|r| r.op == op_type) {
+        return Capability::Folded { rule };
     }
     match op_type {
         "If" | "Loop" | "Scan" => rejected(
             ControlFlow,
             "control flow decides at run time which ops execute, so no static schedule exists",
             "export with the condition resolved (trace a fixed path), or unroll loops with a static trip count",
+        ),
+        "LSTM" | "GRU" | "RNN" => rejected(
+            ControlFlow,
+            "a recurrent op is a loop over time steps; lpuc does not unroll it (each step would serialize the chip on one small matmul)",
+            "export the recurrence unrolled (trace the cell per time step with a fixed sequence length), or replace it with attention or convolution",
         ),
         "RandomNormal" | "RandomNormalLike" | "RandomUniform" | "RandomUniformLike" | "Multinomial"
         | "Bernoulli" => rejected(
@@ -97,22 +203,6 @@ pub fn capability(domain: &str, op_type: &str) -> Capability {
             "the output's size depends on the input's values, so buffers and cycles cannot be fixed at compile time",
             "replace it with a fixed-size form (e.g. a mask with Where, or TopK with a constant K) before export",
         ),
-        "TopK" => Capability::NeedsConstantInputs {
-            inputs: &[1],
-            then: Box::new(not_yet()),
-        },
-        "Range" => Capability::NeedsConstantInputs {
-            inputs: &[0, 1, 2],
-            then: Box::new(not_yet()),
-        },
-        "ConstantOfShape" => Capability::NeedsConstantInputs {
-            inputs: &[0],
-            then: Box::new(not_yet()),
-        },
-        "Resize" | "Upsample" => Capability::NeedsConstantInputs {
-            inputs: &[1, 2, 3],
-            then: Box::new(not_yet()),
-        },
         op if op.starts_with("Sequence") || op.starts_with("Optional") || op == "SplitToSequence"
             || op == "ConcatFromSequence" => rejected(
             DataDependentShape,
@@ -128,12 +218,80 @@ pub fn capability(domain: &str, op_type: &str) -> Capability {
     }
 }
 
-fn not_yet() -> Capability {
+const fn not_yet() -> Capability {
     rejected(
         Category::NotYetSupported,
         "a standard ONNX op that this version of lpuc does not lower yet",
-        "see docs/ARCHITECTURE.md for the supported set; decompose it into supported ops before export",
+        "run `lpuc ops` for the supported set; decompose it into supported ops before export",
     )
+}
+
+/// One row of the published policy (`lpuc ops`, docs/ONNX_COVERAGE.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OpPolicy {
+    pub op: &'static str,
+    /// `supported`, `folded` or `rejected`.
+    pub status: &'static str,
+    /// The opset range the status holds for.
+    pub opsets: String,
+    /// Conditions for supported and folded ops, the reason for rejected ones.
+    pub conditions: String,
+    /// The rejection category, for rejected ops.
+    pub category: Option<&'static str>,
+    pub hint: String,
+}
+
+/// The policy for every op of the default ONNX domain, sorted by op name.
+pub fn policy_table() -> Vec<OpPolicy> {
+    let mut ops: Vec<&'static str> = ONNX_OPS.to_vec();
+    ops.sort_unstable();
+    ops.dedup();
+    let opsets = format!("{}-{}", OPSETS.start(), OPSETS.end());
+    ops.into_iter()
+        .map(|op| {
+            let describe = |r: &Rule| {
+                let mut parts = Vec::new();
+                if !r.conditions.is_empty() {
+                    parts.push(r.conditions.to_string());
+                }
+                if parts.is_empty() {
+                    "always".to_string()
+                } else {
+                    parts.join("; ")
+                }
+            };
+            match capability("", op) {
+                Capability::Supported { rule } => OpPolicy {
+                    op,
+                    status: "supported",
+                    opsets: opsets.clone(),
+                    conditions: describe(rule),
+                    category: None,
+                    hint: String::new(),
+                },
+                Capability::Folded { rule } => OpPolicy {
+                    op,
+                    status: "folded",
+                    opsets: opsets.clone(),
+                    conditions: describe(rule),
+                    category: None,
+                    hint: String::new(),
+                },
+                Capability::Rejected {
+                    category,
+                    reason,
+                    hint,
+                } => OpPolicy {
+                    op,
+                    status: "rejected",
+                    opsets: "all".into(),
+                    conditions: reason.to_string(),
+                    category: Some(category.label()),
+                    hint: hint.to_string(),
+                },
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -142,33 +300,42 @@ mod tests {
 
     #[test]
     fn table_classifies_every_kind() {
-        assert_eq!(capability("", "MatMul"), Capability::Supported);
-        assert_eq!(capability("", "Identity"), Capability::Folded);
+        assert!(matches!(capability("", "MatMul"), Capability::Supported { .. }));
+        assert!(matches!(capability("", "Identity"), Capability::Folded { .. }));
         let cat = |d: &str, op: &str| match capability(d, op) {
             Capability::Rejected { category, .. } => Some(category),
             _ => None,
         };
         assert_eq!(cat("", "Loop"), Some(Category::ControlFlow));
+        assert_eq!(cat("", "LSTM"), Some(Category::ControlFlow));
         assert_eq!(cat("", "RandomUniformLike"), Some(Category::Random));
         assert_eq!(cat("", "NonZero"), Some(Category::DataDependentShape));
         assert_eq!(cat("", "SequenceAt"), Some(Category::DataDependentShape));
-        assert_eq!(cat("", "Conv"), Some(Category::NotYetSupported));
+        assert_eq!(cat("", "Col2Im"), Some(Category::NotYetSupported));
         assert_eq!(cat("", "FancyOp"), Some(Category::UnknownOp));
         assert_eq!(cat("org.example", "MatMul"), Some(Category::UnknownDomain));
         assert_eq!(
             cat("com.microsoft", "FusedMatMul"),
             Some(Category::NotYetSupported)
         );
-        assert!(matches!(
-            capability("", "TopK"),
-            Capability::NeedsConstantInputs { .. }
-        ));
     }
 
     #[test]
-    fn supported_ops_are_onnx_ops() {
-        for op in SUPPORTED.iter().chain(FOLDED) {
-            assert!(is_onnx_op(op), "{op}");
+    fn supported_ops_are_onnx_ops_and_sorted() {
+        for table in [SUPPORTED, FOLDED] {
+            for r in table {
+                assert!(is_onnx_op(r.op), "{}", r.op);
+            }
+            assert!(table.windows(2).all(|w| w[0].op < w[1].op), "keep the table sorted");
         }
+    }
+
+    #[test]
+    fn policy_covers_every_onnx_op_once() {
+        let table = policy_table();
+        assert!(table.windows(2).all(|w| w[0].op < w[1].op));
+        assert!(table.iter().any(|p| p.op == "Conv" && p.status == "supported"));
+        assert!(table.iter().any(|p| p.op == "Shape" && p.status == "folded"));
+        assert!(table.iter().any(|p| p.op == "Loop" && p.status == "rejected"));
     }
 }

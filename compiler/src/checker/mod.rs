@@ -8,12 +8,11 @@ pub mod capabilities;
 pub mod onnx_ops;
 pub mod violation;
 
-pub use capabilities::{capability, Capability};
+pub use capabilities::{capability, policy_table, Capability, OpPolicy, OPSETS};
 pub use violation::{Category, Violation};
 
 use crate::frontend::model::{ir_dtype, Attr, Dim, OnnxModel};
 use crate::frontend::DimBinder;
-use std::collections::BTreeSet;
 
 /// Check graph inputs, initializers and every node against the capability table.
 pub fn check_model(model: &OnnxModel, binder: &DimBinder) -> Vec<Violation> {
@@ -32,50 +31,27 @@ pub fn check_model(model: &OnnxModel, binder: &DimBinder) -> Vec<Violation> {
             }
         }
     }
-    let constants: BTreeSet<&str> = model
-        .initializers
-        .keys()
-        .map(String::as_str)
-        .chain(
-            model
-                .nodes
-                .iter()
-                .filter(|n| n.op_type == "Constant" && n.domain.is_empty())
-                .flat_map(|n| n.outputs.iter().map(String::as_str)),
-        )
-        .collect();
+    let opset = model.opset();
+    if opset < *OPSETS.start() {
+        out.push(Violation::new(
+            Category::NotYetSupported,
+            &model.graph_name,
+            "opset_import",
+            format!(
+                "the model imports default-domain opset {opset}; lpuc implements opsets {}-{}",
+                OPSETS.start(),
+                OPSETS.end()
+            ),
+            "re-export with a newer opset (torch.onnx.export(..., opset_version=17)) or convert it with onnx.version_converter",
+        ));
+    }
     for node in &model.nodes {
         let op = if node.domain.is_empty() {
             node.op_type.clone()
         } else {
             format!("{}::{}", node.domain, node.op_type)
         };
-        let mut cap = capability(&node.domain, &node.op_type);
-        if let Capability::NeedsConstantInputs { inputs, then } = &cap {
-            let runtime: Vec<&str> = inputs
-                .iter()
-                .filter_map(|&i| node.input(i))
-                .filter(|name| !constants.contains(name))
-                .collect();
-            if !runtime.is_empty() {
-                out.push(Violation::new(
-                    Category::DataDependentShape,
-                    &node.name,
-                    &op,
-                    format!(
-                        "the output size is given by {}, computed at run time",
-                        runtime
-                            .iter()
-                            .map(|r| format!("'{r}'"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    "make the size a constant (an initializer), or bind the dims it is computed from",
-                ));
-                continue;
-            }
-            cap = (**then).clone();
-        }
+        let cap = capability(&node.domain, &node.op_type);
         if let Capability::Rejected {
             category,
             reason,
@@ -129,6 +105,18 @@ fn check_inputs(model: &OnnxModel, binder: &DimBinder, out: &mut Vec<Violation>)
                 "export the model with float32 (or narrower) inputs",
             ));
         }
+        if let Some(given) = binder.inputs.get(&input.name) {
+            if binder.input_dims(input, &mut Default::default()).is_none() {
+                out.push(Violation::new(
+                    Category::InvalidModel,
+                    &input.name,
+                    op,
+                    format!("--input gives {given:?}, which does not match the declared shape"),
+                    "give one size per dim, equal to every fixed dim the model declares",
+                ));
+            }
+            continue;
+        }
         let Some(dims) = &input.dims else {
             out.push(Violation::new(
                 Category::UnboundDim,
@@ -165,7 +153,7 @@ fn check_inputs(model: &OnnxModel, binder: &DimBinder, out: &mut Vec<Violation>)
                     &input.name,
                     op,
                     format!("dim {axis} has neither a size nor a name"),
-                    "name the dim in the export (dynamic_axes) and bind it with --dim NAME=N",
+                    format!("pass the whole shape with --input {}=DIMS (e.g. 1x3x224x224)", input.name),
                 )),
             }
         }

@@ -1,10 +1,13 @@
 //! Binding symbolic dims to sizes: the shape bucket makes every shape static.
 //!
-//! `--dim NAME=VALUE` binds any name; `--bucket N` binds sequence-like names (those containing
-//! `seq`, `context` or `ctx`, as exporters name them: `sequence`, `seq_len`, `past_sequence_length`,
-//! `encoder_sequence_length`, ...); batch-like names (containing `batch`) default to 1. Anything else
-//! stays unbound and the checker names the flag that would bind it.
+//! `--input NAME=1x3x224x224` gives a whole input's shape (for unnamed `?` dims); `--dim NAME=VALUE`
+//! binds any name; `--bucket N` binds sequence-like names (those containing `seq`, `context` or
+//! `ctx`, as exporters name them: `sequence`, `seq_len`, `past_sequence_length`, ...); `--batch N`
+//! binds batch-like names (containing `batch`), which default to 1. A dim written as an expression
+//! (`past_sequence + 1`, `2*seq`) is evaluated over the bound names. Anything else stays unbound and
+//! the checker names the flag that would bind it.
 
+use super::model::{Dim, ValueInfo};
 use std::collections::BTreeMap;
 
 /// Which rule bound a dim.
@@ -14,8 +17,10 @@ pub enum DimSource {
     Explicit,
     /// `--bucket N` on a sequence-like name.
     Bucket,
-    /// Batch-like names default to 1.
+    /// `--batch N` on a batch-like name, or 1 by default.
     BatchDefault,
+    /// An expression over bound names.
+    Expression,
 }
 
 /// The binding rules of one compile.
@@ -23,6 +28,10 @@ pub enum DimSource {
 pub struct DimBinder {
     pub bucket: Option<u64>,
     pub explicit: BTreeMap<String, u64>,
+    /// `--batch N`: the size of batch-like dims (1 when not given).
+    pub batch: Option<u64>,
+    /// `--input NAME=DIMS`: whole shapes of graph inputs.
+    pub inputs: BTreeMap<String, Vec<u64>>,
 }
 
 /// Whether a dim name looks like a sequence length.
@@ -39,28 +48,66 @@ pub fn is_batch_like(name: &str) -> bool {
 impl DimBinder {
     /// The size of dim `name`, and which rule gave it.
     pub fn bind(&self, name: &str) -> Option<(u64, DimSource)> {
+        let name = name.trim();
         if let Some(&v) = self.explicit.get(name) {
             return Some((v, DimSource::Explicit));
         }
-        if is_sequence_like(name) {
-            if let Some(b) = self.bucket {
-                return Some((b, DimSource::Bucket));
+        if is_identifier(name) {
+            if is_sequence_like(name) {
+                if let Some(b) = self.bucket {
+                    return Some((b, DimSource::Bucket));
+                }
+            }
+            if is_batch_like(name) {
+                return Some((self.batch.unwrap_or(1), DimSource::BatchDefault));
+            }
+            return None;
+        }
+        let v = super::dim_expr::evaluate(name, &|n| self.bind(n).map(|(v, _)| v))?;
+        u64::try_from(v).ok().map(|v| (v, DimSource::Expression))
+    }
+
+    /// The static dims of a graph input, recording every named dim bound into `bound`; `None` when
+    /// some dim stays unbound (the checker reports it).
+    pub fn input_dims(&self, input: &ValueInfo, bound: &mut BTreeMap<String, u64>) -> Option<Vec<u64>> {
+        let declared = input.dims.as_ref();
+        if let Some(given) = self.inputs.get(&input.name) {
+            let fits = declared.is_none_or(|d| {
+                d.len() == given.len()
+                    && d.iter().zip(given).all(|(d, &g)| !matches!(d, Dim::Known(k) if *k != g))
+            });
+            return fits.then(|| given.clone());
+        }
+        let mut out = Vec::new();
+        for d in declared? {
+            match d {
+                Dim::Known(v) if *v > 0 => out.push(*v),
+                Dim::Named(name) => {
+                    let (v, _) = self.bind(name)?;
+                    bound.insert(name.clone(), v);
+                    out.push(v);
+                }
+                _ => return None,
             }
         }
-        if is_batch_like(name) {
-            return Some((1, DimSource::BatchDefault));
-        }
-        None
+        Some(out)
     }
 
     /// The flag that would bind `name`, for a checker hint.
     pub fn hint(&self, name: &str) -> String {
-        if is_sequence_like(name) {
+        if !is_identifier(name.trim()) {
+            format!("bind every name in '{name}' (e.g. --bucket N or --dim NAME=N), or pass --dim '{name}'=N")
+        } else if is_sequence_like(name) {
             format!("pass --bucket N (binds sequence-like dims) or --dim {name}=N")
         } else {
             format!("pass --dim {name}=N")
         }
     }
+}
+
+/// Whether a dim name is a plain name rather than an expression.
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['+', '-', '*', '/', '(', ')', ' '])
 }
 
 #[cfg(test)]
@@ -83,5 +130,29 @@ mod tests {
         let no_bucket = DimBinder::default();
         assert_eq!(no_bucket.bind("seq_len"), None);
         assert!(no_bucket.hint("seq_len").contains("--bucket"));
+    }
+
+    #[test]
+    fn expressions_and_whole_inputs() {
+        let mut b = DimBinder {
+            bucket: Some(128),
+            batch: Some(4),
+            ..Default::default()
+        };
+        assert_eq!(b.bind("past_sequence + 1"), Some((129, DimSource::Expression)));
+        assert_eq!(b.bind("2*sequence"), Some((256, DimSource::Expression)));
+        assert_eq!(b.bind("batch"), Some((4, DimSource::BatchDefault)));
+        assert_eq!(b.bind("n + 1"), None);
+        b.inputs.insert("image".into(), vec![1, 3, 224, 224]);
+        let info = ValueInfo {
+            name: "image".into(),
+            elem_type: 1,
+            dims: Some(vec![Dim::Unknown, Dim::Known(3), Dim::Unknown, Dim::Unknown]),
+            is_tensor: true,
+        };
+        let mut bound = BTreeMap::new();
+        assert_eq!(b.input_dims(&info, &mut bound), Some(vec![1, 3, 224, 224]));
+        b.inputs.insert("image".into(), vec![1, 4, 224, 224]);
+        assert_eq!(b.input_dims(&info, &mut bound), None);
     }
 }

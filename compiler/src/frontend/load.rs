@@ -3,7 +3,7 @@
 //! Everything here treats the file as hostile: sizes are checked before use, external-data paths
 //! must stay inside the model's folder, cycles and dangling names are errors, never panics.
 
-use super::model::{Attr, ConstTensor, Dim, Node, OnnxModel, ValueInfo};
+use super::model::{Attr, ConstTensor, Dim, ExternalData, Node, OnnxModel, ValueInfo};
 use onnx_protobuf::{
     attribute_proto::AttributeType, tensor_proto::DataLocation, type_proto, AttributeProto, Message,
     ModelProto, TensorProto, ValueInfoProto,
@@ -60,7 +60,9 @@ pub fn load_model(path: &Path) -> Result<OnnxModel, LoadError> {
         message: e.to_string(),
     })?;
     drop(bytes);
-    convert(&proto, &shown)
+    let mut model = convert(&proto, &shown)?;
+    model.base_dir = Some(path.parent().map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf));
+    Ok(model)
 }
 
 /// Convert a parsed model.
@@ -140,6 +142,7 @@ pub fn convert(proto: &ModelProto, path: &str) -> Result<OnnxModel, LoadError> {
         outputs,
         initializers,
         nodes,
+        base_dir: None,
     })
 }
 
@@ -226,23 +229,32 @@ pub fn const_tensor(t: &TensorProto, name: &str) -> Result<ConstTensor, LoadErro
     }
     let elements = dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
     let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
-    let mut external_location = None;
+    let mut external_ref = None;
     if external {
-        let location = t
-            .external_data
-            .iter()
-            .find(|e| e.key == "location")
-            .map(|e| e.value.clone())
-            .ok_or_else(|| {
-                LoadError::Malformed(format!("tensor '{name}' is external but has no location"))
-            })?;
+        let entry = |key: &str| t.external_data.iter().find(|e| e.key == key).map(|e| e.value.clone());
+        let location = entry("location").ok_or_else(|| {
+            LoadError::Malformed(format!("tensor '{name}' is external but has no location"))
+        })?;
         if !location_stays_inside(&location) {
             return Err(LoadError::ExternalPathEscapes {
                 name: name.to_string(),
                 location,
             });
         }
-        external_location = Some(location);
+        let number = |key: &str| -> Result<Option<u64>, LoadError> {
+            entry(key)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        LoadError::Malformed(format!("tensor '{name}': external-data {key} '{v}' is not a number"))
+                    })
+                })
+                .transpose()
+        };
+        external_ref = Some(ExternalData {
+            location,
+            offset: number("offset")?.unwrap_or(0),
+            length: number("length")?,
+        });
     }
     let small_data = match elements {
         Some(n) if n <= SMALL_TENSOR_ELEMENTS && !external => small_values(t, n),
@@ -253,7 +265,7 @@ pub fn const_tensor(t: &TensorProto, name: &str) -> Result<ConstTensor, LoadErro
         elem_type: t.data_type,
         dims,
         small_data,
-        external_location,
+        external: external_ref,
     })
 }
 
@@ -292,11 +304,15 @@ fn small_values(t: &TensorProto, n: u64) -> Option<Vec<u8>> {
     if !t.raw_data.is_empty() {
         return (t.raw_data.len() as u64 == n * width).then(|| t.raw_data.clone());
     }
+    // Typed fields: narrow integer, bool and 16-bit float types are carried in int32_data.
     let bytes: Vec<u8> = match t.data_type {
         1 => t.float_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
         7 => t.int64_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
         6 => t.int32_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
         11 => t.double_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        13 => t.uint64_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        2 | 3 | 9 => t.int32_data.iter().map(|&v| v as u8).collect(),
+        4 | 5 | 10 | 16 => t.int32_data.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect(),
         _ => return None,
     };
     (bytes.len() as u64 == n * width).then_some(bytes)

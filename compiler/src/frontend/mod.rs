@@ -5,9 +5,13 @@
 //! model with no violations is lowered into the IR, where every shape is static.
 
 pub mod bind;
+pub mod consts;
+mod dim_expr;
+pub mod fold;
 pub mod load;
 pub mod lower;
 pub mod model;
+pub mod translate;
 
 pub use bind::{DimBinder, DimSource};
 pub use load::{load_model, LoadError};

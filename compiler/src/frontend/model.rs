@@ -35,7 +35,17 @@ pub struct ConstTensor {
     /// compile needs to read. Weights' bytes are never held here.
     pub small_data: Option<Vec<u8>>,
     /// Set when the bytes live in an external file (validated to stay inside the model's folder).
-    pub external_location: Option<String>,
+    /// They are read only if a compile needs the values, and only for small tensors.
+    pub external: Option<ExternalData>,
+}
+
+/// Where an external tensor's bytes are: a file relative to the model's folder, and a byte range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalData {
+    pub location: String,
+    pub offset: u64,
+    /// `None` when the model leaves the length to be implied by the type.
+    pub length: Option<u64>,
 }
 
 impl ConstTensor {
@@ -133,6 +143,8 @@ pub struct OnnxModel {
     pub initializers: BTreeMap<String, ConstTensor>,
     /// Nodes in a topological order (the model's own order where it already was one).
     pub nodes: Vec<Node>,
+    /// The folder external-data locations are relative to (the model file's folder).
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 impl OnnxModel {

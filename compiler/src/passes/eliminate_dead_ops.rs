@@ -41,17 +41,13 @@ pub fn eliminate_dead_ops(g: &Graph) -> Graph {
     for o in g.op_ids().filter(|o| live_op[o.index()]) {
         let op = g.op(o);
         let inputs: Vec<ValueId> = op.inputs.iter().map(|v| map[v]).collect();
-        let result = op.outputs[0];
+        let names: Vec<String> = op.outputs.iter().map(|&v| g.value(v).name.clone()).collect();
         let new = out
-            .add_op(
-                op.kind.clone(),
-                inputs,
-                g.value(result).name.clone(),
-                Some(&g.value(result).ty.shape),
-                g.provenance(o).clone(),
-            )
+            .add_op_multi(op.kind.clone(), inputs, &names, g.provenance(o).clone())
             .expect("re-adding a verified op with the same operand types cannot fail");
-        map.insert(result, new);
+        for (&old, new) in op.outputs.iter().zip(new) {
+            map.insert(old, new);
+        }
     }
     for v in g.outputs() {
         out.add_output(map[v]);
@@ -74,13 +70,13 @@ mod tests {
         let x = g.add_input("x", TensorType::new(DType::F32, vec![4]));
         let w = g.add_weight("w", TensorType::new(DType::F32, vec![4]), "w");
         let dead = g
-            .add_op(OpKind::Binary(BinaryOp::Add), vec![x, w], "dead", None, prov())
+            .add_op(OpKind::Binary(BinaryOp::Add), vec![x, w], "dead", prov())
             .unwrap();
         let _dead2 = g
-            .add_op(OpKind::Unary(UnaryOp::Relu), vec![dead], "dead2", None, prov())
+            .add_op(OpKind::Unary(UnaryOp::Relu), vec![dead], "dead2", prov())
             .unwrap();
         let live = g
-            .add_op(OpKind::Unary(UnaryOp::Tanh), vec![x], "live", None, prov())
+            .add_op(OpKind::Unary(UnaryOp::Tanh), vec![x], "live", prov())
             .unwrap();
         g.add_output(live);
         let out = eliminate_dead_ops(&g);

@@ -1,31 +1,42 @@
-//! What each IR op asks of the hardware, in the cost model's terms.
+//! What each IR op asks of the hardware, in the cost model's terms: matrix products (and
+//! convolutions as implicit GEMMs) on the MXM, arithmetic and reductions on the VXM, data movement
+//! on the SXM.
 
-use lpuc_ir::{Graph, OpId, OpKind};
+use lpuc_ir::{einsum, Graph, OpId, OpKind, TensorType};
 use lpuc_target::Work;
+
+fn elements(t: &TensorType) -> u64 {
+    t.shape.num_elements().unwrap_or(u64::MAX)
+}
 
 /// The work of op `o`.
 pub fn work_of(g: &Graph, o: OpId) -> Work {
     let op = g.op(o);
     let out = &g.value(op.outputs[0]).ty;
-    let out_elems = out.shape.num_elements().unwrap_or(u64::MAX);
-    let input_dims = |i: usize| g.value(op.inputs[i]).ty.shape.dims().to_vec();
+    let input = |i: usize| &g.value(op.inputs[i]).ty;
+    let dims = |i: usize| input(i).shape.dims().to_vec();
+    let vector = |elements: u64, dtype| Work::Vector {
+        op: op.kind.name().to_string(),
+        elements,
+        dtype,
+    };
     match &op.kind {
-        OpKind::MatMul => {
-            let a = input_dims(0);
-            let b = input_dims(1);
+        OpKind::MatMul | OpKind::MatMulInteger => {
+            let a = dims(0);
+            let b = dims(1);
             let k = *a.last().unwrap_or(&1);
             let m = if a.len() > 1 { a[a.len() - 2] } else { 1 };
             let n = if b.len() > 1 { *b.last().unwrap_or(&1) } else { 1 };
             Work::Matmul {
-                batch: out_elems / (m * n).max(1),
+                batch: elements(out) / (m * n).max(1),
                 m,
                 k,
                 n,
-                dtype: out.dtype,
+                dtype: input(0).dtype,
             }
         }
         OpKind::Gemm { trans_a, .. } => {
-            let a = input_dims(0);
+            let a = dims(0);
             let d = out.shape.dims();
             Work::Matmul {
                 batch: 1,
@@ -35,15 +46,93 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
                 dtype: out.dtype,
             }
         }
-        OpKind::Binary(_) | OpKind::Unary(_) | OpKind::Softmax { .. } | OpKind::LayerNorm { .. } => {
-            Work::Vector {
-                op: op.kind.name().to_string(),
-                elements: out_elems,
-                dtype: out.dtype,
+        OpKind::Conv { window, group } => {
+            // Implicit GEMM per group: (N * output pixels) x (C/group * kernel) x (M/group).
+            let w = dims(1);
+            let od = out.shape.dims();
+            Work::Matmul {
+                batch: *group,
+                m: od[0] * od[2..].iter().product::<u64>(),
+                k: w[1] * window.kernel.iter().product::<u64>(),
+                n: w[0] / group,
+                dtype: input(0).dtype,
             }
         }
-        OpKind::Reshape | OpKind::Transpose { .. } => Work::Stream {
+        OpKind::ConvTranspose { window, group, .. } => {
+            // Scatter form: every input pixel times every (output channel, kernel tap).
+            let x = dims(0);
+            let w = dims(1);
+            Work::Matmul {
+                batch: *group,
+                m: x[0] * x[2..].iter().product::<u64>(),
+                k: w[0] / group,
+                n: w[1] * window.kernel.iter().product::<u64>(),
+                dtype: input(0).dtype,
+            }
+        }
+        OpKind::Einsum { equation } => einsum_work(g, o, equation).unwrap_or_else(|| {
+            let types: Vec<&TensorType> = op.inputs.iter().map(|&v| &g.value(v).ty).collect();
+            let all = einsum::index_sizes(equation, &types)
+                .map(|s| s.values().product())
+                .unwrap_or(u64::MAX);
+            vector(all, input(0).dtype)
+        }),
+        OpKind::Pool { window, .. } => {
+            vector(elements(out).saturating_mul(window.kernel.iter().product()), input(0).dtype)
+        }
+        OpKind::Reduce { .. } | OpKind::Quantize { .. } | OpKind::DynamicQuantize => {
+            vector(elements(input(0)), input(0).dtype)
+        }
+        OpKind::Where => vector(elements(out), input(1).dtype),
+        OpKind::Binary(_)
+        | OpKind::Unary(_)
+        | OpKind::Cast { .. }
+        | OpKind::Softmax { .. }
+        | OpKind::LayerNorm { .. }
+        | OpKind::BatchNorm { .. }
+        | OpKind::Dequantize { .. }
+        | OpKind::Trilu { .. } => vector(elements(out), input(0).dtype),
+        OpKind::Reshape { .. }
+        | OpKind::Transpose { .. }
+        | OpKind::Concat { .. }
+        | OpKind::Slice { .. }
+        | OpKind::Gather { .. }
+        | OpKind::GatherElements { .. }
+        | OpKind::GatherNd { .. }
+        | OpKind::ScatterNd
+        | OpKind::Expand { .. }
+        | OpKind::Tile { .. }
+        | OpKind::Pad { .. }
+        | OpKind::Resize { .. } => Work::Stream {
             bytes: out.size_bytes().unwrap_or(u64::MAX),
         },
     }
+}
+
+/// A two-operand einsum with a contraction, as a batched matmul: indices on both operands and the
+/// output are the batch, on one operand and the output are m or n, on both operands only are k.
+fn einsum_work(g: &Graph, o: OpId, equation: &str) -> Option<Work> {
+    let op = g.op(o);
+    if op.inputs.len() != 2 {
+        return None;
+    }
+    let types: Vec<&TensorType> = op.inputs.iter().map(|&v| &g.value(v).ty).collect();
+    let sizes = einsum::index_sizes(equation, &types).ok()?;
+    let eq = einsum::parse(equation).ok()?;
+    let (a, b, out) = (&eq.operands[0], &eq.operands[1], &eq.output);
+    let product = |f: &dyn Fn(char) -> bool| -> u64 {
+        sizes.iter().filter(|(c, _)| f(**c)).map(|(_, &s)| s).product()
+    };
+    let k = product(&|c| a.contains(&c) && b.contains(&c) && !out.contains(&c));
+    let has_k = sizes.keys().any(|&c| a.contains(&c) && b.contains(&c) && !out.contains(&c));
+    if !has_k {
+        return None;
+    }
+    Some(Work::Matmul {
+        batch: product(&|c| a.contains(&c) && b.contains(&c) && out.contains(&c)),
+        m: product(&|c| a.contains(&c) && !b.contains(&c)),
+        k,
+        n: product(&|c| b.contains(&c) && !a.contains(&c)),
+        dtype: types[0].dtype,
+    })
 }

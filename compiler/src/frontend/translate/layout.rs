@@ -1,0 +1,366 @@
+//! Data movement: reshapes, transposes, concat/split/slice, gathers and scatters, expand, tile, pad,
+//! trilu and resize. Shape-deciding inputs must fold to constants.
+
+use super::{attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operand, Operands, Plan, Reject, Step};
+use crate::frontend::model::Node;
+use lpuc_ir::{OpKind, PadMode, ResizeMode};
+
+pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Option<Plan>, Reject> {
+    let plan = match node.op_type.as_str() {
+        "Reshape" => {
+            let spec = ops
+                .ints(node, 1, "the target shape")?
+                .ok_or_else(|| invalid("Reshape without a shape"))?;
+            let allow_zero = node.attr_int("allowzero").unwrap_or(0) != 0;
+            let shape = reshape_dims(ops.dims(0)?, &spec, allow_zero).map_err(invalid)?;
+            Plan::op(OpKind::Reshape { shape }, vec![0])
+        }
+        "Flatten" => {
+            let dims = ops.dims(0)?;
+            let r = dims.len() as i64;
+            let a = node.attr_int("axis").unwrap_or(1);
+            let a = if a < 0 { a + r } else { a };
+            if !(0..=r).contains(&a) {
+                return Err(invalid(format!("axis {a} for rank {r}")));
+            }
+            let (outer, inner) = dims.split_at(a as usize);
+            let shape = vec![outer.iter().product(), inner.iter().product()];
+            Plan::op(OpKind::Reshape { shape }, vec![0])
+        }
+        "Squeeze" => {
+            let dims = ops.dims(0)?;
+            let axes = attr_or_input(node, ops, "axes", 1, "the axes")?;
+            let axes = match axes {
+                Some(a) => normalize_axes(&a, dims.len())?,
+                None => (0..dims.len()).filter(|&i| dims[i] == 1).collect(),
+            };
+            if let Some(&bad) = axes.iter().find(|&&a| dims[a] != 1) {
+                return Err(invalid(format!("cannot squeeze dim {bad} of size {}", dims[bad])));
+            }
+            let shape = (0..dims.len()).filter(|i| !axes.contains(i)).map(|i| dims[i]).collect();
+            Plan::op(OpKind::Reshape { shape }, vec![0])
+        }
+        "Unsqueeze" => {
+            let dims = ops.dims(0)?;
+            let axes = attr_or_input(node, ops, "axes", 1, "the axes")?
+                .ok_or_else(|| invalid("Unsqueeze without axes"))?;
+            let out_rank = dims.len() + axes.len();
+            let axes = normalize_axes(&axes, out_rank)?;
+            let mut rest = dims.iter();
+            let shape = (0..out_rank)
+                .map(|i| if axes.contains(&i) { 1 } else { *rest.next().unwrap_or(&1) })
+                .collect();
+            Plan::op(OpKind::Reshape { shape }, vec![0])
+        }
+        "Transpose" => {
+            let rank = ops.rank(0)?;
+            let perm = match node.attr_ints("perm") {
+                Some(p) => p
+                    .iter()
+                    .map(|&a| usize::try_from(a).map_err(|_| invalid(format!("negative perm entry {a}"))))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => (0..rank).rev().collect(),
+            };
+            Plan::op(OpKind::Transpose { perm }, vec![0])
+        }
+        "Concat" => {
+            let axis = node.attr_int("axis").ok_or_else(|| invalid("Concat without axis"))?;
+            let axis = normalize_axis(axis, ops.rank(0)?)?;
+            let inputs = (0..node.inputs.len()).filter(|&i| ops.present(i)).collect();
+            Plan::op(OpKind::Concat { axis }, inputs)
+        }
+        "Split" => split(node, ops)?,
+        "Slice" => slice(node, ops)?,
+        "Gather" => {
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(0), ops.rank(0)?)?;
+            Plan::op(OpKind::Gather { axis }, vec![0, 1])
+        }
+        "GatherElements" => {
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(0), ops.rank(0)?)?;
+            Plan::op(OpKind::GatherElements { axis }, vec![0, 1])
+        }
+        "GatherND" => {
+            let b = node.attr_int("batch_dims").unwrap_or(0);
+            let batch_dims = usize::try_from(b).map_err(|_| invalid(format!("batch_dims {b}")))?;
+            Plan::op(OpKind::GatherNd { batch_dims }, vec![0, 1])
+        }
+        "ScatterND" => {
+            if node.attr_str("reduction").is_some_and(|r| r != "none") {
+                return Err(unsupported(
+                    "ScatterND with a reduction is not lowered",
+                    "export with reduction='none'",
+                ));
+            }
+            Plan::op(OpKind::ScatterNd, vec![0, 1, 2])
+        }
+        "Expand" => {
+            let spec = ops
+                .ints(node, 1, "the target shape")?
+                .ok_or_else(|| invalid("Expand without a shape"))?;
+            let shape = spec
+                .iter()
+                .map(|&d| u64::try_from(d).map_err(|_| invalid(format!("negative dim in {spec:?}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            Plan::op(OpKind::Expand { shape }, vec![0])
+        }
+        "Tile" => {
+            let r = ops.ints(node, 1, "the repeats")?.ok_or_else(|| invalid("Tile without repeats"))?;
+            let repeats = r
+                .iter()
+                .map(|&d| u64::try_from(d).map_err(|_| invalid(format!("negative repeat in {r:?}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            Plan::op(OpKind::Tile { repeats }, vec![0])
+        }
+        "Pad" => pad(node, opset, ops)?,
+        "Trilu" => {
+            let k = ops.ints(node, 1, "k")?.and_then(|v| v.first().copied()).unwrap_or(0);
+            let upper = node.attr_int("upper").unwrap_or(1) != 0;
+            Plan::op(OpKind::Trilu { upper, k }, vec![0])
+        }
+        "Resize" => resize(node, ops)?,
+        _ => return Ok(None),
+    };
+    Ok(Some(plan))
+}
+
+/// ONNX Reshape semantics: 0 copies the input dim (unless `allow_zero`), -1 is inferred.
+pub fn reshape_dims(input: &[u64], spec: &[i64], allow_zero: bool) -> Result<Vec<u64>, String> {
+    let total = input
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or("the input's element count overflows")?;
+    let mut out = Vec::with_capacity(spec.len());
+    let mut infer_at = None;
+    for (i, &s) in spec.iter().enumerate() {
+        match s {
+            -1 if infer_at.is_none() => {
+                infer_at = Some(i);
+                out.push(1);
+            }
+            0 if !allow_zero => out.push(
+                *input
+                    .get(i)
+                    .ok_or_else(|| format!("shape entry {i} is 0 but the input has rank {}", input.len()))?,
+            ),
+            s if s >= 0 => out.push(s as u64),
+            _ => return Err(format!("invalid reshape spec {spec:?}")),
+        }
+    }
+    let known = out
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or("reshape overflows")?;
+    if let Some(i) = infer_at {
+        if known == 0 || !total.is_multiple_of(known) {
+            return Err(format!("cannot reshape {input:?} to {spec:?}"));
+        }
+        out[i] = total / known;
+    } else if known != total {
+        return Err(format!("cannot reshape {input:?} ({total} elements) to {spec:?}"));
+    }
+    Ok(out)
+}
+
+fn split(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
+    let dims = ops.dims(0)?;
+    let axis = normalize_axis(node.attr_int("axis").unwrap_or(0), dims.len())?;
+    let outputs = node.outputs.len();
+    let d = dims[axis];
+    let sizes: Vec<u64> = match attr_or_input(node, ops, "split", 1, "the split sizes")? {
+        Some(s) => s
+            .iter()
+            .map(|&v| u64::try_from(v).map_err(|_| invalid(format!("negative split {s:?}"))))
+            .collect::<Result<_, _>>()?,
+        None => {
+            let n = node.attr_int("num_outputs").map_or(outputs as u64, |n| n.max(1) as u64);
+            if n == 0 {
+                return Err(invalid("Split without outputs"));
+            }
+            let chunk = d.div_ceil(n);
+            (0..n).map(|i| chunk.min(d.saturating_sub(i * chunk))).collect()
+        }
+    };
+    if sizes.len() != outputs || sizes.iter().sum::<u64>() != d {
+        return Err(invalid(format!(
+            "split sizes {sizes:?} for {outputs} outputs over a dim of {d}"
+        )));
+    }
+    let rank = dims.len();
+    let mut start = 0i64;
+    let steps = sizes
+        .iter()
+        .enumerate()
+        .map(|(o, &s)| {
+            let mut starts = vec![0i64; rank];
+            let mut ends = vec![i64::MAX; rank];
+            starts[axis] = start;
+            ends[axis] = start + s as i64;
+            start += s as i64;
+            Step {
+                kind: OpKind::Slice {
+                    starts,
+                    ends,
+                    steps: vec![1; rank],
+                },
+                inputs: vec![Operand::Input(0)],
+                outputs: vec![o],
+            }
+        })
+        .collect();
+    Ok(Plan::Steps(steps))
+}
+
+fn slice(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
+    let rank = ops.rank(0)?;
+    let starts = attr_or_input(node, ops, "starts", 1, "the starts")?.ok_or_else(|| invalid("Slice without starts"))?;
+    let ends = attr_or_input(node, ops, "ends", 2, "the ends")?.ok_or_else(|| invalid("Slice without ends"))?;
+    let axes = attr_or_input(node, ops, "axes", 3, "the axes")?;
+    let steps = ops.ints(node, 4, "the steps")?;
+    let n = starts.len();
+    let axes = axes.unwrap_or_else(|| (0..n as i64).collect());
+    let steps = steps.unwrap_or_else(|| vec![1; n]);
+    if ends.len() != n || axes.len() != n || steps.len() != n {
+        return Err(invalid("Slice's starts, ends, axes and steps differ in length"));
+    }
+    let mut s = vec![0i64; rank];
+    let mut e = vec![i64::MAX; rank];
+    let mut st = vec![1i64; rank];
+    let mut seen = vec![false; rank];
+    for i in 0..n {
+        let a = normalize_axis(axes[i], rank)?;
+        if seen[a] {
+            return Err(invalid(format!("axis {a} repeats")));
+        }
+        seen[a] = true;
+        if steps[i] == 0 {
+            return Err(invalid("Slice step 0"));
+        }
+        s[a] = starts[i];
+        e[a] = ends[i];
+        st[a] = steps[i];
+    }
+    Ok(Plan::op(
+        OpKind::Slice {
+            starts: s,
+            ends: e,
+            steps: st,
+        },
+        vec![0],
+    ))
+}
+
+fn pad(node: &Node, opset: i64, ops: &Operands) -> Result<Plan, Reject> {
+    let rank = ops.rank(0)?;
+    let (raw, value) = if opset < 11 {
+        (
+            node.attr_ints("pads").map(<[i64]>::to_vec),
+            f64::from(node.attr_float("value").unwrap_or(0.0)),
+        )
+    } else {
+        let v = ops.floats(node, 2, "the pad value")?;
+        (
+            ops.ints(node, 1, "the pads")?,
+            v.and_then(|v| v.first().copied()).unwrap_or(0.0),
+        )
+    };
+    let raw = raw.ok_or_else(|| invalid("Pad without pads"))?;
+    let axes = match ops.ints(node, 3, "the axes")? {
+        Some(a) => a
+            .iter()
+            .map(|&x| normalize_axis(x, rank))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => (0..rank).collect(),
+    };
+    if raw.len() != 2 * axes.len() {
+        return Err(invalid(format!("pads {raw:?} for axes {axes:?}")));
+    }
+    let mut pads = vec![0i64; 2 * rank];
+    for (i, &a) in axes.iter().enumerate() {
+        pads[a] = raw[i];
+        pads[rank + a] = raw[axes.len() + i];
+    }
+    let mode = match node.attr_str("mode").unwrap_or("constant") {
+        "constant" => PadMode::Constant { value },
+        "reflect" => PadMode::Reflect,
+        "edge" => PadMode::Edge,
+        "wrap" => PadMode::Wrap,
+        other => return Err(invalid(format!("unknown pad mode '{other}'"))),
+    };
+    Ok(Plan::op(OpKind::Pad { pads, mode }, vec![0]))
+}
+
+fn resize(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
+    let dims = ops.dims(0)?;
+    let rank = dims.len();
+    if node.attr_str("coordinate_transformation_mode") == Some("tf_crop_and_resize") {
+        return Err(unsupported(
+            "Resize with tf_crop_and_resize (a region of interest) is not lowered",
+            "crop with Slice before a plain Resize",
+        ));
+    }
+    let mode = match node.attr_str("mode").unwrap_or("nearest") {
+        "nearest" => ResizeMode::Nearest,
+        "linear" => ResizeMode::Linear,
+        "cubic" => ResizeMode::Cubic,
+        other => return Err(invalid(format!("unknown resize mode '{other}'"))),
+    };
+    let axes = match node.attr_ints("axes") {
+        Some(a) => a.iter().map(|&x| normalize_axis(x, rank)).collect::<Result<Vec<_>, _>>()?,
+        None => (0..rank).collect(),
+    };
+    // Opset 10 has (X, scales); from 11 on (X, roi, scales, sizes). An empty tensor means absent.
+    let (scales_at, sizes_at) = if node.inputs.len() == 2 { (1, 4) } else { (2, 3) };
+    let scales = ops.floats(node, scales_at, "the scales")?.filter(|s| !s.is_empty());
+    let sizes = ops.ints(node, sizes_at, "the sizes")?.filter(|s| !s.is_empty());
+    let mut shape = dims.to_vec();
+    match (scales, sizes) {
+        (_, Some(sizes)) => {
+            if sizes.len() != axes.len() || sizes.iter().any(|&s| s <= 0) {
+                return Err(invalid(format!("sizes {sizes:?} for axes {axes:?}")));
+            }
+            let policy = node.attr_str("keep_aspect_ratio_policy").unwrap_or("stretch");
+            if policy == "stretch" {
+                for (&a, &s) in axes.iter().zip(&sizes) {
+                    shape[a] = s as u64;
+                }
+            } else {
+                let ratios = axes.iter().zip(&sizes).map(|(&a, &s)| s as f64 / dims[a] as f64);
+                let scale = if policy == "not_larger" {
+                    ratios.fold(f64::INFINITY, f64::min)
+                } else {
+                    ratios.fold(0.0, f64::max)
+                };
+                for &a in &axes {
+                    shape[a] = (scale * dims[a] as f64 + 0.5).floor() as u64;
+                }
+            }
+        }
+        (Some(scales), None) => {
+            if scales.len() != axes.len() || scales.iter().any(|&s| !(s > 0.0)) {
+                return Err(invalid(format!("scales {scales:?} for axes {axes:?}")));
+            }
+            for (&a, &s) in axes.iter().zip(&scales) {
+                shape[a] = (dims[a] as f64 * s).floor() as u64;
+            }
+        }
+        (None, None) => return Err(invalid("Resize needs scales or sizes")),
+    }
+    Ok(Plan::op(OpKind::Resize { shape, mode }, vec![0]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshape_semantics() {
+        assert_eq!(
+            reshape_dims(&[1, 2048, 128], &[0, 0, 4, 32], false).unwrap(),
+            vec![1, 2048, 4, 32]
+        );
+        assert_eq!(reshape_dims(&[2, 3, 4], &[-1, 4], false).unwrap(), vec![6, 4]);
+        assert!(reshape_dims(&[2, 3], &[4, -1], false).is_err());
+        assert!(reshape_dims(&[2, 3], &[-1, -1], false).is_err());
+        assert!(reshape_dims(&[2, 3], &[7], false).is_err());
+    }
+}

@@ -1,0 +1,309 @@
+//! Matrix products, convolutions, pools, normalisations, reductions and quantization.
+
+use super::{attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operands, Plan, Reject, Step};
+use crate::frontend::model::Node;
+use lpuc_ir::{DType, OpKind, PoolKind, ReduceOp, Window};
+
+pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Option<Plan>, Reject> {
+    let present = |range: std::ops::Range<usize>| range.filter(|&i| ops.present(i)).collect::<Vec<_>>();
+    let plan = match node.op_type.as_str() {
+        "MatMul" => Plan::op(OpKind::MatMul, vec![0, 1]),
+        "MatMulInteger" => Plan::op(OpKind::MatMulInteger, present(0..4)),
+        "Gemm" => Plan::op(
+            OpKind::Gemm {
+                trans_a: node.attr_int("transA").unwrap_or(0) != 0,
+                trans_b: node.attr_int("transB").unwrap_or(0) != 0,
+                alpha: node.attr_float("alpha").unwrap_or(1.0),
+                beta: node.attr_float("beta").unwrap_or(1.0),
+            },
+            present(0..3),
+        ),
+        "Einsum" => {
+            let eq = node
+                .attr_str("equation")
+                .ok_or_else(|| invalid("Einsum without an equation"))?;
+            let ranks = (0..node.inputs.len()).map(|i| ops.rank(i)).collect::<Result<Vec<_>, _>>()?;
+            let equation =
+                lpuc_ir::einsum::explicit_equation(eq, &ranks).map_err(|e| invalid(e.to_string()))?;
+            Plan::op(OpKind::Einsum { equation }, (0..ranks.len()).collect())
+        }
+        "Conv" => {
+            let w = ops.dims(1)?;
+            let window = window(node, ops.dims(0)?, Some(&w[2.min(w.len())..]), false)?;
+            let group = group(node)?;
+            Plan::op(OpKind::Conv { window, group }, present(0..3))
+        }
+        "ConvTranspose" => conv_transpose(node, ops)?,
+        "MaxPool" | "AveragePool" => {
+            if node.outputs.get(1).is_some_and(|o| !o.is_empty()) {
+                return Err(unsupported(
+                    "MaxPool's Indices output is not produced",
+                    "export without return_indices",
+                ));
+            }
+            let window = window(node, ops.dims(0)?, None, true)?;
+            let kind = if node.op_type == "MaxPool" {
+                PoolKind::Max
+            } else {
+                PoolKind::Average {
+                    count_include_pad: node.attr_int("count_include_pad").unwrap_or(0) != 0,
+                }
+            };
+            Plan::op(OpKind::Pool { kind, window }, vec![0])
+        }
+        "GlobalAveragePool" | "GlobalMaxPool" => {
+            let rank = ops.rank(0)?;
+            if rank < 3 {
+                return Err(invalid(format!("global pool of rank {rank}")));
+            }
+            let op = if node.op_type == "GlobalMaxPool" {
+                ReduceOp::Max
+            } else {
+                ReduceOp::Mean
+            };
+            Plan::op(
+                OpKind::Reduce {
+                    op,
+                    axes: (2..rank).collect(),
+                    keep_dims: true,
+                },
+                vec![0],
+            )
+        }
+        "BatchNormalization" => {
+            if node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+                return Err(unsupported(
+                    "BatchNormalization's training outputs (running mean and variance) are not produced",
+                    "export in inference mode (model.eval())",
+                ));
+            }
+            Plan::op(
+                OpKind::BatchNorm {
+                    epsilon: node.attr_float("epsilon").unwrap_or(1e-5),
+                },
+                vec![0, 1, 2, 3, 4],
+            )
+        }
+        "LayerNormalization" => {
+            if node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+                return Err(unsupported(
+                    "the Mean and InvStdDev outputs (training only) are not lowered",
+                    "export in inference mode",
+                ));
+            }
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(-1), ops.rank(0)?)?;
+            Plan::op(
+                OpKind::LayerNorm {
+                    axis,
+                    epsilon: node.attr_float("epsilon").unwrap_or(1e-5),
+                },
+                present(0..3),
+            )
+        }
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL2"
+        | "ReduceSumSquare" => reduce(node, ops)?,
+        "QuantizeLinear" => {
+            if node.attr_int("block_size").unwrap_or(0) != 0 {
+                return Err(unsupported("blocked quantization", "use per-tensor or per-axis scales"));
+            }
+            let to = if ops.present(2) {
+                ops.dtype(2)?
+            } else {
+                match node.attr_int("output_dtype").unwrap_or(0) {
+                    0 => DType::U8,
+                    code => super::dtype_attr(code)?,
+                }
+            };
+            Plan::op(
+                OpKind::Quantize {
+                    axis: quant_axis(node, ops)?,
+                    to,
+                },
+                present(0..3),
+            )
+        }
+        "DequantizeLinear" => {
+            if node.attr_int("block_size").unwrap_or(0) != 0 {
+                return Err(unsupported("blocked quantization", "use per-tensor or per-axis scales"));
+            }
+            Plan::op(
+                OpKind::Dequantize {
+                    axis: quant_axis(node, ops)?,
+                },
+                present(0..3),
+            )
+        }
+        "DynamicQuantizeLinear" => Plan::Steps(vec![Step {
+            kind: OpKind::DynamicQuantize,
+            inputs: vec![super::Operand::Input(0)],
+            outputs: vec![0, 1, 2],
+        }]),
+        _ => {
+            let _ = opset;
+            return Ok(None);
+        }
+    };
+    Ok(Some(plan))
+}
+
+fn quant_axis(node: &Node, ops: &Operands) -> Result<usize, Reject> {
+    let rank = ops.rank(0)?;
+    if rank == 0 {
+        return Ok(0);
+    }
+    normalize_axis(node.attr_int("axis").unwrap_or(1), rank)
+}
+
+fn group(node: &Node) -> Result<u64, Reject> {
+    let g = node.attr_int("group").unwrap_or(1);
+    u64::try_from(g)
+        .ok()
+        .filter(|&g| g > 0)
+        .ok_or_else(|| invalid(format!("group {g}")))
+}
+
+fn positive(values: &[i64], what: &str) -> Result<Vec<u64>, Reject> {
+    values
+        .iter()
+        .map(|&v| u64::try_from(v).ok().filter(|&v| v > 0))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| invalid(format!("{what} {values:?} must be positive")))
+}
+
+/// The window of a Conv or pool: explicit pads, or pads resolved from `auto_pad`.
+fn window(node: &Node, x: &[u64], weight_kernel: Option<&[u64]>, pool: bool) -> Result<Window, Reject> {
+    let n = x.len().checked_sub(2).filter(|&n| n > 0).ok_or_else(|| invalid(format!("input of rank {}", x.len())))?;
+    let kernel = match (node.attr_ints("kernel_shape"), weight_kernel) {
+        (Some(k), _) => positive(k, "kernel_shape")?,
+        (None, Some(k)) if !pool => k.to_vec(),
+        _ => return Err(invalid("no kernel_shape")),
+    };
+    let ones = vec![1i64; n];
+    let strides = positive(node.attr_ints("strides").unwrap_or(&ones), "strides")?;
+    let dilations = positive(node.attr_ints("dilations").unwrap_or(&ones), "dilations")?;
+    if kernel.len() != n || strides.len() != n || dilations.len() != n {
+        return Err(invalid(format!("window attributes do not match {n} spatial dims")));
+    }
+    let ceil_mode = node.attr_int("ceil_mode").unwrap_or(0) != 0;
+    let pads = match node.attr_str("auto_pad").unwrap_or("NOTSET") {
+        "NOTSET" => {
+            let zeros = vec![0i64; 2 * n];
+            let p = node.attr_ints("pads").unwrap_or(&zeros);
+            if p.len() != 2 * n || p.iter().any(|&v| v < 0) {
+                return Err(invalid(format!("pads {p:?} for {n} spatial dims")));
+            }
+            p.iter().map(|&v| v as u64).collect()
+        }
+        "VALID" => vec![0; 2 * n],
+        mode @ ("SAME_UPPER" | "SAME_LOWER") => {
+            let mut pads = vec![0u64; 2 * n];
+            for i in 0..n {
+                let out = x[2 + i].div_ceil(strides[i]);
+                let span = (kernel[i] - 1) * dilations[i] + 1;
+                let total = ((out.saturating_sub(1)) * strides[i] + span).saturating_sub(x[2 + i]);
+                let small = total / 2;
+                let (b, e) = if mode == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+                pads[i] = b;
+                pads[n + i] = e;
+            }
+            pads
+        }
+        other => return Err(invalid(format!("unknown auto_pad '{other}'"))),
+    };
+    Ok(Window {
+        kernel,
+        strides,
+        dilations,
+        pads,
+        ceil_mode,
+    })
+}
+
+fn conv_transpose(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
+    let x = ops.dims(0)?;
+    let w = ops.dims(1)?;
+    let n = x.len().saturating_sub(2);
+    let mut plain = node.clone();
+    plain.attrs.remove("auto_pad");
+    plain.attrs.remove("pads");
+    let mut window = window(&plain, x, Some(&w[2.min(w.len())..]), false)?;
+    let output_padding = match node.attr_ints("output_padding") {
+        Some(p) => p
+            .iter()
+            .map(|&v| u64::try_from(v).map_err(|_| invalid(format!("output_padding {p:?}"))))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![0; n],
+    };
+    if output_padding.len() != n {
+        return Err(invalid("output_padding does not match the spatial dims"));
+    }
+    let auto_pad = node.attr_str("auto_pad").unwrap_or("NOTSET");
+    let output_shape = node.attr_ints("output_shape");
+    if output_shape.is_some() || matches!(auto_pad, "SAME_UPPER" | "SAME_LOWER") {
+        for i in 0..n {
+            let full = window.strides[i] * (x[2 + i] - 1)
+                + output_padding[i]
+                + (window.kernel[i] - 1) * window.dilations[i]
+                + 1;
+            let target = match output_shape {
+                Some(s) => {
+                    let s = &s[s.len().saturating_sub(n)..];
+                    u64::try_from(s[i]).map_err(|_| invalid(format!("output_shape {s:?}")))?
+                }
+                None => x[2 + i] * window.strides[i],
+            };
+            let total = full
+                .checked_sub(target)
+                .ok_or_else(|| invalid(format!("output_shape {target} is larger than the full output {full}")))?;
+            let (b, e) = if auto_pad == "SAME_UPPER" {
+                (total / 2, total - total / 2)
+            } else {
+                (total - total / 2, total / 2)
+            };
+            window.pads[i] = b;
+            window.pads[n + i] = e;
+        }
+    } else if let Some(p) = node.attr_ints("pads") {
+        if p.len() != 2 * n || p.iter().any(|&v| v < 0) {
+            return Err(invalid(format!("pads {p:?}")));
+        }
+        window.pads = p.iter().map(|&v| v as u64).collect();
+    }
+    let present = (0..3).filter(|&i| ops.present(i)).collect();
+    Ok(Plan::op(
+        OpKind::ConvTranspose {
+            window,
+            group: group(node)?,
+            output_padding,
+        },
+        present,
+    ))
+}
+
+fn reduce(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
+    let op = match node.op_type.as_str() {
+        "ReduceMean" => ReduceOp::Mean,
+        "ReduceSum" => ReduceOp::Sum,
+        "ReduceMax" => ReduceOp::Max,
+        "ReduceMin" => ReduceOp::Min,
+        "ReduceProd" => ReduceOp::Prod,
+        "ReduceL2" => ReduceOp::L2,
+        _ => ReduceOp::SumSquare,
+    };
+    let rank = ops.rank(0)?;
+    let keep_dims = node.attr_int("keepdims").unwrap_or(1) != 0;
+    let axes = attr_or_input(node, ops, "axes", 1, "the axes")?.unwrap_or_default();
+    let axes = if axes.is_empty() {
+        if node.attr_int("noop_with_empty_axes").unwrap_or(0) != 0 {
+            return Ok(Plan::Alias(0, vec![]));
+        }
+        (0..rank).collect()
+    } else {
+        normalize_axes(&axes, rank)?
+    };
+    Ok(Plan::op(OpKind::Reduce { op, axes, keep_dims }, vec![0]))
+}
