@@ -75,6 +75,12 @@ pub enum Command {
         /// The artifact directory written by `lpuc compile -o DIR`.
         dir: PathBuf,
     },
+    /// Print the capability table: every ONNX op, whether lpuc supports, folds or rejects it, and why.
+    Ops {
+        /// Output format: text for people, json for tools, markdown for documents.
+        #[arg(long, value_enum, default_value_t = OpsFormat::Text)]
+        format: OpsFormat,
+    },
     /// Print an artifact's report: makespan, critical path, unit utilization, peak SRAM.
     Report {
         /// The artifact directory written by `lpuc compile -o DIR`.
@@ -90,6 +96,8 @@ pub enum Format {
     Text,
     Json,
 }
+
+pub use crate::checker::policy_text::OpsFormat;
 
 fn parse_dim(s: &str) -> Result<(String, u64), String> {
     let (name, value) = s
@@ -151,6 +159,10 @@ pub fn run(cli: Cli) -> i32 {
         Command::Check { model, format } => check(&model.options(), format),
         Command::Emulate { dir } => emulate(&dir),
         Command::Report { dir, format } => report(&dir, format),
+        Command::Ops { format } => {
+            print!("{}", crate::checker::policy_text::render(format));
+            0
+        }
     }
 }
 

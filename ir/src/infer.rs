@@ -89,6 +89,11 @@ pub fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorType>, S
         | OpKind::Einsum { .. }
         | OpKind::Softmax { .. }
         | OpKind::LayerNorm { .. }
+        | OpKind::RmsNorm { .. }
+        | OpKind::Hardmax { .. }
+        | OpKind::CumSum { .. }
+        | OpKind::ArgReduce { .. }
+        | OpKind::TopK { .. }
         | OpKind::BatchNorm { .. }
         | OpKind::Reduce { .. }
         | OpKind::Pool { .. }

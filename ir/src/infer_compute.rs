@@ -3,7 +3,7 @@
 
 use crate::infer::{arity, axis_in_range, broadcast, checked, float_only, same_dtype, ShapeError};
 use crate::op::{PoolKind, Window};
-use crate::{DType, OpKind, Shape, TensorType};
+use crate::{DType, OpKind, ReduceOp, Shape, TensorType};
 
 pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorType>, ShapeError> {
     let t = match kind {
@@ -38,18 +38,54 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
             axis_in_range(*axis, inputs[0])?;
             inputs[0].clone()
         }
-        OpKind::LayerNorm { axis, .. } => {
+        OpKind::LayerNorm { axis, stats, .. } => {
             arity(inputs, 2, 3, "2 or 3")?;
-            same_dtype(inputs)?;
-            float_only(inputs[0])?;
-            axis_in_range(*axis, inputs[0])?;
-            let normalized = Shape(inputs[0].shape.0[*axis..].to_vec());
-            for p in &inputs[1..] {
-                if broadcast(&p.shape, &normalized)? != normalized {
-                    return Err(ShapeError::Broadcast(p.shape.to_string(), normalized.to_string()));
-                }
+            normalization(inputs, *axis)?;
+            if *stats {
+                let d = &inputs[0].shape.0;
+                let mut s = d[..*axis].to_vec();
+                s.resize(d.len(), 1);
+                let stat = TensorType::new(DType::F32, s);
+                return Ok(vec![inputs[0].clone(), stat.clone(), stat]);
             }
             inputs[0].clone()
+        }
+        OpKind::RmsNorm { axis, .. } => {
+            arity(inputs, 2, 2, "2")?;
+            normalization(inputs, *axis)?;
+            inputs[0].clone()
+        }
+        OpKind::Hardmax { axis } | OpKind::CumSum { axis, .. } => {
+            arity(inputs, 1, 1, "1")?;
+            axis_in_range(*axis, inputs[0])?;
+            if inputs[0].dtype == DType::Bool {
+                return Err(ShapeError::Invalid(format!("{} of bool", kind.name())));
+            }
+            inputs[0].clone()
+        }
+        OpKind::ArgReduce { axis, keep_dims, .. } => {
+            arity(inputs, 1, 1, "1")?;
+            axis_in_range(*axis, inputs[0])?;
+            let mut d = inputs[0].shape.0.clone();
+            if *keep_dims {
+                d[*axis] = 1;
+            } else {
+                d.remove(*axis);
+            }
+            TensorType::new(DType::I64, d)
+        }
+        OpKind::TopK { axis, k, .. } => {
+            arity(inputs, 1, 1, "1")?;
+            axis_in_range(*axis, inputs[0])?;
+            let mut d = inputs[0].shape.0.clone();
+            if *k > d[*axis] {
+                return Err(ShapeError::Invalid(format!("TopK k={k} of a dim of {}", d[*axis])));
+            }
+            d[*axis] = *k;
+            return Ok(vec![
+                checked(TensorType::new(inputs[0].dtype, d.clone()))?,
+                checked(TensorType::new(DType::I64, d))?,
+            ]);
         }
         OpKind::BatchNorm { .. } => {
             arity(inputs, 5, 5, "5")?;
@@ -71,8 +107,8 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
         OpKind::Reduce { axes, keep_dims, .. } => {
             arity(inputs, 1, 1, "1")?;
             let x = inputs[0];
-            if x.dtype == DType::Bool {
-                return Err(ShapeError::Invalid("reduction of bool".into()));
+            if x.dtype == DType::Bool && !matches!(kind, OpKind::Reduce { op: ReduceOp::Max | ReduceOp::Min, .. }) {
+                return Err(ShapeError::Invalid("arithmetic reduction of bool".into()));
             }
             if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.shape.rank()) {
                 return Err(ShapeError::Invalid(format!("axes {axes:?} for {}", x.shape)));
@@ -136,6 +172,21 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
         other => unreachable!("{} is not a compute op", other.name()),
     };
     Ok(vec![checked(t)?])
+}
+
+/// The operands of a normalisation over the dims from `axis` on: float data, parameters that
+/// broadcast to the normalised dims.
+fn normalization(inputs: &[&TensorType], axis: usize) -> Result<(), ShapeError> {
+    same_dtype(inputs)?;
+    float_only(inputs[0])?;
+    axis_in_range(axis, inputs[0])?;
+    let normalized = Shape(inputs[0].shape.0[axis..].to_vec());
+    for p in &inputs[1..] {
+        if broadcast(&p.shape, &normalized)? != normalized {
+            return Err(ShapeError::Broadcast(p.shape.to_string(), normalized.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Scale and zero point of (de)quantization: a scalar (per tensor) or one per slice of `axis`.

@@ -130,7 +130,7 @@ pub(crate) fn infer_layout(kind: &OpKind, inputs: &[&TensorType]) -> Result<Tens
             out.extend(&dims[b + last..]);
             Ok(with(out))
         }
-        OpKind::ScatterNd => {
+        OpKind::ScatterNd { .. } => {
             arity(inputs, 3, 3, "3")?;
             index_dtype(inputs[1])?;
             if inputs[2].dtype != x.dtype {

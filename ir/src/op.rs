@@ -114,6 +114,14 @@ pub enum UnaryOp {
         negative: bool,
         positive: bool,
     },
+    Tan,
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
+    ThresholdedRelu {
+        alpha: f32,
+    },
 }
 
 impl UnaryOp {
@@ -146,6 +154,9 @@ impl UnaryOp {
             Not => "Not",
             IsNaN => "IsNaN",
             IsInf { .. } => "IsInf",
+            Tan => "Tan",
+            Selu { .. } => "Selu",
+            ThresholdedRelu { .. } => "ThresholdedRelu",
         }
     }
 
@@ -164,8 +175,11 @@ pub enum ReduceOp {
     Max,
     Min,
     Prod,
+    L1,
     L2,
     SumSquare,
+    LogSum,
+    LogSumExp,
 }
 
 /// Sliding-window reductions.
@@ -235,8 +249,24 @@ pub enum OpKind {
     Cast { to: DType },
     /// Softmax (or log-softmax) along `axis`.
     Softmax { axis: usize, log: bool },
-    /// Layer normalisation over the dims from `axis` on; inputs: x, scale, optional bias.
-    LayerNorm { axis: usize, epsilon: f32 },
+    /// Layer normalisation over the dims from `axis` on; inputs: x, scale, optional bias. With
+    /// `stats` it also returns the float32 mean and inverse standard deviation.
+    LayerNorm { axis: usize, epsilon: f32, stats: bool },
+    /// RMS normalisation over the dims from `axis` on; inputs: x, scale.
+    RmsNorm { axis: usize, epsilon: f32 },
+    /// One-hot of the maximum along `axis`.
+    Hardmax { axis: usize },
+    /// Running sum along `axis`.
+    CumSum { axis: usize, exclusive: bool, reverse: bool },
+    /// Index (int64) of the largest or smallest element along `axis`.
+    ArgReduce {
+        max: bool,
+        axis: usize,
+        keep_dims: bool,
+        select_last: bool,
+    },
+    /// The `k` largest (or smallest) elements along `axis` and their int64 indices: two results.
+    TopK { axis: usize, k: u64, largest: bool },
     /// Inference batch normalisation over dim 1; inputs: x, scale, bias, mean, var.
     BatchNorm { epsilon: f32 },
     /// Reduce over `axes` (sorted, distinct); kept as size-1 dims when `keep_dims`.
@@ -267,7 +297,8 @@ pub enum OpKind {
     Gather { axis: usize },
     GatherElements { axis: usize },
     GatherNd { batch_dims: usize },
-    ScatterNd,
+    /// Write `updates` at `indices`; `reduction` combines with the existing element.
+    ScatterNd { reduction: Option<ReduceOp> },
     /// Broadcast to a static shape.
     Expand { shape: Vec<u64> },
     Tile { repeats: Vec<u64> },
@@ -296,6 +327,12 @@ impl OpKind {
             OpKind::Softmax { log: false, .. } => "Softmax",
             OpKind::Softmax { log: true, .. } => "LogSoftmax",
             OpKind::LayerNorm { .. } => "LayerNorm",
+            OpKind::RmsNorm { .. } => "RmsNorm",
+            OpKind::Hardmax { .. } => "Hardmax",
+            OpKind::CumSum { .. } => "CumSum",
+            OpKind::ArgReduce { max: true, .. } => "ArgMax",
+            OpKind::ArgReduce { max: false, .. } => "ArgMin",
+            OpKind::TopK { .. } => "TopK",
             OpKind::BatchNorm { .. } => "BatchNorm",
             OpKind::Reduce { op, .. } => match op {
                 ReduceOp::Sum => "ReduceSum",
@@ -303,8 +340,11 @@ impl OpKind {
                 ReduceOp::Max => "ReduceMax",
                 ReduceOp::Min => "ReduceMin",
                 ReduceOp::Prod => "ReduceProd",
+                ReduceOp::L1 => "ReduceL1",
                 ReduceOp::L2 => "ReduceL2",
                 ReduceOp::SumSquare => "ReduceSumSquare",
+                ReduceOp::LogSum => "ReduceLogSum",
+                ReduceOp::LogSumExp => "ReduceLogSumExp",
             },
             OpKind::Pool {
                 kind: PoolKind::Max, ..
@@ -323,7 +363,7 @@ impl OpKind {
             OpKind::Gather { .. } => "Gather",
             OpKind::GatherElements { .. } => "GatherElements",
             OpKind::GatherNd { .. } => "GatherND",
-            OpKind::ScatterNd => "ScatterND",
+            OpKind::ScatterNd { .. } => "ScatterND",
             OpKind::Expand { .. } => "Expand",
             OpKind::Tile { .. } => "Tile",
             OpKind::Pad { .. } => "Pad",
@@ -367,7 +407,30 @@ impl fmt::Display for OpKind {
             OpKind::Binary(BinaryOp::Mod { fmod: true }) => f.write_str("{fmod}"),
             OpKind::Cast { to } => write!(f, "{{to={to}}}"),
             OpKind::Softmax { axis, .. } => write!(f, "{{axis={axis}}}"),
-            OpKind::LayerNorm { axis, epsilon } => write!(f, "{{axis={axis}, epsilon={epsilon:?}}}"),
+            OpKind::LayerNorm { axis, epsilon, stats } => {
+                write!(f, "{{axis={axis}, epsilon={epsilon:?}")?;
+                if *stats {
+                    f.write_str(", stats")?;
+                }
+                f.write_str("}")
+            }
+            OpKind::RmsNorm { axis, epsilon } => write!(f, "{{axis={axis}, epsilon={epsilon:?}}}"),
+            OpKind::Hardmax { axis } => write!(f, "{{axis={axis}}}"),
+            OpKind::CumSum {
+                axis,
+                exclusive,
+                reverse,
+            } => write!(f, "{{axis={axis}, exclusive={exclusive}, reverse={reverse}}}"),
+            OpKind::ArgReduce {
+                axis,
+                keep_dims,
+                select_last,
+                ..
+            } => write!(f, "{{axis={axis}, keep_dims={keep_dims}, select_last={select_last}}}"),
+            OpKind::TopK { axis, k, largest } => write!(f, "{{axis={axis}, k={k}, largest={largest}}}"),
+            OpKind::ScatterNd { reduction: Some(r) } => write!(f, "{{reduction={r:?}}}"),
+            OpKind::Unary(UnaryOp::Selu { alpha, gamma }) => write!(f, "{{alpha={alpha:?}, gamma={gamma:?}}}"),
+            OpKind::Unary(UnaryOp::ThresholdedRelu { alpha }) => write!(f, "{{alpha={alpha:?}}}"),
             OpKind::BatchNorm { epsilon } => write!(f, "{{epsilon={epsilon:?}}}"),
             OpKind::Reduce { axes, keep_dims, .. } => {
                 write!(f, "{{axes={axes:?}, keep_dims={keep_dims}}}")

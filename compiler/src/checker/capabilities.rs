@@ -7,7 +7,7 @@
 //! reports a data-dependent shape when it is not so. The table is the single source of truth:
 //! `lpuc check`, the lowering, `lpuc ops` and docs/ONNX_COVERAGE.md all read it.
 
-use super::onnx_ops::{is_onnx_op, ONNX_OPS};
+use super::onnx_ops::{is_onnx_op, NEWER_ONNX_OPS, ONNX_OPS};
 use super::violation::Category;
 use serde::Serialize;
 
@@ -52,6 +52,8 @@ pub static SUPPORTED: &[Rule] = &[
     rule("Abs", &[], ""),
     rule("Add", &[], ""),
     rule("And", &[], ""),
+    rule("ArgMax", &[], "the Index output is int64"),
+    rule("ArgMin", &[], "the Index output is int64"),
     rule("AveragePool", &[], "static kernel, strides and pads (auto_pad resolved at compile time)"),
     rule("BatchNormalization", &[], "inference form (one output)"),
     rule("Cast", &[], "to a dtype the LPU supports"),
@@ -62,6 +64,7 @@ pub static SUPPORTED: &[Rule] = &[
     rule("Conv", &[], "2-D or 1-D; grouped and depthwise included"),
     rule("ConvTranspose", &[], "2-D or 1-D; output_shape or pads resolved at compile time"),
     rule("Cos", &[], ""),
+    rule("CumSum", &[1], "axis folds to a constant"),
     rule("DequantizeLinear", &[], "per-tensor or per-axis scales"),
     rule("Div", &[], ""),
     rule("DynamicQuantizeLinear", &[], ""),
@@ -84,6 +87,7 @@ pub static SUPPORTED: &[Rule] = &[
     rule("GreaterOrEqual", &[], ""),
     rule("HardSigmoid", &[], ""),
     rule("HardSwish", &[], ""),
+    rule("Hardmax", &[], ""),
     rule("IsInf", &[], ""),
     rule("IsNaN", &[], ""),
     rule("LayerNormalization", &[], "inference form (one output)"),
@@ -92,10 +96,12 @@ pub static SUPPORTED: &[Rule] = &[
     rule("LessOrEqual", &[], ""),
     rule("Log", &[], ""),
     rule("LogSoftmax", &[], ""),
+    rule("LpNormalization", &[], "p is 1 or 2"),
     rule("MatMul", &[], ""),
     rule("MatMulInteger", &[], "int8/uint8 operands, int32 result"),
     rule("Max", &[], ""),
     rule("MaxPool", &[], "static kernel, strides and pads; the Indices output is not produced"),
+    rule("Mean", &[], ""),
     rule("Min", &[], ""),
     rule("Mod", &[], ""),
     rule("Mul", &[], ""),
@@ -105,8 +111,12 @@ pub static SUPPORTED: &[Rule] = &[
     rule("Pad", &[1, 2, 3], "pads, value and axes fold to constants"),
     rule("Pow", &[], ""),
     rule("QuantizeLinear", &[], "per-tensor or per-axis scales; int8/uint8 results"),
+    rule("RMSNormalization", &[], "opset 23 op, accepted in any model"),
     rule("Reciprocal", &[], ""),
+    rule("ReduceL1", &[1], "axes fold to a constant"),
     rule("ReduceL2", &[1], "axes fold to a constant"),
+    rule("ReduceLogSum", &[1], "axes fold to a constant"),
+    rule("ReduceLogSumExp", &[1], "axes fold to a constant"),
     rule("ReduceMax", &[1], "axes fold to a constant"),
     rule("ReduceMean", &[1], "axes fold to a constant"),
     rule("ReduceMin", &[1], "axes fold to a constant"),
@@ -117,7 +127,8 @@ pub static SUPPORTED: &[Rule] = &[
     rule("Reshape", &[1], "target shape folds to a constant"),
     rule("Resize", &[1, 2, 3], "scales or sizes fold to constants; no roi crop (tf_crop_and_resize)"),
     rule("Round", &[], ""),
-    rule("ScatterND", &[], "reduction 'none'"),
+    rule("ScatterND", &[], ""),
+    rule("Selu", &[], ""),
     rule("Sigmoid", &[], ""),
     rule("Sign", &[], ""),
     rule("Sin", &[], ""),
@@ -128,8 +139,12 @@ pub static SUPPORTED: &[Rule] = &[
     rule("Sqrt", &[], ""),
     rule("Squeeze", &[1], "axes fold to a constant"),
     rule("Sub", &[], ""),
+    rule("Sum", &[], ""),
+    rule("Tan", &[], ""),
     rule("Tanh", &[], ""),
+    rule("ThresholdedRelu", &[], ""),
     rule("Tile", &[1], "repeats fold to a constant"),
+    rule("TopK", &[1], "K folds to a constant; sorted output"),
     rule("Transpose", &[], ""),
     rule("Trilu", &[1], "k folds to a constant"),
     rule("Unsqueeze", &[1], "axes fold to a constant"),
@@ -141,14 +156,20 @@ pub static SUPPORTED: &[Rule] = &[
 pub static FOLDED: &[Rule] = &[
     rule("Constant", &[], "sparse_value and string values are not supported"),
     rule("ConstantOfShape", &[0], "shape folds to a constant"),
-    rule("Dropout", &[], "inference (the mask output, if used, is all true)"),
+    rule("Dropout", &[2], "inference (training_mode folds to false; the mask output is all true)"),
     rule("Identity", &[], ""),
     rule("Range", &[0, 1, 2], "start, limit and delta fold to constants"),
     rule("Shape", &[], "every shape is static once dims are bound"),
     rule("Size", &[], "every shape is static once dims are bound"),
 ];
 
-const KNOWN_DOMAINS: &[&str] = &["", "ai.onnx.ml", "com.microsoft"];
+const KNOWN_DOMAINS: &[&str] = &[
+    "",
+    "ai.onnx.ml",
+    "ai.onnx.preview",
+    "ai.onnx.preview.training",
+    "com.microsoft",
+];
 
 const fn rejected(category: Category, reason: &'static str, hint: &'static str) -> Capability {
     Capability::Rejected {
@@ -243,7 +264,7 @@ pub struct OpPolicy {
 
 /// The policy for every op of the default ONNX domain, sorted by op name.
 pub fn policy_table() -> Vec<OpPolicy> {
-    let mut ops: Vec<&'static str> = ONNX_OPS.to_vec();
+    let mut ops: Vec<&'static str> = ONNX_OPS.iter().chain(NEWER_ONNX_OPS).copied().collect();
     ops.sort_unstable();
     ops.dedup();
     let opsets = format!("{}-{}", OPSETS.start(), OPSETS.end());

@@ -6,6 +6,7 @@
 
 pub mod capabilities;
 pub mod onnx_ops;
+pub mod policy_text;
 pub mod violation;
 
 pub use capabilities::{capability, policy_table, Capability, OpPolicy, OPSETS};

@@ -198,9 +198,23 @@ pub const ONNX_OPS: &[&str] = &[
     "Xor",
 ];
 
+/// Operators added to the default domain after opset 21 (opsets 22 to 25, ONNX 1.17 to 1.22). They
+/// are known names, so a model using them gets "not supported yet" rather than "unknown op".
+pub const NEWER_ONNX_OPS: &[&str] = &[
+    "Attention",
+    "BitCast",
+    "CausalConvWithState",
+    "CumProd",
+    "LinearAttention",
+    "RMSNormalization",
+    "RotaryEmbedding",
+    "Swish",
+    "TensorScatter",
+];
+
 /// Whether `op` is an operator of the default ONNX domain.
 pub fn is_onnx_op(op: &str) -> bool {
-    ONNX_OPS.binary_search(&op).is_ok()
+    ONNX_OPS.binary_search(&op).is_ok() || NEWER_ONNX_OPS.binary_search(&op).is_ok()
 }
 
 #[cfg(test)]
@@ -210,6 +224,8 @@ mod tests {
     #[test]
     fn list_is_sorted_and_unique() {
         assert!(ONNX_OPS.windows(2).all(|w| w[0] < w[1]));
+        assert!(NEWER_ONNX_OPS.windows(2).all(|w| w[0] < w[1]));
+        assert!(NEWER_ONNX_OPS.iter().all(|op| !ONNX_OPS.contains(op)));
         assert!(is_onnx_op("MatMul"));
         assert!(!is_onnx_op("FusedMatMul"));
     }

@@ -2,6 +2,7 @@
 //! schedule -> report -> artifact. Errors say whose fault they are, which decides the exit code.
 
 mod compile;
+pub mod conformance;
 mod errors;
 
 pub use compile::{check, compile, lower_to, CheckOutcome, CompileOptions, Stage};

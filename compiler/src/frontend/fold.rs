@@ -375,7 +375,10 @@ fn reduce(op: ReduceOp, axes: &[usize], dims: &[u64], v: &Values, out: &TensorTy
                 ReduceOp::Max => it.fold(f64::NEG_INFINITY, f64::max),
                 ReduceOp::Min => it.fold(f64::INFINITY, f64::min),
                 ReduceOp::SumSquare => it.map(|y| y * y).sum(),
+                ReduceOp::L1 => it.map(f64::abs).sum(),
                 ReduceOp::L2 => it.map(|y| y * y).sum::<f64>().sqrt(),
+                ReduceOp::LogSum => it.sum::<f64>().ln(),
+                ReduceOp::LogSumExp => it.map(f64::exp).sum::<f64>().ln(),
             }
         })
         .collect();

@@ -217,13 +217,15 @@ impl Lowering<'_> {
                     let operands: Vec<(String, Slot)> = step
                         .inputs
                         .iter()
-                        .map(|o| match *o {
+                        .enumerate()
+                        .map(|(k, o)| match o {
                             Operand::Input(i) => {
-                                let name = node.inputs.get(i).cloned().unwrap_or_default();
+                                let name = node.inputs.get(*i).cloned().unwrap_or_default();
                                 let slot = self.env.get(&name).cloned().unwrap_or(Slot::Unknown);
                                 (name, slot)
                             }
-                            Operand::Step(k) => results[k].clone(),
+                            Operand::Step(s) => results[*s].clone(),
+                            Operand::Const(c) => (format!("{}/{j}.c{k}", node.name), Slot::Const(Rc::new((**c).clone()))),
                         })
                         .collect();
                     let names: Vec<String> = (0..step.outputs.len().max(1))

@@ -80,15 +80,20 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
         OpKind::Pool { window, .. } => {
             vector(elements(out).saturating_mul(window.kernel.iter().product()), input(0).dtype)
         }
-        OpKind::Reduce { .. } | OpKind::Quantize { .. } | OpKind::DynamicQuantize => {
-            vector(elements(input(0)), input(0).dtype)
-        }
+        OpKind::Reduce { .. }
+        | OpKind::ArgReduce { .. }
+        | OpKind::TopK { .. }
+        | OpKind::Quantize { .. }
+        | OpKind::DynamicQuantize => vector(elements(input(0)), input(0).dtype),
         OpKind::Where => vector(elements(out), input(1).dtype),
         OpKind::Binary(_)
         | OpKind::Unary(_)
         | OpKind::Cast { .. }
         | OpKind::Softmax { .. }
         | OpKind::LayerNorm { .. }
+        | OpKind::RmsNorm { .. }
+        | OpKind::Hardmax { .. }
+        | OpKind::CumSum { .. }
         | OpKind::BatchNorm { .. }
         | OpKind::Dequantize { .. }
         | OpKind::Trilu { .. } => vector(elements(out), input(0).dtype),
@@ -99,7 +104,7 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
         | OpKind::Gather { .. }
         | OpKind::GatherElements { .. }
         | OpKind::GatherNd { .. }
-        | OpKind::ScatterNd
+        | OpKind::ScatterNd { .. }
         | OpKind::Expand { .. }
         | OpKind::Tile { .. }
         | OpKind::Pad { .. }

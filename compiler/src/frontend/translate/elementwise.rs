@@ -1,8 +1,9 @@
 //! Elementwise math, comparisons, logic, casts and the softmax family.
 
 use super::{dtype_attr, invalid, normalize_axis, unsupported, Operand, Operands, Plan, Reject, Step};
+use crate::frontend::consts::{Const, Values};
 use crate::frontend::model::Node;
-use lpuc_ir::{BinaryOp, OpKind, UnaryOp};
+use lpuc_ir::{BinaryOp, OpKind, ReduceOp, TensorType, UnaryOp};
 
 fn binary_op(op: &str, node: &Node) -> Option<BinaryOp> {
     use BinaryOp::*;
@@ -57,6 +58,12 @@ fn unary_op(op: &str, node: &Node) -> Option<UnaryOp> {
         },
         "LeakyRelu" => LeakyRelu { alpha: f("alpha", 0.01) },
         "Elu" => Elu { alpha: f("alpha", 1.0) },
+        "Tan" => Tan,
+        "Selu" => Selu {
+            alpha: f("alpha", 1.673_263_2),
+            gamma: f("gamma", 1.050_701),
+        },
+        "ThresholdedRelu" => ThresholdedRelu { alpha: f("alpha", 1.0) },
         "IsInf" => IsInf {
             negative: node.attr_int("detect_negative").unwrap_or(1) != 0,
             positive: node.attr_int("detect_positive").unwrap_or(1) != 0,
@@ -74,9 +81,62 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
         return Ok(Some(Plan::op(OpKind::Unary(u), vec![0])));
     }
     let plan = match op {
-        "Min" | "Max" => {
-            let b = if op == "Min" { BinaryOp::Min } else { BinaryOp::Max };
+        "Min" | "Max" | "Sum" => {
+            let b = match op {
+                "Min" => BinaryOp::Min,
+                "Max" => BinaryOp::Max,
+                _ => BinaryOp::Add,
+            };
             variadic(node, OpKind::Binary(b))?
+        }
+        "Mean" => {
+            let Plan::Steps(mut steps) = variadic(node, OpKind::Binary(BinaryOp::Add))? else {
+                return Ok(Some(Plan::Alias(0, vec![])));
+            };
+            let n = node.inputs.len() as f64;
+            let dtype = ops.dtype(0)?;
+            let divisor = Const::new(TensorType::new(dtype, vec![]), Values::Float(vec![n]).cast(dtype), "input count");
+            let last = steps.len() - 1;
+            steps[last].outputs = vec![];
+            steps.push(Step {
+                kind: OpKind::Binary(BinaryOp::Div),
+                inputs: vec![Operand::Step(last), Operand::Const(Box::new(divisor))],
+                outputs: vec![0],
+            });
+            Plan::Steps(steps)
+        }
+        "Hardmax" => {
+            let rank = ops.rank(0)?;
+            let default = if opset >= 13 { -1 } else { 1 };
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(default), rank)?;
+            if opset < 13 && axis + 1 != rank {
+                return Err(unsupported("Hardmax before opset 13 over several axes", "export with opset 13 or later"));
+            }
+            Plan::op(OpKind::Hardmax { axis }, vec![0])
+        }
+        "LpNormalization" => {
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(-1), ops.rank(0)?)?;
+            let op = match node.attr_int("p").unwrap_or(2) {
+                1 => ReduceOp::L1,
+                2 => ReduceOp::L2,
+                p => return Err(invalid(format!("p={p} (only 1 and 2 are defined)"))),
+            };
+            Plan::Steps(vec![
+                Step {
+                    kind: OpKind::Reduce {
+                        op,
+                        axes: vec![axis],
+                        keep_dims: true,
+                    },
+                    inputs: vec![Operand::Input(0)],
+                    outputs: vec![],
+                },
+                Step {
+                    kind: OpKind::Binary(BinaryOp::Div),
+                    inputs: vec![Operand::Input(0), Operand::Step(0)],
+                    outputs: vec![0],
+                },
+            ])
         }
         "Gelu" => {
             let tanh = match node.attr_str("approximate").unwrap_or("none") {

@@ -3,7 +3,7 @@
 
 use super::{attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operand, Operands, Plan, Reject, Step};
 use crate::frontend::model::Node;
-use lpuc_ir::{OpKind, PadMode, ResizeMode};
+use lpuc_ir::{OpKind, PadMode, ReduceOp, ResizeMode};
 
 pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Option<Plan>, Reject> {
     let plan = match node.op_type.as_str() {
@@ -85,13 +85,15 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             Plan::op(OpKind::GatherNd { batch_dims }, vec![0, 1])
         }
         "ScatterND" => {
-            if node.attr_str("reduction").is_some_and(|r| r != "none") {
-                return Err(unsupported(
-                    "ScatterND with a reduction is not lowered",
-                    "export with reduction='none'",
-                ));
-            }
-            Plan::op(OpKind::ScatterNd, vec![0, 1, 2])
+            let reduction = match node.attr_str("reduction").unwrap_or("none") {
+                "none" => None,
+                "add" => Some(ReduceOp::Sum),
+                "mul" => Some(ReduceOp::Prod),
+                "max" => Some(ReduceOp::Max),
+                "min" => Some(ReduceOp::Min),
+                other => return Err(invalid(format!("unknown reduction '{other}'"))),
+            };
+            Plan::op(OpKind::ScatterNd { reduction }, vec![0, 1, 2])
         }
         "Expand" => {
             let spec = ops

@@ -20,10 +20,12 @@ use lpuc_ir::{DType, OpKind, TensorType};
 pub type Reject = (Category, String, &'static str);
 
 /// An operand of a step: a node input, or the (first) result of an earlier step of the plan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Operand {
     Input(usize),
     Step(usize),
+    /// A constant the translation introduces (a divisor, an epsilon).
+    Const(Box<Const>),
 }
 
 /// One IR op of a plan.

@@ -1,6 +1,6 @@
 //! Matrix products, convolutions, pools, normalisations, reductions and quantization.
 
-use super::{attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operands, Plan, Reject, Step};
+use super::{attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operand, Operands, Plan, Reject, Step};
 use crate::frontend::model::Node;
 use lpuc_ir::{DType, OpKind, PoolKind, ReduceOp, Window};
 
@@ -85,23 +85,72 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             )
         }
         "LayerNormalization" => {
-            if node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
-                return Err(unsupported(
-                    "the Mean and InvStdDev outputs (training only) are not lowered",
-                    "export in inference mode",
-                ));
-            }
+            let stats = node.outputs.iter().skip(1).any(|o| !o.is_empty());
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(-1), ops.rank(0)?)?;
+            Plan::Steps(vec![Step {
+                kind: OpKind::LayerNorm {
+                    axis,
+                    epsilon: node.attr_float("epsilon").unwrap_or(1e-5),
+                    stats,
+                },
+                inputs: present(0..3).into_iter().map(Operand::Input).collect(),
+                outputs: if stats { vec![0, 1, 2] } else { vec![0] },
+            }])
+        }
+        "RMSNormalization" => {
             let axis = normalize_axis(node.attr_int("axis").unwrap_or(-1), ops.rank(0)?)?;
             Plan::op(
-                OpKind::LayerNorm {
+                OpKind::RmsNorm {
                     axis,
                     epsilon: node.attr_float("epsilon").unwrap_or(1e-5),
                 },
-                present(0..3),
+                vec![0, 1],
             )
         }
-        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL2"
-        | "ReduceSumSquare" => reduce(node, ops)?,
+        "ArgMax" | "ArgMin" => {
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(0), ops.rank(0)?)?;
+            Plan::op(
+                OpKind::ArgReduce {
+                    max: node.op_type == "ArgMax",
+                    axis,
+                    keep_dims: node.attr_int("keepdims").unwrap_or(1) != 0,
+                    select_last: node.attr_int("select_last_index").unwrap_or(0) != 0,
+                },
+                vec![0],
+            )
+        }
+        "TopK" => {
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(-1), ops.rank(0)?)?;
+            let k = super::attr_or_input(node, ops, "k", 1, "K")?
+                .and_then(|v| v.first().copied())
+                .ok_or_else(|| invalid("TopK without K"))?;
+            let k = u64::try_from(k).map_err(|_| invalid(format!("K={k}")))?;
+            Plan::Steps(vec![Step {
+                kind: OpKind::TopK {
+                    axis,
+                    k,
+                    largest: node.attr_int("largest").unwrap_or(1) != 0,
+                },
+                inputs: vec![Operand::Input(0)],
+                outputs: vec![0, 1],
+            }])
+        }
+        "CumSum" => {
+            let axis = ops
+                .ints(node, 1, "the axis")?
+                .and_then(|v| v.first().copied())
+                .ok_or_else(|| invalid("CumSum without an axis"))?;
+            Plan::op(
+                OpKind::CumSum {
+                    axis: normalize_axis(axis, ops.rank(0)?)?,
+                    exclusive: node.attr_int("exclusive").unwrap_or(0) != 0,
+                    reverse: node.attr_int("reverse").unwrap_or(0) != 0,
+                },
+                vec![0],
+            )
+        }
+        "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2"
+        | "ReduceSumSquare" | "ReduceLogSum" | "ReduceLogSumExp" => reduce(node, ops)?,
         "QuantizeLinear" => {
             if node.attr_int("block_size").unwrap_or(0) != 0 {
                 return Err(unsupported("blocked quantization", "use per-tensor or per-axis scales"));
@@ -135,7 +184,7 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
         }
         "DynamicQuantizeLinear" => Plan::Steps(vec![Step {
             kind: OpKind::DynamicQuantize,
-            inputs: vec![super::Operand::Input(0)],
+            inputs: vec![Operand::Input(0)],
             outputs: vec![0, 1, 2],
         }]),
         _ => {
@@ -146,9 +195,11 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
     Ok(Some(plan))
 }
 
+/// The axis of per-axis scales; irrelevant (0) when the scale is one value per tensor.
 fn quant_axis(node: &Node, ops: &Operands) -> Result<usize, Reject> {
     let rank = ops.rank(0)?;
-    if rank == 0 {
+    let per_tensor = ops.ty(1).is_ok_and(|s| s.shape.num_elements() == Some(1));
+    if rank == 0 || (per_tensor && node.attr_int("axis").is_none()) {
         return Ok(0);
     }
     normalize_axis(node.attr_int("axis").unwrap_or(1), rank)
@@ -231,7 +282,7 @@ fn conv_transpose(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
     plain.attrs.remove("auto_pad");
     plain.attrs.remove("pads");
     let mut window = window(&plain, x, Some(&w[2.min(w.len())..]), false)?;
-    let output_padding = match node.attr_ints("output_padding") {
+    let mut output_padding = match node.attr_ints("output_padding") {
         Some(p) => p
             .iter()
             .map(|&v| u64::try_from(v).map_err(|_| invalid(format!("output_padding {p:?}"))))
@@ -256,9 +307,13 @@ fn conv_transpose(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
                 }
                 None => x[2 + i] * window.strides[i],
             };
-            let total = full
-                .checked_sub(target)
-                .ok_or_else(|| invalid(format!("output_shape {target} is larger than the full output {full}")))?;
+            // An output_shape past the full output extends it like output_padding does.
+            let Some(total) = full.checked_sub(target) else {
+                window.pads[i] = 0;
+                window.pads[n + i] = 0;
+                output_padding[i] += target - full;
+                continue;
+            };
             let (b, e) = if auto_pad == "SAME_UPPER" {
                 (total / 2, total - total / 2)
             } else {
@@ -291,7 +346,10 @@ fn reduce(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
         "ReduceMax" => ReduceOp::Max,
         "ReduceMin" => ReduceOp::Min,
         "ReduceProd" => ReduceOp::Prod,
+        "ReduceL1" => ReduceOp::L1,
         "ReduceL2" => ReduceOp::L2,
+        "ReduceLogSum" => ReduceOp::LogSum,
+        "ReduceLogSumExp" => ReduceOp::LogSumExp,
         _ => ReduceOp::SumSquare,
     };
     let rank = ops.rank(0)?;

@@ -1,0 +1,190 @@
+//! Running one of ONNX's backend node tests through the frontend: import, bind, check, lower, and
+//! compare the static types the IR infers for the graph outputs with the reference outputs.
+//!
+//! A node test's folder holds `model.onnx` and `test_data_set_0/{input,output}_<i>.pb`. The inputs
+//! give every graph input its shape (node tests often declare none); inputs that a node needs as a
+//! compile-time constant (a Reshape's shape, Slice's bounds, ...) are fed with their values, as a
+//! user's exporter would have written them as initializers. The verdict is `Unsupported` only when
+//! the capability table rejects an op or a dtype has no LPU type, so the allowlist can never
+//! disagree with the table: every other outcome is a pass or a failure with its reason.
+
+use crate::checker::{capability, check_model, Capability, Category};
+use crate::frontend::consts::{self, Const};
+use crate::frontend::load::{const_tensor, load_model};
+use crate::frontend::lower::lower_with;
+use crate::frontend::model::ir_dtype;
+use crate::frontend::DimBinder;
+use onnx_protobuf::{Message, TensorProto};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The outcome of one node test.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail(String),
+    Unsupported(String),
+}
+
+impl Verdict {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail(_) => "fail",
+            Verdict::Unsupported(_) => "unsupported",
+        }
+    }
+
+    pub fn detail(&self) -> &str {
+        match self {
+            Verdict::Pass => "",
+            Verdict::Fail(d) | Verdict::Unsupported(d) => d,
+        }
+    }
+}
+
+/// One node test's ops and verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeTestResult {
+    /// Sorted, distinct op types of the model's nodes (`domain::Op` outside the default domain).
+    pub ops: Vec<String>,
+    pub verdict: Verdict,
+}
+
+fn read_tensor(path: &Path) -> Result<TensorProto, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    TensorProto::parse_from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The `prefix_<i>.pb` files of a data set, in index order.
+fn data_files(set: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<(usize, std::path::PathBuf)> = std::fs::read_dir(set)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let i = name.strip_prefix(prefix)?.strip_suffix(".pb")?.parse().ok()?;
+                    Some((i, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Run the node test in `dir`.
+pub fn run_node_test(dir: &Path) -> NodeTestResult {
+    let model = match load_model(&dir.join("model.onnx")) {
+        Ok(m) => m,
+        Err(e) => {
+            return NodeTestResult {
+                ops: vec![],
+                verdict: Verdict::Fail(format!("load: {e}")),
+            }
+        }
+    };
+    let ops: Vec<String> = model
+        .nodes
+        .iter()
+        .map(|n| {
+            if n.domain.is_empty() {
+                n.op_type.clone()
+            } else {
+                format!("{}::{}", n.domain, n.op_type)
+            }
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let verdict = verdict(dir, &model);
+    NodeTestResult { ops, verdict }
+}
+
+fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
+    let mut needs_values: BTreeSet<&str> = BTreeSet::new();
+    for n in &model.nodes {
+        match capability(&n.domain, &n.op_type) {
+            Capability::Rejected { category, reason, .. } => {
+                return Verdict::Unsupported(format!("{} ({}): {reason}", n.op_type, category.label()))
+            }
+            Capability::Supported { rule } | Capability::Folded { rule } => {
+                needs_values.extend(rule.constant_inputs.iter().filter_map(|&i| n.input(i)));
+            }
+        }
+    }
+    if model.inputs.iter().chain(&model.outputs).any(|v| !v.is_tensor) {
+        return Verdict::Unsupported("sequence or optional values (no fixed size)".into());
+    }
+    if model.opset() < *crate::checker::OPSETS.start() {
+        return Verdict::Unsupported(format!("opset {} is below 11", model.opset()));
+    }
+    // A value feeding a shape-deciding input must be known too: walk producers backwards.
+    for n in model.nodes.iter().rev() {
+        if n.outputs.iter().any(|o| needs_values.contains(o.as_str())) {
+            needs_values.extend(n.inputs.iter().filter(|i| !i.is_empty()).map(String::as_str));
+        }
+    }
+    let set = dir.join("test_data_set_0");
+    let inputs = match data_files(&set, "input_").iter().map(|p| read_tensor(p)).collect::<Result<Vec<_>, _>>() {
+        Ok(t) => t,
+        Err(e) => return Verdict::Fail(e),
+    };
+    let outputs = match data_files(&set, "output_").iter().map(|p| read_tensor(p)).collect::<Result<Vec<_>, _>>() {
+        Ok(t) => t,
+        Err(e) => return Verdict::Fail(e),
+    };
+    for t in inputs.iter().chain(&outputs) {
+        if let Err(why) = ir_dtype(t.data_type) {
+            return Verdict::Unsupported(format!("element type {}: {why}", t.data_type));
+        }
+    }
+    let mut binder = DimBinder::default();
+    let mut known: BTreeMap<String, Const> = BTreeMap::new();
+    for (info, t) in model.inputs.iter().zip(&inputs) {
+        let dims: Vec<u64> = t.dims.iter().map(|&d| d.max(0) as u64).collect();
+        if needs_values.contains(info.name.as_str()) {
+            let c = const_tensor(t, &info.name)
+                .ok()
+                .and_then(|c| consts::from_tensor(&c, None).ok().flatten());
+            if let Some(c) = c {
+                known.insert(info.name.clone(), c);
+                continue;
+            }
+        }
+        binder.inputs.insert(info.name.clone(), dims);
+    }
+    let mut violations = check_model(model, &binder);
+    violations.retain(|v| !known.contains_key(&v.node));
+    let lowered = lower_with(model, &binder, &known);
+    violations.extend(lowered.violations);
+    if let Some(v) = violations.first() {
+        if violations.iter().all(|v| v.category == Category::UnsupportedDtype) {
+            return Verdict::Unsupported(v.to_string());
+        }
+        return Verdict::Fail(v.to_string());
+    }
+    let Some(graph) = lowered.graph else {
+        return Verdict::Fail("a graph output was not computed".into());
+    };
+    if graph.outputs().len() != outputs.len() {
+        return Verdict::Fail(format!(
+            "{} outputs, {} reference outputs",
+            graph.outputs().len(),
+            outputs.len()
+        ));
+    }
+    for (i, (&v, expected)) in graph.outputs().iter().zip(&outputs).enumerate() {
+        let got = &graph.value(v).ty;
+        let dims: Vec<u64> = expected.dims.iter().map(|&d| d.max(0) as u64).collect();
+        let dtype = ir_dtype(expected.data_type).ok();
+        if got.shape.dims() != dims || Some(got.dtype) != dtype {
+            return Verdict::Fail(format!(
+                "output {i}: inferred {got}, reference {}{:?}",
+                dtype.map_or("?".to_string(), |d| d.to_string()),
+                dims
+            ));
+        }
+    }
+    Verdict::Pass
+}
