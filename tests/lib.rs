@@ -51,6 +51,7 @@ pub const F32: i32 = DataType::FLOAT as i32;
 pub const F64: i32 = DataType::DOUBLE as i32;
 pub const I64: i32 = DataType::INT64 as i32;
 pub const STRING: i32 = DataType::STRING as i32;
+pub const I8: i32 = DataType::INT8 as i32;
 pub const COMPLEX64: i32 = DataType::COMPLEX64 as i32;
 
 /// A dim of a declared input or output.
@@ -139,6 +140,23 @@ impl ModelBuilder {
         }
         self.graph.initializer.push(t);
         self
+    }
+
+    /// An initializer with the given little-endian bytes.
+    pub fn raw(mut self, name: &str, elem: i32, dims: &[i64], bytes: Vec<u8>) -> Self {
+        self.graph.initializer.push(TensorProto {
+            name: name.into(),
+            data_type: elem,
+            dims: dims.to_vec(),
+            raw_data: bytes,
+            ..Default::default()
+        });
+        self
+    }
+
+    /// A float32 scalar initializer.
+    pub fn scalar(self, name: &str, v: f32) -> Self {
+        self.raw(name, F32, &[], v.to_le_bytes().to_vec())
     }
 
     /// An int64 initializer holding `values`.

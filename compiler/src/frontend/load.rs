@@ -82,8 +82,16 @@ pub fn convert(proto: &ModelProto, path: &str) -> Result<OnnxModel, LoadError> {
     }
     let mut initializers = BTreeMap::new();
     for t in &graph.initializer {
+        if t.name.is_empty() {
+            return Err(LoadError::Malformed("an initializer has no name".into()));
+        }
         let c = const_tensor(t, &t.name)?;
-        initializers.insert(t.name.clone(), c);
+        if initializers.insert(t.name.clone(), c).is_some() {
+            return Err(LoadError::Malformed(format!(
+                "initializer '{}' is defined more than once",
+                t.name
+            )));
+        }
     }
     let inputs = graph
         .input
@@ -96,6 +104,18 @@ pub fn convert(proto: &ModelProto, path: &str) -> Result<OnnxModel, LoadError> {
         .iter()
         .map(value_info)
         .collect::<Result<Vec<_>, _>>()?;
+    let mut input_names = BTreeSet::new();
+    for v in &inputs {
+        if v.name.is_empty() || !input_names.insert(v.name.as_str()) {
+            return Err(LoadError::Malformed(format!(
+                "graph input '{}' is empty or declared more than once",
+                v.name
+            )));
+        }
+    }
+    if outputs.is_empty() {
+        return Err(LoadError::Malformed("the graph declares no outputs".into()));
+    }
     let mut nodes = Vec::with_capacity(graph.node.len());
     let mut seen_names = BTreeSet::new();
     for (i, n) in graph.node.iter().enumerate() {
@@ -147,6 +167,20 @@ pub fn convert(proto: &ModelProto, path: &str) -> Result<OnnxModel, LoadError> {
 }
 
 fn value_info(v: &ValueInfoProto) -> Result<ValueInfo, LoadError> {
+    if let Some(type_proto::Value::TensorType(t)) = v.type_.as_ref().and_then(|t| t.value.as_ref()) {
+        if let Some(s) = t.shape.as_ref() {
+            for (axis, d) in s.dim.iter().enumerate() {
+                if let Some(onnx_protobuf::tensor_shape_proto::dimension::Value::DimValue(x)) = &d.value {
+                    if *x < 0 {
+                        return Err(LoadError::Malformed(format!(
+                            "'{}' declares dim {axis} as {x}; dims must be non-negative",
+                            v.name
+                        )));
+                    }
+                }
+            }
+        }
+    }
     let Some(ty) = v.type_.as_ref() else {
         return Ok(ValueInfo {
             name: v.name.clone(),
