@@ -92,6 +92,7 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                 let op = OpKind::LayerNorm {
                     axis: d.len() - 1,
                     epsilon: 1e-5,
+                    stats: false,
                 };
                 g.add_op(op, vec![v, scale], format!("v{i}"), prov(i))
             }
