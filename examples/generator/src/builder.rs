@@ -188,6 +188,14 @@ pub fn attr_float(name: &str, value: f32) -> AttributeProto {
     }
 }
 
+/// A `TENSOR` attribute (e.g. the `value` of a Constant node).
+pub fn attr_tensor(name: &str, value: TensorProto) -> AttributeProto {
+    AttributeProto {
+        t: MessageField::some(value),
+        ..attribute(name, AttributeType::TENSOR)
+    }
+}
+
 /// A `GRAPH` attribute (a control-flow body or branch).
 pub fn attr_graph(name: &str, graph: GraphProto) -> AttributeProto {
     AttributeProto {
@@ -275,6 +283,11 @@ impl GraphBuilder {
             .push(node(op_type, name, inputs, &[output], attributes));
     }
 
+    /// Adds a node as given (e.g. one with several outputs).
+    pub fn push(&mut self, node: NodeProto) {
+        self.graph.node.push(node);
+    }
+
     /// The finished graph.
     pub fn finish(self) -> GraphProto {
         self.graph
@@ -283,11 +296,17 @@ impl GraphBuilder {
 
 /// Wraps `graph` in a model with the fixed IR version, opset and producer.
 pub fn model(graph: GraphProto) -> ModelProto {
+    model_at(graph, OPSET_VERSION)
+}
+
+/// Like [`model`], importing default-domain opset `opset` instead, so a family can pin the operator
+/// versions (attribute-or-input forms) it was written against.
+pub fn model_at(graph: GraphProto, opset: i64) -> ModelProto {
     ModelProto {
         ir_version: IR_VERSION,
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
-            version: OPSET_VERSION,
+            version: opset,
             ..Default::default()
         }],
         producer_name: PRODUCER_NAME.to_string(),
