@@ -194,7 +194,7 @@ fn split(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
         .enumerate()
         .map(|(o, &s)| {
             let mut starts = vec![0i64; rank];
-            let mut ends = vec![i64::MAX; rank];
+            let mut ends: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
             starts[axis] = start;
             ends[axis] = start + s as i64;
             start += s as i64;
@@ -224,8 +224,9 @@ fn slice(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
     if ends.len() != n || axes.len() != n || steps.len() != n {
         return Err(invalid("Slice's starts, ends, axes and steps differ in length"));
     }
+    let dims = ops.dims(0)?;
     let mut s = vec![0i64; rank];
-    let mut e = vec![i64::MAX; rank];
+    let mut e: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
     let mut st = vec![1i64; rank];
     let mut seen = vec![false; rank];
     for i in 0..n {
@@ -237,8 +238,17 @@ fn slice(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
         if steps[i] == 0 {
             return Err(invalid("Slice step 0"));
         }
-        s[a] = starts[i];
-        e[a] = ends[i];
+        // Forward slices are stored clamped to the dim, so the IR reads [0, 16) and not
+        // [0, i64::MAX); backward ones keep ONNX's encoding, where -1 means "from the end".
+        let d = ops.dims(0)?[a] as i64;
+        let norm = |v: i64| (if v < 0 { v.saturating_add(d) } else { v }).clamp(0, d);
+        if steps[i] > 0 {
+            s[a] = norm(starts[i]);
+            e[a] = norm(ends[i]);
+        } else {
+            s[a] = starts[i];
+            e[a] = ends[i];
+        }
         st[a] = steps[i];
     }
     Ok(Plan::op(
