@@ -36,9 +36,15 @@ fn head_split(opset: i64) -> ModelBuilder {
         .node("g1", "Gather", &["s", "i1"], &["t"]);
     let b = unsqueeze(b, "u0", "b", "b1");
     let b = unsqueeze(b, "u1", "t", "t1");
-    b.node_with("cat", "Concat", &["b1", "t1", "heads"], &["spec"], vec![int("axis", 0)])
-        .node("reshape", "Reshape", &["x", "spec"], &["y"])
-        .output("y", F32, &[D::P("batch"), D::P("sequence"), D::N(4), D::N(32)])
+    b.node_with(
+        "cat",
+        "Concat",
+        &["b1", "t1", "heads"],
+        &["spec"],
+        vec![int("axis", 0)],
+    )
+    .node("reshape", "Reshape", &["x", "spec"], &["y"])
+    .output("y", F32, &[D::P("batch"), D::P("sequence"), D::N(4), D::N(32)])
 }
 
 #[test]
@@ -46,7 +52,12 @@ fn shape_subgraphs_fold_to_a_static_reshape() {
     let g = lowered(head_split(13).write("fold_head_split"), Some(128));
     assert_eq!(op_names(&g), ["Reshape"]);
     let op = g.op(g.op_ids().next().unwrap());
-    assert_eq!(op.kind, OpKind::Reshape { shape: vec![1, 128, 4, 32] });
+    assert_eq!(
+        op.kind,
+        OpKind::Reshape {
+            shape: vec![1, 128, 4, 32]
+        }
+    );
     // No shape tensor became a weight: nothing of the subgraph occupies SRAM.
     assert_eq!(g.weight_bytes(), 0);
 }
@@ -60,12 +71,24 @@ fn attribute_and_input_forms_of_an_op_lower_alike() {
     let split = |opset: i64| {
         let b = ModelBuilder::new(opset).input("x", F32, &[D::N(2), D::N(10)]);
         let b = if opset >= 13 {
-            b.int64s("sizes", &[3, 7])
-                .node_with("split", "Split", &["x", "sizes"], &["a", "c"], vec![int("axis", 1)])
+            b.int64s("sizes", &[3, 7]).node_with(
+                "split",
+                "Split",
+                &["x", "sizes"],
+                &["a", "c"],
+                vec![int("axis", 1)],
+            )
         } else {
-            b.node_with("split", "Split", &["x"], &["a", "c"], vec![int("axis", 1), ints("split", &[3, 7])])
+            b.node_with(
+                "split",
+                "Split",
+                &["x"],
+                &["a", "c"],
+                vec![int("axis", 1), ints("split", &[3, 7])],
+            )
         };
-        b.output("a", F32, &[D::N(2), D::N(3)]).output("c", F32, &[D::N(2), D::N(7)])
+        b.output("a", F32, &[D::N(2), D::N(3)])
+            .output("c", F32, &[D::N(2), D::N(7)])
     };
     let a = lpuc_ir::print::print(&lowered(split(11).write("split11"), None));
     let b = lpuc_ir::print::print(&lowered(split(13).write("split13"), None));
@@ -110,7 +133,10 @@ fn only_what_stays_data_dependent_after_folding_is_rejected() {
         .write("data_dependent_reshape");
     let v = check(&lpuc_tests::options(model, None)).unwrap().violations;
     assert_eq!(v.len(), 1, "{v:?}");
-    assert_eq!((v[0].node.as_str(), v[0].category), ("reshape", Category::DataDependentShape));
+    assert_eq!(
+        (v[0].node.as_str(), v[0].category),
+        ("reshape", Category::DataDependentShape)
+    );
     assert!(v[0].reason.contains("'spec'"), "{}", v[0].reason);
 }
 
@@ -137,9 +163,21 @@ fn dims_written_as_expressions_and_whole_input_shapes_bind() {
     assert_eq!(types, ["f32[2,128]", "f32[2,3,1,1]"]);
     // The same through the command line.
     let path = model.to_str().unwrap();
-    let args = ["check", path, "--bucket", "127", "--batch", "2", "--input", "image=2x3x32x32"];
+    let args = [
+        "check",
+        path,
+        "--bucket",
+        "127",
+        "--batch",
+        "2",
+        "--input",
+        "image=2x3x32x32",
+    ];
     assert_eq!(lpuc(&args), 0);
-    assert_eq!(lpuc(&["check", path, "--bucket", "127", "--input", "image=2x4x32x32"]), 1);
+    assert_eq!(
+        lpuc(&["check", path, "--bucket", "127", "--input", "image=2x4x32x32"]),
+        1
+    );
     use clap::Parser;
     assert!(lpuc::cli::Cli::try_parse_from(["lpuc", "check", path, "--input", "image=2xbad"]).is_err());
 }
@@ -162,8 +200,14 @@ fn recurrent_ops_are_rejected_with_a_hint() {
 #[test]
 fn small_external_tensors_are_read_only_when_needed() {
     let dir = scratch("external_shape");
-    std::fs::write(dir.join("shape.bin"), [6i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
-        .unwrap();
+    std::fs::write(
+        dir.join("shape.bin"),
+        [6i64, -1]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let model = ModelBuilder::new(17)
         .input("x", F32, &[D::N(2), D::N(3)])
         .initializer("spec", I64, &[2], Some("shape.bin"))
@@ -173,7 +217,10 @@ fn small_external_tensors_are_read_only_when_needed() {
     let path = dir.join("model.onnx");
     std::fs::write(&path, model).unwrap();
     let g = lowered(path.clone(), None);
-    assert_eq!(g.op(g.op_ids().next().unwrap()).kind, OpKind::Reshape { shape: vec![6, 1] });
+    assert_eq!(
+        g.op(g.op_ids().next().unwrap()).kind,
+        OpKind::Reshape { shape: vec![6, 1] }
+    );
     // Needed but missing: a violation naming the file, not a panic.
     std::fs::remove_file(dir.join("shape.bin")).unwrap();
     let v = check(&lpuc_tests::options(path, None)).unwrap().violations;

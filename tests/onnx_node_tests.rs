@@ -48,7 +48,12 @@ fn node_tests_match_the_recorded_results() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert!(names.len() > 1000, "only {} node tests found in {}", names.len(), dir.display());
+    assert!(
+        names.len() > 1000,
+        "only {} node tests found in {}",
+        names.len(),
+        dir.display()
+    );
     let mut table = String::from("test\tops\tresult\tdetail\n");
     for name in &names {
         let r = run_node_test(&dir.join(name));
@@ -83,7 +88,10 @@ fn node_tests_match_the_recorded_results() {
     for name in exp.keys().filter(|n| !got.contains_key(*n)) {
         diffs.push(format!("gone {name}"));
     }
-    let passed = got.values().filter(|l| l.split('\t').nth(1) == Some("pass")).count();
+    let passed = got
+        .values()
+        .filter(|l| l.split('\t').nth(1) == Some("pass"))
+        .count();
     eprintln!("{} node tests, {passed} pass", got.len());
     assert!(
         diffs.is_empty(),

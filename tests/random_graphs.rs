@@ -79,7 +79,12 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
             Step::Softmax(a) => {
                 let v = pick(a);
                 let axis = dims(v, &g).len() - 1;
-                g.add_op(OpKind::Softmax { axis, log: false }, vec![v], format!("v{i}"), prov(i))
+                g.add_op(
+                    OpKind::Softmax { axis, log: false },
+                    vec![v],
+                    format!("v{i}"),
+                    prov(i),
+                )
             }
             Step::LayerNorm(a) => {
                 let v = pick(a);

@@ -69,7 +69,7 @@ fn synthetic(layers: usize, seq: u64, d: u64) -> Graph {
         let op = OpKind::LayerNorm {
             axis: 1,
             epsilon: 1e-5,
-                    stats: false,
+            stats: false,
         };
         x = g.add_op(op, vec![h, s], "ln", prov(l)).unwrap();
     }

@@ -25,8 +25,12 @@ fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-scratch/llama70b");
     let config = preset("llama", "llama2-70b").expect("the llama2-70b preset exists");
     let mut ok = true;
-    for (variant, name) in [(Variant::Prefill, "prefill.onnx"), (Variant::Decode, "decode.onnx")] {
-        let written = write_model(&config, variant, Weights::ExternalSparse, &dir, name).expect("write the model");
+    for (variant, name) in [
+        (Variant::Prefill, "prefill.onnx"),
+        (Variant::Decode, "decode.onnx"),
+    ] {
+        let written =
+            write_model(&config, variant, Weights::ExternalSparse, &dir, name).expect("write the model");
         let opts = CompileOptions {
             model: written.model_path.clone(),
             binder: DimBinder {
@@ -48,10 +52,16 @@ fn main() {
         ok &= secs < 10.0;
     }
     let peak = peak_rss_kib().unwrap_or(0);
-    println!("peak resident set of this process: {:.1} MiB", peak as f64 / 1024.0);
+    println!(
+        "peak resident set of this process: {:.1} MiB",
+        peak as f64 / 1024.0
+    );
     ok &= peak < 1024 * 1024;
     let _ = std::fs::remove_dir_all(&dir);
-    println!("targets (< 10 s each, < 1 GiB): {}", if ok { "met" } else { "NOT MET" });
+    println!(
+        "targets (< 10 s each, < 1 GiB): {}",
+        if ok { "met" } else { "NOT MET" }
+    );
     if !ok {
         std::process::exit(1);
     }

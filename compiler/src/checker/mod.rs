@@ -154,7 +154,10 @@ fn check_inputs(model: &OnnxModel, binder: &DimBinder, out: &mut Vec<Violation>)
                     &input.name,
                     op,
                     format!("dim {axis} has neither a size nor a name"),
-                    format!("pass the whole shape with --input {}=DIMS (e.g. 1x3x224x224)", input.name),
+                    format!(
+                        "pass the whole shape with --input {}=DIMS (e.g. 1x3x224x224)",
+                        input.name
+                    ),
                 )),
             }
         }

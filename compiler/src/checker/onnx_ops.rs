@@ -198,7 +198,7 @@ pub const ONNX_OPS: &[&str] = &[
     "Xor",
 ];
 
-/// Operators added to the default domain after opset 21 (opsets 22 to 25, ONNX 1.17 to 1.22). They
+/// Operators added to the default domain after opset 21 (opsets 22 to 27, up to ONNX 1.22). They
 /// are known names, so a model using them gets "not supported yet" rather than "unknown op".
 pub const NEWER_ONNX_OPS: &[&str] = &[
     "Attention",

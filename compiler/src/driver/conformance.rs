@@ -126,11 +126,19 @@ fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
         }
     }
     let set = dir.join("test_data_set_0");
-    let inputs = match data_files(&set, "input_").iter().map(|p| read_tensor(p)).collect::<Result<Vec<_>, _>>() {
+    let inputs = match data_files(&set, "input_")
+        .iter()
+        .map(|p| read_tensor(p))
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(t) => t,
         Err(e) => return Verdict::Fail(e),
     };
-    let outputs = match data_files(&set, "output_").iter().map(|p| read_tensor(p)).collect::<Result<Vec<_>, _>>() {
+    let outputs = match data_files(&set, "output_")
+        .iter()
+        .map(|p| read_tensor(p))
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(t) => t,
         Err(e) => return Verdict::Fail(e),
     };
@@ -159,7 +167,10 @@ fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
     let lowered = lower_with(model, &binder, &known);
     violations.extend(lowered.violations);
     if let Some(v) = violations.first() {
-        if violations.iter().all(|v| v.category == Category::UnsupportedDtype) {
+        if violations
+            .iter()
+            .all(|v| v.category == Category::UnsupportedDtype)
+        {
             return Verdict::Unsupported(v.to_string());
         }
         return Verdict::Fail(v.to_string());

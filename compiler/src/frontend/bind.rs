@@ -74,7 +74,9 @@ impl DimBinder {
         if let Some(given) = self.inputs.get(&input.name) {
             let fits = declared.is_none_or(|d| {
                 d.len() == given.len()
-                    && d.iter().zip(given).all(|(d, &g)| !matches!(d, Dim::Known(k) if *k != g))
+                    && d.iter()
+                        .zip(given)
+                        .all(|(d, &g)| !matches!(d, Dim::Known(k) if *k != g))
             });
             return fits.then(|| given.clone());
         }

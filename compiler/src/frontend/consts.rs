@@ -54,9 +54,12 @@ impl Values {
     pub fn cast(&self, dtype: DType) -> Values {
         match dtype {
             DType::Bool => Values::Bool(self.to_floats().iter().map(|&f| f != 0.0).collect()),
-            DType::F32 | DType::F16 | DType::Bf16 => {
-                Values::Float(self.to_floats().into_iter().map(|f| round_float(f, dtype)).collect())
-            }
+            DType::F32 | DType::F16 | DType::Bf16 => Values::Float(
+                self.to_floats()
+                    .into_iter()
+                    .map(|f| round_float(f, dtype))
+                    .collect(),
+            ),
             _ => {
                 let ints = match self {
                     Values::Float(v) => v.iter().map(|&f| saturating_int(f)).collect(),
@@ -202,7 +205,10 @@ pub fn from_tensor(t: &ConstTensor, base_dir: Option<&Path>) -> Result<Option<Co
         }),
         _ => None,
     };
-    let values = t.small_data.as_ref().and_then(|b| decode(t.elem_type, b, elements));
+    let values = t
+        .small_data
+        .as_ref()
+        .and_then(|b| decode(t.elem_type, b, elements));
     Ok(Some(Const {
         ty,
         values,
@@ -233,8 +239,8 @@ fn read_external(dir: &Path, ext: &ExternalData, len: u64) -> Result<Vec<u8>, St
         ));
     }
     let path = dir.join(&ext.location);
-    let mut f =
-        std::fs::File::open(&path).map_err(|e| format!("cannot open external data {}: {e}", path.display()))?;
+    let mut f = std::fs::File::open(&path)
+        .map_err(|e| format!("cannot open external data {}: {e}", path.display()))?;
     let size = f.metadata().map_err(|e| e.to_string())?.len();
     if ext.offset.checked_add(len).is_none_or(|end| end > size) {
         return Err(format!(
@@ -258,26 +264,58 @@ fn decode(code: i32, b: &[u8], elements: u64) -> Option<Values> {
     }
     let chunks = b.chunks_exact(w as usize);
     Some(match code {
-        1 => Values::Float(chunks.map(|c| f64::from(f32::from_le_bytes(c.try_into().ok().unwrap_or([0; 4])))).collect()),
+        1 => Values::Float(
+            chunks
+                .map(|c| f64::from(f32::from_le_bytes(c.try_into().ok().unwrap_or([0; 4]))))
+                .collect(),
+        ),
         11 => Values::Float(
             chunks
                 .map(|c| f64::from(f64::from_le_bytes(c.try_into().ok().unwrap_or([0; 8])) as f32))
                 .collect(),
         ),
-        10 => Values::Float(chunks.map(|c| f16_to_f64(u16::from_le_bytes([c[0], c[1]]))).collect()),
+        10 => Values::Float(
+            chunks
+                .map(|c| f16_to_f64(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        ),
         16 => Values::Float(
             chunks
                 .map(|c| f64::from(f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)))
                 .collect(),
         ),
-        7 => Values::Int(chunks.map(|c| i64::from_le_bytes(c.try_into().ok().unwrap_or([0; 8]))).collect()),
-        13 => Values::Int(chunks.map(|c| u64::from_le_bytes(c.try_into().ok().unwrap_or([0; 8])) as i64).collect()),
-        6 => Values::Int(chunks.map(|c| i64::from(i32::from_le_bytes(c.try_into().ok().unwrap_or([0; 4])))).collect()),
-        12 => Values::Int(chunks.map(|c| i64::from(u32::from_le_bytes(c.try_into().ok().unwrap_or([0; 4])))).collect()),
+        7 => Values::Int(
+            chunks
+                .map(|c| i64::from_le_bytes(c.try_into().ok().unwrap_or([0; 8])))
+                .collect(),
+        ),
+        13 => Values::Int(
+            chunks
+                .map(|c| u64::from_le_bytes(c.try_into().ok().unwrap_or([0; 8])) as i64)
+                .collect(),
+        ),
+        6 => Values::Int(
+            chunks
+                .map(|c| i64::from(i32::from_le_bytes(c.try_into().ok().unwrap_or([0; 4]))))
+                .collect(),
+        ),
+        12 => Values::Int(
+            chunks
+                .map(|c| i64::from(u32::from_le_bytes(c.try_into().ok().unwrap_or([0; 4]))))
+                .collect(),
+        ),
         3 => Values::Int(chunks.map(|c| i64::from(c[0] as i8)).collect()),
         2 => Values::Int(chunks.map(|c| i64::from(c[0])).collect()),
-        5 => Values::Int(chunks.map(|c| i64::from(i16::from_le_bytes([c[0], c[1]]))).collect()),
-        4 => Values::Int(chunks.map(|c| i64::from(u16::from_le_bytes([c[0], c[1]]))).collect()),
+        5 => Values::Int(
+            chunks
+                .map(|c| i64::from(i16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        ),
+        4 => Values::Int(
+            chunks
+                .map(|c| i64::from(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        ),
         9 => Values::Bool(chunks.map(|c| c[0] != 0).collect()),
         _ => return None,
     })
@@ -304,8 +342,14 @@ mod tests {
     fn decodes_every_width() {
         assert_eq!(decode(7, &5i64.to_le_bytes(), 1), Some(Values::Int(vec![5])));
         assert_eq!(decode(3, &[0xff], 1), Some(Values::Int(vec![-1])));
-        assert_eq!(decode(10, &0x3c00u16.to_le_bytes(), 1), Some(Values::Float(vec![1.0])));
-        assert_eq!(decode(16, &0x3f80u16.to_le_bytes(), 1), Some(Values::Float(vec![1.0])));
+        assert_eq!(
+            decode(10, &0x3c00u16.to_le_bytes(), 1),
+            Some(Values::Float(vec![1.0]))
+        );
+        assert_eq!(
+            decode(16, &0x3f80u16.to_le_bytes(), 1),
+            Some(Values::Float(vec![1.0]))
+        );
         assert_eq!(decode(9, &[1, 0], 2), Some(Values::Bool(vec![true, false])));
         assert_eq!(decode(7, &[0; 7], 1), None);
     }
@@ -313,7 +357,13 @@ mod tests {
     #[test]
     fn casts_wrap_and_round() {
         assert_eq!(Values::Int(vec![300]).cast(DType::U8), Values::Int(vec![44]));
-        assert_eq!(Values::Float(vec![2.7, -2.7]).cast(DType::I64), Values::Int(vec![2, -2]));
-        assert_eq!(Values::Int(vec![0, 3]).cast(DType::Bool), Values::Bool(vec![false, true]));
+        assert_eq!(
+            Values::Float(vec![2.7, -2.7]).cast(DType::I64),
+            Values::Int(vec![2, -2])
+        );
+        assert_eq!(
+            Values::Int(vec![0, 3]).cast(DType::Bool),
+            Values::Bool(vec![false, true])
+        );
     }
 }

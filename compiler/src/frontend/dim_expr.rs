@@ -35,7 +35,9 @@ fn tokenize(s: &str) -> Option<Vec<Token>> {
             while i < chars.len() && chars[i].is_ascii_digit() {
                 i += 1;
             }
-            out.push(Token::Num(chars[start..i].iter().collect::<String>().parse().ok()?));
+            out.push(Token::Num(
+                chars[start..i].iter().collect::<String>().parse().ok()?,
+            ));
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.') {
@@ -71,7 +73,11 @@ impl Parser<'_> {
         while let Some(op @ ('+' | '-')) = self.peek_op() {
             self.pos += 1;
             let r = self.product()?;
-            v = if op == '+' { v.checked_add(r)? } else { v.checked_sub(r)? };
+            v = if op == '+' {
+                v.checked_add(r)?
+            } else {
+                v.checked_sub(r)?
+            };
         }
         Some(v)
     }

@@ -125,7 +125,11 @@ pub fn evaluate(kind: &OpKind, inputs: &[(&TensorType, &Values)], out: &TensorTy
                     .map(|i| {
                         let di = d[i] as i64;
                         let s = if starts[i] < 0 { starts[i] + di } else { starts[i] };
-                        let s = if steps[i] > 0 { s.clamp(0, di) } else { s.clamp(-1, di - 1) };
+                        let s = if steps[i] > 0 {
+                            s.clamp(0, di)
+                        } else {
+                            s.clamp(-1, di - 1)
+                        };
                         (s + idx[i] as i64 * steps[i]) * st[i] as i64
                     })
                     .sum();
@@ -167,7 +171,12 @@ pub fn evaluate(kind: &OpKind, inputs: &[(&TensorType, &Values)], out: &TensorTy
             let st = strides(d);
             let mut map = Vec::new();
             each_index(out_dims, |idx| {
-                map.push(idx.iter().enumerate().map(|(i, &x)| (x % d[i]) * st[i]).sum::<u64>() as usize);
+                map.push(
+                    idx.iter()
+                        .enumerate()
+                        .map(|(i, &x)| (x % d[i]) * st[i])
+                        .sum::<u64>() as usize,
+                );
             });
             inputs[0].1.pick(&map)
         }
@@ -183,7 +192,13 @@ pub fn evaluate(kind: &OpKind, inputs: &[(&TensorType, &Values)], out: &TensorTy
             let zero = Values::Int(vec![0]).cast(out.dtype);
             let all = concat_values(&[inputs[0].1.clone(), zero])?;
             let n = inputs[0].1.len();
-            all.pick(&keep.iter().enumerate().map(|(i, &k)| if k { i } else { n }).collect::<Vec<_>>())
+            all.pick(
+                &keep
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &k)| if k { i } else { n })
+                    .collect::<Vec<_>>(),
+            )
         }
         OpKind::Reduce { op, axes, .. } => reduce(*op, axes, dims(0), inputs[0].1, out)?,
         _ => return None,
@@ -230,7 +245,10 @@ fn binary(op: BinaryOp, a: &Values, b: &Values, dtype: DType) -> Option<Values> 
                     Min => p.min(q),
                     Max => p.max(q),
                     Mod { fmod: true } => p.checked_rem(q)?,
-                    Mod { fmod: false } => p.checked_rem_euclid(q).map(|r| if q < 0 && r != 0 { r + q } else { r })?,
+                    Mod { fmod: false } => {
+                        p.checked_rem_euclid(q)
+                            .map(|r| if q < 0 && r != 0 { r + q } else { r })?
+                    }
                     Pow => p.checked_pow(u32::try_from(q).ok()?)?,
                     _ => return None,
                 })
@@ -307,7 +325,9 @@ fn unary(op: UnaryOp, v: &Values, dtype: DType) -> Option<Values> {
             })
         };
         return Some(Values::Int(
-            x.iter().map(|&i| f(i).map(|r| wrap_int(r, dtype))).collect::<Option<_>>()?,
+            x.iter()
+                .map(|&i| f(i).map(|r| wrap_int(r, dtype)))
+                .collect::<Option<_>>()?,
         ));
     }
     let f = |x: f64| -> Option<f64> {
@@ -399,7 +419,10 @@ mod tests {
         let shape = Values::Int(vec![1, 2048, 128]);
         let gathered = evaluate(
             &OpKind::Gather { axis: 0 },
-            &[(&t(DType::I64, &[3]), &shape), (&t(DType::I64, &[]), &Values::Int(vec![1]))],
+            &[
+                (&t(DType::I64, &[3]), &shape),
+                (&t(DType::I64, &[]), &Values::Int(vec![1])),
+            ],
             &t(DType::I64, &[]),
         )
         .unwrap();

@@ -61,7 +61,10 @@ pub fn load_model(path: &Path) -> Result<OnnxModel, LoadError> {
     })?;
     drop(bytes);
     let mut model = convert(&proto, &shown)?;
-    model.base_dir = Some(path.parent().map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf));
+    model.base_dir = Some(
+        path.parent()
+            .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf),
+    );
     Ok(model)
 }
 
@@ -265,7 +268,12 @@ pub fn const_tensor(t: &TensorProto, name: &str) -> Result<ConstTensor, LoadErro
     let external = t.data_location.enum_value() == Ok(DataLocation::EXTERNAL);
     let mut external_ref = None;
     if external {
-        let entry = |key: &str| t.external_data.iter().find(|e| e.key == key).map(|e| e.value.clone());
+        let entry = |key: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == key)
+                .map(|e| e.value.clone())
+        };
         let location = entry("location").ok_or_else(|| {
             LoadError::Malformed(format!("tensor '{name}' is external but has no location"))
         })?;
@@ -279,7 +287,9 @@ pub fn const_tensor(t: &TensorProto, name: &str) -> Result<ConstTensor, LoadErro
             entry(key)
                 .map(|v| {
                     v.parse::<u64>().map_err(|_| {
-                        LoadError::Malformed(format!("tensor '{name}': external-data {key} '{v}' is not a number"))
+                        LoadError::Malformed(format!(
+                            "tensor '{name}': external-data {key} '{v}' is not a number"
+                        ))
                     })
                 })
                 .transpose()
@@ -346,7 +356,11 @@ fn small_values(t: &TensorProto, n: u64) -> Option<Vec<u8>> {
         11 => t.double_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
         13 => t.uint64_data.iter().flat_map(|v| v.to_le_bytes()).collect(),
         2 | 3 | 9 => t.int32_data.iter().map(|&v| v as u8).collect(),
-        4 | 5 | 10 | 16 => t.int32_data.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect(),
+        4 | 5 | 10 | 16 => t
+            .int32_data
+            .iter()
+            .flat_map(|&v| (v as u16).to_le_bytes())
+            .collect(),
         _ => return None,
     };
     (bytes.len() as u64 == n * width).then_some(bytes)

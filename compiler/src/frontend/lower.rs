@@ -71,7 +71,10 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
             l.env.insert(input.name.clone(), Slot::Const(Rc::new(c.clone())));
             continue;
         }
-        let slot = match (ir_dtype(input.elem_type), binder.input_dims(input, &mut bound_dims)) {
+        let slot = match (
+            ir_dtype(input.elem_type),
+            binder.input_dims(input, &mut bound_dims),
+        ) {
             (Ok(dtype), Some(dims)) => {
                 let ty = TensorType::new(dtype, dims);
                 if ty.size_bytes().is_none() {
@@ -147,13 +150,18 @@ impl Lowering<'_> {
             return Some(v);
         }
         c.ty.size_bytes()?;
-        let v = self.graph.add_weight(name.to_string(), c.ty.clone(), c.source.clone());
+        let v = self
+            .graph
+            .add_weight(name.to_string(), c.ty.clone(), c.source.clone());
         self.weights.insert(name.to_string(), v);
         Some(v)
     }
 
     fn node(&mut self, node: &Node) {
-        if matches!(capability(&node.domain, &node.op_type), Capability::Rejected { .. }) {
+        if matches!(
+            capability(&node.domain, &node.op_type),
+            Capability::Rejected { .. }
+        ) {
             self.set_outputs_unknown(node);
             return;
         }
@@ -225,7 +233,10 @@ impl Lowering<'_> {
                                 (name, slot)
                             }
                             Operand::Step(s) => results[*s].clone(),
-                            Operand::Const(c) => (format!("{}/{j}.c{k}", node.name), Slot::Const(Rc::new((**c).clone()))),
+                            Operand::Const(c) => (
+                                format!("{}/{j}.c{k}", node.name),
+                                Slot::Const(Rc::new((**c).clone())),
+                            ),
                         })
                         .collect();
                     let names: Vec<String> = (0..step.outputs.len().max(1))
@@ -276,13 +287,20 @@ impl Lowering<'_> {
             .collect();
         if let Some(cs) = all_const {
             // Compile-time data: evaluate when the values are known, else keep the recipe.
-            let cs: Vec<Const> = cs.into_iter().map(Const::resolved).collect::<Result<_, _>>().map_err(invalid)?;
+            let cs: Vec<Const> = cs
+                .into_iter()
+                .map(Const::resolved)
+                .collect::<Result<_, _>>()
+                .map_err(invalid)?;
             let values: Option<Vec<(&TensorType, &Values)>> =
                 cs.iter().map(|c| c.values.as_ref().map(|v| (&c.ty, v))).collect();
             let source = format!(
                 "{}({})",
                 kind.name(),
-                cs.iter().map(|c| c.source.as_str()).collect::<Vec<_>>().join(", ")
+                cs.iter()
+                    .map(|c| c.source.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             return Ok(out_types
                 .into_iter()

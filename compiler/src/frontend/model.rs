@@ -175,8 +175,9 @@ pub fn ir_dtype(code: i32) -> Result<lpuc_ir::DType, &'static str> {
         11 => Err("float64 has no LPU datapath"),
         0 => Err("the model does not declare an element type"),
         4 | 5 | 12 | 13 => Err("16/32/64-bit unsigned and int16 tensors are not supported"),
-        17..=20 => Err("float8 types are not supported by lpu-v1"),
-        21 | 22 => Err("4-bit types are not supported by lpu-v1"),
+        17..=20 | 24 => Err("float8 types are not supported by lpu-v1"),
+        21..=23 => Err("4-bit types are not supported by lpu-v1"),
+        25 | 26 => Err("2-bit types are not supported by lpu-v1"),
         _ => Err("unknown element type code"),
     }
 }

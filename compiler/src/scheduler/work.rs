@@ -77,9 +77,10 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
                 .unwrap_or(u64::MAX);
             vector(all, input(0).dtype)
         }),
-        OpKind::Pool { window, .. } => {
-            vector(elements(out).saturating_mul(window.kernel.iter().product()), input(0).dtype)
-        }
+        OpKind::Pool { window, .. } => vector(
+            elements(out).saturating_mul(window.kernel.iter().product()),
+            input(0).dtype,
+        ),
         OpKind::Reduce { .. }
         | OpKind::ArgReduce { .. }
         | OpKind::TopK { .. }
@@ -125,11 +126,12 @@ fn einsum_work(g: &Graph, o: OpId, equation: &str) -> Option<Work> {
     let sizes = einsum::index_sizes(equation, &types).ok()?;
     let eq = einsum::parse(equation).ok()?;
     let (a, b, out) = (&eq.operands[0], &eq.operands[1], &eq.output);
-    let product = |f: &dyn Fn(char) -> bool| -> u64 {
-        sizes.iter().filter(|(c, _)| f(**c)).map(|(_, &s)| s).product()
-    };
+    let product =
+        |f: &dyn Fn(char) -> bool| -> u64 { sizes.iter().filter(|(c, _)| f(**c)).map(|(_, &s)| s).product() };
     let k = product(&|c| a.contains(&c) && b.contains(&c) && !out.contains(&c));
-    let has_k = sizes.keys().any(|&c| a.contains(&c) && b.contains(&c) && !out.contains(&c));
+    let has_k = sizes
+        .keys()
+        .any(|&c| a.contains(&c) && b.contains(&c) && !out.contains(&c));
     if !has_k {
         return None;
     }

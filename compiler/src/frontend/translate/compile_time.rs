@@ -18,10 +18,17 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             let start = clamp(node.attr_int("start").unwrap_or(0));
             let end = clamp(node.attr_int("end").unwrap_or(r));
             let vals: Vec<i64> = dims[start..end.max(start)].iter().map(|&d| d as i64).collect();
-            Plan::Consts(vec![Const::int_vector(vals, format!("Shape({})", node.inputs[0]))])
+            Plan::Consts(vec![Const::int_vector(
+                vals,
+                format!("Shape({})", node.inputs[0]),
+            )])
         }
         "Size" => {
-            let n = ops.ty(0)?.shape.num_elements().ok_or_else(|| invalid("size overflows"))?;
+            let n = ops
+                .ty(0)?
+                .shape
+                .num_elements()
+                .ok_or_else(|| invalid("size overflows"))?;
             Plan::Consts(vec![Const::new(
                 TensorType::new(DType::I64, vec![]),
                 Values::Int(vec![n as i64]),
@@ -125,9 +132,8 @@ fn range(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
     }
     let n = n as u64;
     let ty = TensorType::new(dtype, vec![n]);
-    let values = (n <= FOLD_LIMIT).then(|| {
-        Values::Float((0..n).map(|i| start + i as f64 * delta).collect()).cast(dtype)
-    });
+    let values = (n <= FOLD_LIMIT)
+        .then(|| Values::Float((0..n).map(|i| start + i as f64 * delta).collect()).cast(dtype));
     Ok(Plan::Consts(vec![Const {
         values,
         ..Const::opaque(ty, format!("Range({start}, {limit}, {delta})"))
@@ -167,6 +173,9 @@ fn constant_of_shape(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
     let values = (n <= FOLD_LIMIT).then(|| fill.pick(&vec![0; n as usize]));
     Ok(Plan::Consts(vec![Const {
         values,
-        ..Const::opaque(ty, format!("{} (every element {:?})", node.name, fill.to_floats()[0]))
+        ..Const::opaque(
+            ty,
+            format!("{} (every element {:?})", node.name, fill.to_floats()[0]),
+        )
     }]))
 }

@@ -56,14 +56,20 @@ fn unary_op(op: &str, node: &Node) -> Option<UnaryOp> {
             alpha: f("alpha", 0.2),
             beta: f("beta", 0.5),
         },
-        "LeakyRelu" => LeakyRelu { alpha: f("alpha", 0.01) },
-        "Elu" => Elu { alpha: f("alpha", 1.0) },
+        "LeakyRelu" => LeakyRelu {
+            alpha: f("alpha", 0.01),
+        },
+        "Elu" => Elu {
+            alpha: f("alpha", 1.0),
+        },
         "Tan" => Tan,
         "Selu" => Selu {
             alpha: f("alpha", 1.673_263_2),
             gamma: f("gamma", 1.050_701),
         },
-        "ThresholdedRelu" => ThresholdedRelu { alpha: f("alpha", 1.0) },
+        "ThresholdedRelu" => ThresholdedRelu {
+            alpha: f("alpha", 1.0),
+        },
         "IsInf" => IsInf {
             negative: node.attr_int("detect_negative").unwrap_or(1) != 0,
             positive: node.attr_int("detect_positive").unwrap_or(1) != 0,
@@ -95,7 +101,11 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             };
             let n = node.inputs.len() as f64;
             let dtype = ops.dtype(0)?;
-            let divisor = Const::new(TensorType::new(dtype, vec![]), Values::Float(vec![n]).cast(dtype), "input count");
+            let divisor = Const::new(
+                TensorType::new(dtype, vec![]),
+                Values::Float(vec![n]).cast(dtype),
+                "input count",
+            );
             let last = steps.len() - 1;
             steps[last].outputs = vec![];
             steps.push(Step {
@@ -110,7 +120,10 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             let default = if opset >= 13 { -1 } else { 1 };
             let axis = normalize_axis(node.attr_int("axis").unwrap_or(default), rank)?;
             if opset < 13 && axis + 1 != rank {
-                return Err(unsupported("Hardmax before opset 13 over several axes", "export with opset 13 or later"));
+                return Err(unsupported(
+                    "Hardmax before opset 13 over several axes",
+                    "export with opset 13 or later",
+                ));
             }
             Plan::op(OpKind::Hardmax { axis }, vec![0])
         }

@@ -1,7 +1,10 @@
 //! Data movement: reshapes, transposes, concat/split/slice, gathers and scatters, expand, tile, pad,
 //! trilu and resize. Shape-deciding inputs must fold to constants.
 
-use super::{attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operand, Operands, Plan, Reject, Step};
+use super::{
+    attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operand, Operands, Plan, Reject,
+    Step,
+};
 use crate::frontend::model::Node;
 use lpuc_ir::{OpKind, PadMode, ReduceOp, ResizeMode};
 
@@ -37,7 +40,10 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             if let Some(&bad) = axes.iter().find(|&&a| dims[a] != 1) {
                 return Err(invalid(format!("cannot squeeze dim {bad} of size {}", dims[bad])));
             }
-            let shape = (0..dims.len()).filter(|i| !axes.contains(i)).map(|i| dims[i]).collect();
+            let shape = (0..dims.len())
+                .filter(|i| !axes.contains(i))
+                .map(|i| dims[i])
+                .collect();
             Plan::op(OpKind::Reshape { shape }, vec![0])
         }
         "Unsqueeze" => {
@@ -48,7 +54,13 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             let axes = normalize_axes(&axes, out_rank)?;
             let mut rest = dims.iter();
             let shape = (0..out_rank)
-                .map(|i| if axes.contains(&i) { 1 } else { *rest.next().unwrap_or(&1) })
+                .map(|i| {
+                    if axes.contains(&i) {
+                        1
+                    } else {
+                        *rest.next().unwrap_or(&1)
+                    }
+                })
                 .collect();
             Plan::op(OpKind::Reshape { shape }, vec![0])
         }
@@ -64,7 +76,9 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             Plan::op(OpKind::Transpose { perm }, vec![0])
         }
         "Concat" => {
-            let axis = node.attr_int("axis").ok_or_else(|| invalid("Concat without axis"))?;
+            let axis = node
+                .attr_int("axis")
+                .ok_or_else(|| invalid("Concat without axis"))?;
             let axis = normalize_axis(axis, ops.rank(0)?)?;
             let inputs = (0..node.inputs.len()).filter(|&i| ops.present(i)).collect();
             Plan::op(OpKind::Concat { axis }, inputs)
@@ -106,7 +120,9 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             Plan::op(OpKind::Expand { shape }, vec![0])
         }
         "Tile" => {
-            let r = ops.ints(node, 1, "the repeats")?.ok_or_else(|| invalid("Tile without repeats"))?;
+            let r = ops
+                .ints(node, 1, "the repeats")?
+                .ok_or_else(|| invalid("Tile without repeats"))?;
             let repeats = r
                 .iter()
                 .map(|&d| u64::try_from(d).map_err(|_| invalid(format!("negative repeat in {r:?}"))))
@@ -115,7 +131,10 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
         }
         "Pad" => pad(node, opset, ops)?,
         "Trilu" => {
-            let k = ops.ints(node, 1, "k")?.and_then(|v| v.first().copied()).unwrap_or(0);
+            let k = ops
+                .ints(node, 1, "k")?
+                .and_then(|v| v.first().copied())
+                .unwrap_or(0);
             let upper = node.attr_int("upper").unwrap_or(1) != 0;
             Plan::op(OpKind::Trilu { upper, k }, vec![0])
         }
@@ -174,7 +193,9 @@ fn split(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
             .map(|&v| u64::try_from(v).map_err(|_| invalid(format!("negative split {s:?}"))))
             .collect::<Result<_, _>>()?,
         None => {
-            let n = node.attr_int("num_outputs").map_or(outputs as u64, |n| n.max(1) as u64);
+            let n = node
+                .attr_int("num_outputs")
+                .map_or(outputs as u64, |n| n.max(1) as u64);
             if n == 0 {
                 return Err(invalid("Split without outputs"));
             }
@@ -214,8 +235,10 @@ fn split(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
 
 fn slice(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
     let rank = ops.rank(0)?;
-    let starts = attr_or_input(node, ops, "starts", 1, "the starts")?.ok_or_else(|| invalid("Slice without starts"))?;
-    let ends = attr_or_input(node, ops, "ends", 2, "the ends")?.ok_or_else(|| invalid("Slice without ends"))?;
+    let starts = attr_or_input(node, ops, "starts", 1, "the starts")?
+        .ok_or_else(|| invalid("Slice without starts"))?;
+    let ends =
+        attr_or_input(node, ops, "ends", 2, "the ends")?.ok_or_else(|| invalid("Slice without ends"))?;
     let axes = attr_or_input(node, ops, "axes", 3, "the axes")?;
     let steps = ops.ints(node, 4, "the steps")?;
     let n = starts.len();
@@ -317,12 +340,17 @@ fn resize(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
         other => return Err(invalid(format!("unknown resize mode '{other}'"))),
     };
     let axes = match node.attr_ints("axes") {
-        Some(a) => a.iter().map(|&x| normalize_axis(x, rank)).collect::<Result<Vec<_>, _>>()?,
+        Some(a) => a
+            .iter()
+            .map(|&x| normalize_axis(x, rank))
+            .collect::<Result<Vec<_>, _>>()?,
         None => (0..rank).collect(),
     };
     // Opset 10 has (X, scales); from 11 on (X, roi, scales, sizes). An empty tensor means absent.
     let (scales_at, sizes_at) = if node.inputs.len() == 2 { (1, 4) } else { (2, 3) };
-    let scales = ops.floats(node, scales_at, "the scales")?.filter(|s| !s.is_empty());
+    let scales = ops
+        .floats(node, scales_at, "the scales")?
+        .filter(|s| !s.is_empty());
     let sizes = ops.ints(node, sizes_at, "the sizes")?.filter(|s| !s.is_empty());
     let mut shape = dims.to_vec();
     match (scales, sizes) {
@@ -348,7 +376,7 @@ fn resize(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
             }
         }
         (Some(scales), None) => {
-            if scales.len() != axes.len() || scales.iter().any(|&s| !(s > 0.0)) {
+            if scales.len() != axes.len() || scales.iter().any(|&s| s.is_nan() || s <= 0.0) {
                 return Err(invalid(format!("scales {scales:?} for axes {axes:?}")));
             }
             for (&a, &s) in axes.iter().zip(&scales) {

@@ -1,6 +1,9 @@
 //! Matrix products, convolutions, pools, normalisations, reductions and quantization.
 
-use super::{attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operand, Operands, Plan, Reject, Step};
+use super::{
+    attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operand, Operands, Plan, Reject,
+    Step,
+};
 use crate::frontend::model::Node;
 use lpuc_ir::{DType, OpKind, PoolKind, ReduceOp, Window};
 
@@ -22,7 +25,9 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             let eq = node
                 .attr_str("equation")
                 .ok_or_else(|| invalid("Einsum without an equation"))?;
-            let ranks = (0..node.inputs.len()).map(|i| ops.rank(i)).collect::<Result<Vec<_>, _>>()?;
+            let ranks = (0..node.inputs.len())
+                .map(|i| ops.rank(i))
+                .collect::<Result<Vec<_>, _>>()?;
             let equation =
                 lpuc_ir::einsum::explicit_equation(eq, &ranks).map_err(|e| invalid(e.to_string()))?;
             Plan::op(OpKind::Einsum { equation }, (0..ranks.len()).collect())
@@ -153,7 +158,10 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
         | "ReduceSumSquare" | "ReduceLogSum" | "ReduceLogSumExp" => reduce(node, ops)?,
         "QuantizeLinear" => {
             if node.attr_int("block_size").unwrap_or(0) != 0 {
-                return Err(unsupported("blocked quantization", "use per-tensor or per-axis scales"));
+                return Err(unsupported(
+                    "blocked quantization",
+                    "use per-tensor or per-axis scales",
+                ));
             }
             let to = if ops.present(2) {
                 ops.dtype(2)?
@@ -173,7 +181,10 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
         }
         "DequantizeLinear" => {
             if node.attr_int("block_size").unwrap_or(0) != 0 {
-                return Err(unsupported("blocked quantization", "use per-tensor or per-axis scales"));
+                return Err(unsupported(
+                    "blocked quantization",
+                    "use per-tensor or per-axis scales",
+                ));
             }
             Plan::op(
                 OpKind::Dequantize {
@@ -223,7 +234,11 @@ fn positive(values: &[i64], what: &str) -> Result<Vec<u64>, Reject> {
 
 /// The window of a Conv or pool: explicit pads, or pads resolved from `auto_pad`.
 fn window(node: &Node, x: &[u64], weight_kernel: Option<&[u64]>, pool: bool) -> Result<Window, Reject> {
-    let n = x.len().checked_sub(2).filter(|&n| n > 0).ok_or_else(|| invalid(format!("input of rank {}", x.len())))?;
+    let n = x
+        .len()
+        .checked_sub(2)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| invalid(format!("input of rank {}", x.len())))?;
     let kernel = match (node.attr_ints("kernel_shape"), weight_kernel) {
         (Some(k), _) => positive(k, "kernel_shape")?,
         (None, Some(k)) if !pool => k.to_vec(),
@@ -233,7 +248,9 @@ fn window(node: &Node, x: &[u64], weight_kernel: Option<&[u64]>, pool: bool) -> 
     let strides = positive(node.attr_ints("strides").unwrap_or(&ones), "strides")?;
     let dilations = positive(node.attr_ints("dilations").unwrap_or(&ones), "dilations")?;
     if kernel.len() != n || strides.len() != n || dilations.len() != n {
-        return Err(invalid(format!("window attributes do not match {n} spatial dims")));
+        return Err(invalid(format!(
+            "window attributes do not match {n} spatial dims"
+        )));
     }
     let ceil_mode = node.attr_int("ceil_mode").unwrap_or(0) != 0;
     let pads = match node.attr_str("auto_pad").unwrap_or("NOTSET") {
