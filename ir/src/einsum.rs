@@ -31,7 +31,10 @@ pub fn explicit_equation(equation: &str, ranks: &[usize]) -> Result<String, Shap
         return Err(invalid(&eq, "operand count differs from the inputs"));
     }
     let used: Vec<char> = eq.chars().filter(|c| c.is_ascii_alphabetic()).collect();
-    let fresh: Vec<char> = ('A'..='Z').chain('a'..='z').filter(|c| !used.contains(c)).collect();
+    let fresh: Vec<char> = ('A'..='Z')
+        .chain('a'..='z')
+        .filter(|c| !used.contains(c))
+        .collect();
     let mut ellipsis_rank = 0;
     for (t, &r) in terms.iter().zip(ranks) {
         if t.contains("...") {
@@ -103,7 +106,10 @@ pub fn parse(equation: &str) -> Result<Equation, ShapeError> {
     for t in &operands {
         for (i, c) in t.iter().enumerate() {
             if t[..i].contains(c) {
-                return Err(invalid(equation, "an index repeats within one operand (a diagonal)"));
+                return Err(invalid(
+                    equation,
+                    "an index repeats within one operand (a diagonal)",
+                ));
             }
         }
     }
@@ -119,7 +125,10 @@ pub fn index_sizes(equation: &str, inputs: &[&TensorType]) -> Result<BTreeMap<ch
     let mut sizes: BTreeMap<char, u64> = BTreeMap::new();
     for (letters, t) in eq.operands.iter().zip(inputs) {
         if letters.len() != t.shape.rank() {
-            return Err(invalid(equation, &format!("operand {} has rank {}", t, letters.len())));
+            return Err(invalid(
+                equation,
+                &format!("operand {} has rank {}", t, letters.len()),
+            ));
         }
         for (&c, &d) in letters.iter().zip(t.shape.dims()) {
             let e = sizes.entry(c).or_insert(d);

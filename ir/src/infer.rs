@@ -61,7 +61,12 @@ pub(crate) fn same_dtype(types: &[&TensorType]) -> Result<(), ShapeError> {
     Ok(())
 }
 
-pub(crate) fn arity(inputs: &[&TensorType], min: usize, max: usize, expected: &'static str) -> Result<(), ShapeError> {
+pub(crate) fn arity(
+    inputs: &[&TensorType],
+    min: usize,
+    max: usize,
+    expected: &'static str,
+) -> Result<(), ShapeError> {
     if inputs.len() < min || inputs.len() > max {
         return Err(ShapeError::Arity {
             expected,
@@ -121,7 +126,9 @@ pub fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorType>, S
                 shape: inputs[0].shape.clone(),
             }))
         }
-        _ => crate::infer_layout::infer_layout(kind, inputs).and_then(checked).map(|t| vec![t]),
+        _ => crate::infer_layout::infer_layout(kind, inputs)
+            .and_then(checked)
+            .map(|t| vec![t]),
     }
 }
 
@@ -213,8 +220,14 @@ mod tests {
 
     #[test]
     fn matmul_broadcasts_batch_dims() {
-        assert_eq!(one(&OpKind::MatMul, &[&t(&[1, 4, 8, 32]), &t(&[1, 4, 32, 8])]).unwrap(), vec![1, 4, 8, 8]);
-        assert_eq!(one(&OpKind::MatMul, &[&t(&[2, 8, 16]), &t(&[16, 4])]).unwrap(), vec![2, 8, 4]);
+        assert_eq!(
+            one(&OpKind::MatMul, &[&t(&[1, 4, 8, 32]), &t(&[1, 4, 32, 8])]).unwrap(),
+            vec![1, 4, 8, 8]
+        );
+        assert_eq!(
+            one(&OpKind::MatMul, &[&t(&[2, 8, 16]), &t(&[16, 4])]).unwrap(),
+            vec![2, 8, 4]
+        );
         let err = one(&OpKind::MatMul, &[&t(&[8, 16]), &t(&[8, 4])]).unwrap_err();
         assert!(matches!(err, ShapeError::InnerDim(..)));
     }
@@ -227,7 +240,10 @@ mod tests {
             alpha: 1.0,
             beta: 1.0,
         };
-        assert_eq!(one(&kind, &[&t(&[3, 784]), &t(&[512, 784]), &t(&[512])]).unwrap(), vec![3, 512]);
+        assert_eq!(
+            one(&kind, &[&t(&[3, 784]), &t(&[512, 784]), &t(&[512])]).unwrap(),
+            vec![3, 512]
+        );
     }
 
     #[test]
@@ -245,7 +261,10 @@ mod tests {
         assert_eq!(one(&kind, &[&t(&[1, 2, 3])]).unwrap(), vec![1, 3, 2]);
         let bad = OpKind::Transpose { perm: vec![0, 0, 1] };
         assert!(one(&bad, &[&t(&[1, 2, 3])]).is_err());
-        assert_eq!(one(&OpKind::Reshape { shape: vec![6] }, &[&t(&[2, 3])]).unwrap(), vec![6]);
+        assert_eq!(
+            one(&OpKind::Reshape { shape: vec![6] }, &[&t(&[2, 3])]).unwrap(),
+            vec![6]
+        );
         assert!(one(&OpKind::Reshape { shape: vec![6] }, &[&t(&[2, 4])]).is_err());
     }
 

@@ -79,7 +79,10 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
             axis_in_range(*axis, inputs[0])?;
             let mut d = inputs[0].shape.0.clone();
             if *k > d[*axis] {
-                return Err(ShapeError::Invalid(format!("TopK k={k} of a dim of {}", d[*axis])));
+                return Err(ShapeError::Invalid(format!(
+                    "TopK k={k} of a dim of {}",
+                    d[*axis]
+                )));
             }
             d[*axis] = *k;
             return Ok(vec![
@@ -107,7 +110,15 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
         OpKind::Reduce { axes, keep_dims, .. } => {
             arity(inputs, 1, 1, "1")?;
             let x = inputs[0];
-            if x.dtype == DType::Bool && !matches!(kind, OpKind::Reduce { op: ReduceOp::Max | ReduceOp::Min, .. }) {
+            if x.dtype == DType::Bool
+                && !matches!(
+                    kind,
+                    OpKind::Reduce {
+                        op: ReduceOp::Max | ReduceOp::Min,
+                        ..
+                    }
+                )
+            {
                 return Err(ShapeError::Invalid("arithmetic reduction of bool".into()));
             }
             if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= x.shape.rank()) {
@@ -278,7 +289,10 @@ pub(crate) fn matmul(a: &TensorType, b: &TensorType, dtype: DType) -> Result<Ten
     if sb.rank() > 1 {
         dims.push(n);
     }
-    Ok(TensorType { dtype, shape: Shape(dims) })
+    Ok(TensorType {
+        dtype,
+        shape: Shape(dims),
+    })
 }
 
 fn conv(
@@ -291,7 +305,9 @@ fn conv(
     same_dtype(inputs)?;
     let (x, w) = (&inputs[0].shape, &inputs[1].shape);
     if x.rank() < 3 || w.rank() != x.rank() || group == 0 {
-        return Err(ShapeError::Invalid(format!("convolution of {x} with weights {w}")));
+        return Err(ShapeError::Invalid(format!(
+            "convolution of {x} with weights {w}"
+        )));
     }
     let channels = x.0[1];
     let out_channels = match transposed {
@@ -320,7 +336,10 @@ fn conv(
     }
     if let Some(b) = inputs.get(2) {
         if b.shape.0 != [out_channels] {
-            return Err(ShapeError::Invalid(format!("bias {} for {out_channels} channels", b.shape)));
+            return Err(ShapeError::Invalid(format!(
+                "bias {} for {out_channels} channels",
+                b.shape
+            )));
         }
     }
     let spatial = window_output(x, window, transposed)?;
@@ -342,7 +361,11 @@ pub(crate) fn window_output(
         && w.dilations.len() == n
         && w.pads.len() == 2 * n
         && transposed.is_none_or(|p| p.len() == n)
-        && w.strides.iter().chain(&w.dilations).chain(&w.kernel).all(|&v| v > 0);
+        && w.strides
+            .iter()
+            .chain(&w.dilations)
+            .chain(&w.kernel)
+            .all(|&v| v > 0);
     if !ok {
         return Err(ShapeError::Invalid(format!("window {w} over {x}")));
     }

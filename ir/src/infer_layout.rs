@@ -12,7 +12,10 @@ fn index_dtype(t: &TensorType) -> Result<(), ShapeError> {
     if matches!(t.dtype, DType::I32 | DType::I64) {
         Ok(())
     } else {
-        Err(invalid(format!("indices must be int32 or int64, got {}", t.dtype)))
+        Err(invalid(format!(
+            "indices must be int32 or int64, got {}",
+            t.dtype
+        )))
     }
 }
 
@@ -78,9 +81,15 @@ pub(crate) fn infer_layout(kind: &OpKind, inputs: &[&TensorType]) -> Result<Tens
             for t in inputs {
                 let d = t.shape.dims();
                 let same_rest = d.len() == dims.len()
-                    && d.iter().zip(dims).enumerate().all(|(i, (a, b))| i == *axis || a == b);
+                    && d.iter()
+                        .zip(dims)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == *axis || a == b);
                 if !same_rest {
-                    return Err(invalid(format!("cannot concatenate {} and {} on axis {axis}", x.shape, t.shape)));
+                    return Err(invalid(format!(
+                        "cannot concatenate {} and {} on axis {axis}",
+                        x.shape, t.shape
+                    )));
                 }
                 out[*axis] = out[*axis].checked_add(d[*axis]).ok_or(ShapeError::TooLarge)?;
             }
@@ -112,7 +121,10 @@ pub(crate) fn infer_layout(kind: &OpKind, inputs: &[&TensorType]) -> Result<Tens
             arity(inputs, 2, 2, "2")?;
             index_dtype(inputs[1])?;
             if *axis >= dims.len() || inputs[1].shape.rank() != dims.len() {
-                return Err(invalid(format!("GatherElements of {} by {}", x.shape, inputs[1].shape)));
+                return Err(invalid(format!(
+                    "GatherElements of {} by {}",
+                    x.shape, inputs[1].shape
+                )));
             }
             Ok(with(inputs[1].shape.0.clone()))
         }
@@ -120,7 +132,9 @@ pub(crate) fn infer_layout(kind: &OpKind, inputs: &[&TensorType]) -> Result<Tens
             arity(inputs, 2, 2, "2")?;
             index_dtype(inputs[1])?;
             let idx = inputs[1].shape.dims();
-            let last = *idx.last().ok_or_else(|| invalid("GatherND indices are a scalar".into()))?;
+            let last = *idx
+                .last()
+                .ok_or_else(|| invalid("GatherND indices are a scalar".into()))?;
             let b = *batch_dims;
             let last = usize::try_from(last).map_err(|_| ShapeError::TooLarge)?;
             if b >= idx.len() || b + last > dims.len() || dims[..b] != idx[..b] {
@@ -134,17 +148,29 @@ pub(crate) fn infer_layout(kind: &OpKind, inputs: &[&TensorType]) -> Result<Tens
             arity(inputs, 3, 3, "3")?;
             index_dtype(inputs[1])?;
             if inputs[2].dtype != x.dtype {
-                return Err(ShapeError::DTypeMismatch(x.dtype.to_string(), inputs[2].dtype.to_string()));
+                return Err(ShapeError::DTypeMismatch(
+                    x.dtype.to_string(),
+                    inputs[2].dtype.to_string(),
+                ));
             }
             let idx = inputs[1].shape.dims();
-            let last = idx.last().and_then(|&l| usize::try_from(l).ok()).unwrap_or(usize::MAX);
+            let last = idx
+                .last()
+                .and_then(|&l| usize::try_from(l).ok())
+                .unwrap_or(usize::MAX);
             if last > dims.len() {
-                return Err(invalid(format!("ScatterND into {} by {}", x.shape, inputs[1].shape)));
+                return Err(invalid(format!(
+                    "ScatterND into {} by {}",
+                    x.shape, inputs[1].shape
+                )));
             }
             let mut upd = idx[..idx.len() - 1].to_vec();
             upd.extend(&dims[last..]);
             if inputs[2].shape.0 != upd {
-                return Err(invalid(format!("ScatterND updates {} where {upd:?} is needed", inputs[2].shape)));
+                return Err(invalid(format!(
+                    "ScatterND updates {} where {upd:?} is needed",
+                    inputs[2].shape
+                )));
             }
             Ok(with(dims.to_vec()))
         }

@@ -233,7 +233,10 @@ pub enum OpKind {
         beta: f32,
     },
     /// Convolution over NC(spatial) with weights M x C/group x kernel; optional bias.
-    Conv { window: Window, group: u64 },
+    Conv {
+        window: Window,
+        group: u64,
+    },
     /// Transposed convolution; weights C x M/group x kernel; optional bias.
     ConvTranspose {
         window: Window,
@@ -241,23 +244,43 @@ pub enum OpKind {
         output_padding: Vec<u64>,
     },
     /// Einstein summation over explicit index letters (no ellipsis left after lowering).
-    Einsum { equation: String },
+    Einsum {
+        equation: String,
+    },
     Binary(BinaryOp),
     Unary(UnaryOp),
     /// `cond ? x : y` with broadcasting.
     Where,
-    Cast { to: DType },
+    Cast {
+        to: DType,
+    },
     /// Softmax (or log-softmax) along `axis`.
-    Softmax { axis: usize, log: bool },
+    Softmax {
+        axis: usize,
+        log: bool,
+    },
     /// Layer normalisation over the dims from `axis` on; inputs: x, scale, optional bias. With
     /// `stats` it also returns the float32 mean and inverse standard deviation.
-    LayerNorm { axis: usize, epsilon: f32, stats: bool },
+    LayerNorm {
+        axis: usize,
+        epsilon: f32,
+        stats: bool,
+    },
     /// RMS normalisation over the dims from `axis` on; inputs: x, scale.
-    RmsNorm { axis: usize, epsilon: f32 },
+    RmsNorm {
+        axis: usize,
+        epsilon: f32,
+    },
     /// One-hot of the maximum along `axis`.
-    Hardmax { axis: usize },
+    Hardmax {
+        axis: usize,
+    },
     /// Running sum along `axis`.
-    CumSum { axis: usize, exclusive: bool, reverse: bool },
+    CumSum {
+        axis: usize,
+        exclusive: bool,
+        reverse: bool,
+    },
     /// Index (int64) of the largest or smallest element along `axis`.
     ArgReduce {
         max: bool,
@@ -266,27 +289,47 @@ pub enum OpKind {
         select_last: bool,
     },
     /// The `k` largest (or smallest) elements along `axis` and their int64 indices: two results.
-    TopK { axis: usize, k: u64, largest: bool },
+    TopK {
+        axis: usize,
+        k: u64,
+        largest: bool,
+    },
     /// Inference batch normalisation over dim 1; inputs: x, scale, bias, mean, var.
-    BatchNorm { epsilon: f32 },
+    BatchNorm {
+        epsilon: f32,
+    },
     /// Reduce over `axes` (sorted, distinct); kept as size-1 dims when `keep_dims`.
     Reduce {
         op: ReduceOp,
         axes: Vec<usize>,
         keep_dims: bool,
     },
-    Pool { kind: PoolKind, window: Window },
+    Pool {
+        kind: PoolKind,
+        window: Window,
+    },
     /// `saturate(round(x / scale) + zero_point)`; inputs x, scale, optional zero point.
-    Quantize { axis: usize, to: DType },
+    Quantize {
+        axis: usize,
+        to: DType,
+    },
     /// `(x - zero_point) * scale`; inputs x, scale, optional zero point.
-    Dequantize { axis: usize },
+    Dequantize {
+        axis: usize,
+    },
     /// uint8 quantization with scale and zero point computed from the data: three results.
     DynamicQuantize,
     /// Same elements, new static shape.
-    Reshape { shape: Vec<u64> },
+    Reshape {
+        shape: Vec<u64>,
+    },
     /// Permute dims: output dim `i` is input dim `perm[i]`.
-    Transpose { perm: Vec<usize> },
-    Concat { axis: usize },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    Concat {
+        axis: usize,
+    },
     /// Strided window per dim (one entry per dim, clamped; `steps` may be negative).
     Slice {
         starts: Vec<i64>,
@@ -294,20 +337,41 @@ pub enum OpKind {
         steps: Vec<i64>,
     },
     /// Take along `axis` at the indices of input 1 (values may be run-time data).
-    Gather { axis: usize },
-    GatherElements { axis: usize },
-    GatherNd { batch_dims: usize },
+    Gather {
+        axis: usize,
+    },
+    GatherElements {
+        axis: usize,
+    },
+    GatherNd {
+        batch_dims: usize,
+    },
     /// Write `updates` at `indices`; `reduction` combines with the existing element.
-    ScatterNd { reduction: Option<ReduceOp> },
+    ScatterNd {
+        reduction: Option<ReduceOp>,
+    },
     /// Broadcast to a static shape.
-    Expand { shape: Vec<u64> },
-    Tile { repeats: Vec<u64> },
+    Expand {
+        shape: Vec<u64>,
+    },
+    Tile {
+        repeats: Vec<u64>,
+    },
     /// Pad (or crop, with negative entries): begin pads for every dim, then end pads.
-    Pad { pads: Vec<i64>, mode: PadMode },
+    Pad {
+        pads: Vec<i64>,
+        mode: PadMode,
+    },
     /// Keep the upper (or lower) triangle from diagonal `k` of the last two dims.
-    Trilu { upper: bool, k: i64 },
+    Trilu {
+        upper: bool,
+        k: i64,
+    },
     /// Resample to a static shape.
-    Resize { shape: Vec<u64>, mode: ResizeMode },
+    Resize {
+        shape: Vec<u64>,
+        mode: ResizeMode,
+    },
 }
 
 impl OpKind {
@@ -426,10 +490,15 @@ impl fmt::Display for OpKind {
                 keep_dims,
                 select_last,
                 ..
-            } => write!(f, "{{axis={axis}, keep_dims={keep_dims}, select_last={select_last}}}"),
+            } => write!(
+                f,
+                "{{axis={axis}, keep_dims={keep_dims}, select_last={select_last}}}"
+            ),
             OpKind::TopK { axis, k, largest } => write!(f, "{{axis={axis}, k={k}, largest={largest}}}"),
             OpKind::ScatterNd { reduction: Some(r) } => write!(f, "{{reduction={r:?}}}"),
-            OpKind::Unary(UnaryOp::Selu { alpha, gamma }) => write!(f, "{{alpha={alpha:?}, gamma={gamma:?}}}"),
+            OpKind::Unary(UnaryOp::Selu { alpha, gamma }) => {
+                write!(f, "{{alpha={alpha:?}, gamma={gamma:?}}}")
+            }
             OpKind::Unary(UnaryOp::ThresholdedRelu { alpha }) => write!(f, "{{alpha={alpha:?}}}"),
             OpKind::BatchNorm { epsilon } => write!(f, "{{epsilon={epsilon:?}}}"),
             OpKind::Reduce { axes, keep_dims, .. } => {
@@ -445,9 +514,9 @@ impl fmt::Display for OpKind {
             OpKind::Dequantize { axis } => write!(f, "{{axis={axis}}}"),
             OpKind::Reshape { shape } => write!(f, "{{shape={shape:?}}}"),
             OpKind::Transpose { perm } => write!(f, "{{perm={perm:?}}}"),
-            OpKind::Concat { axis }
-            | OpKind::Gather { axis }
-            | OpKind::GatherElements { axis } => write!(f, "{{axis={axis}}}"),
+            OpKind::Concat { axis } | OpKind::Gather { axis } | OpKind::GatherElements { axis } => {
+                write!(f, "{{axis={axis}}}")
+            }
             OpKind::GatherNd { batch_dims } => write!(f, "{{batch_dims={batch_dims}}}"),
             OpKind::Slice { starts, ends, steps } => {
                 write!(f, "{{starts={starts:?}, ends={ends:?}, steps={steps:?}}}")
