@@ -84,6 +84,11 @@ fn main() {
         ("mlp.onnx", None),
         ("transformer_block.onnx", Some(128)),
         ("transformer_block.onnx", Some(2048)),
+        ("gpt2_prefill.onnx", Some(2048)),
+        ("gpt2_decode.onnx", Some(2048)),
+        ("bert_encoder.onnx", Some(2048)),
+        ("llama_prefill.onnx", Some(2048)),
+        ("resnet_small.onnx", None),
     ] {
         let opts = CompileOptions {
             model: example(model),
