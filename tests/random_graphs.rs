@@ -17,6 +17,18 @@ enum Step {
     LayerNorm(usize),
     Transpose(usize),
     Reshape(usize),
+    /// Mean over the last axis, kept as size 1.
+    Reduce(usize),
+    /// The value concatenated with another along the first axis.
+    Concat(usize, usize),
+    /// Every other row.
+    Slice(usize),
+    /// `a < b ? a : b` (a comparison and a select).
+    Select(usize, usize),
+    /// Rows picked by run-time int64 indices (an embedding lookup).
+    Gather(usize, u64),
+    /// A multi-result op: LayerNorm with its mean and inverse standard deviation.
+    LayerNormStats(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -32,6 +44,12 @@ fn step() -> impl Strategy<Value = Step> {
         any::<usize>().prop_map(Step::LayerNorm),
         any::<usize>().prop_map(Step::Transpose),
         any::<usize>().prop_map(Step::Reshape),
+        any::<usize>().prop_map(Step::Reduce),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Step::Concat(a, b)),
+        any::<usize>().prop_map(Step::Slice),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Step::Select(a, b)),
+        (any::<usize>(), 1u64..300).prop_map(|(a, n)| Step::Gather(a, n)),
+        any::<usize>().prop_map(Step::LayerNormStats),
     ]
 }
 
@@ -115,6 +133,67 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                 let d = dims(v, &g);
                 let shape = vec![d[1], d[0]];
                 g.add_op(OpKind::Reshape { shape }, vec![v], format!("v{i}"), prov(i))
+            }
+            Step::Reduce(a) => {
+                let v = pick(a);
+                let axes = vec![dims(v, &g).len() - 1];
+                let op = OpKind::Reduce {
+                    op: lpuc_ir::ReduceOp::Mean,
+                    axes,
+                    keep_dims: true,
+                };
+                g.add_op(op, vec![v], format!("v{i}"), prov(i))
+            }
+            Step::Concat(a, b) => g.add_op(
+                OpKind::Concat { axis: 0 },
+                vec![pick(a), pick(b)],
+                format!("v{i}"),
+                prov(i),
+            ),
+            Step::Slice(a) => {
+                let v = pick(a);
+                let d = dims(v, &g);
+                let op = OpKind::Slice {
+                    starts: vec![0; d.len()],
+                    ends: d.iter().map(|&x| x as i64).collect(),
+                    steps: std::iter::once(2)
+                        .chain(std::iter::repeat(1))
+                        .take(d.len())
+                        .collect(),
+                };
+                g.add_op(op, vec![v], format!("v{i}"), prov(i))
+            }
+            Step::Select(a, b) => g
+                .add_op(
+                    OpKind::Binary(BinaryOp::Less),
+                    vec![pick(a), pick(b)],
+                    format!("c{i}"),
+                    prov(i),
+                )
+                .and_then(|c| g.add_op(OpKind::Where, vec![c, pick(a), pick(b)], format!("v{i}"), prov(i))),
+            Step::Gather(a, n) => {
+                let v = pick(a);
+                let idx = g.add_input(format!("idx{i}"), TensorType::new(DType::I64, vec![n]));
+                g.add_op(OpKind::Gather { axis: 0 }, vec![v, idx], format!("v{i}"), prov(i))
+            }
+            Step::LayerNormStats(a) => {
+                let v = pick(a);
+                let d = dims(v, &g);
+                let scale = g.add_weight(
+                    format!("s{i}"),
+                    TensorType::new(DType::F16, vec![*d.last().unwrap()]),
+                    "s",
+                );
+                let op = OpKind::LayerNorm {
+                    axis: d.len() - 1,
+                    epsilon: 1e-5,
+                    stats: true,
+                };
+                let names = [format!("v{i}"), format!("m{i}"), format!("r{i}")];
+                g.add_op_multi(op, vec![v, scale], &names, prov(i)).map(|outs| {
+                    values.push(outs[1]);
+                    outs[0]
+                })
             }
         };
         // Steps whose operands do not fit (e.g. broadcasting mismatched shapes) are skipped:
