@@ -14,7 +14,9 @@ enum Step {
     Binary(u8, usize, usize),
     MatMulWeight(usize, u64),
     Softmax(usize),
-    LayerNorm(usize),
+    /// LayerNorm over the last axis; with `true` also its mean and inverse standard deviation
+    /// (a multi-result op).
+    LayerNorm(usize, bool),
     Transpose(usize),
     Reshape(usize),
     /// Mean over the last axis, kept as size 1.
@@ -27,8 +29,6 @@ enum Step {
     Select(usize, usize),
     /// Rows picked by run-time int64 indices (an embedding lookup).
     Gather(usize, u64),
-    /// A multi-result op: LayerNorm with its mean and inverse standard deviation.
-    LayerNormStats(usize),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -41,7 +41,7 @@ fn step() -> impl Strategy<Value = Step> {
         )
             .prop_map(|(a, n)| Step::MatMulWeight(a, n)),
         any::<usize>().prop_map(Step::Softmax),
-        any::<usize>().prop_map(Step::LayerNorm),
+        (any::<usize>(), any::<bool>()).prop_map(|(a, s)| Step::LayerNorm(a, s)),
         any::<usize>().prop_map(Step::Transpose),
         any::<usize>().prop_map(Step::Reshape),
         any::<usize>().prop_map(Step::Reduce),
@@ -49,7 +49,6 @@ fn step() -> impl Strategy<Value = Step> {
         any::<usize>().prop_map(Step::Slice),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Step::Select(a, b)),
         (any::<usize>(), 1u64..300).prop_map(|(a, n)| Step::Gather(a, n)),
-        any::<usize>().prop_map(Step::LayerNormStats),
     ]
 }
 
@@ -104,7 +103,7 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                     prov(i),
                 )
             }
-            Step::LayerNorm(a) => {
+            Step::LayerNorm(a, stats) => {
                 let v = pick(a);
                 let d = dims(v, &g);
                 let scale = g.add_weight(
@@ -115,9 +114,18 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                 let op = OpKind::LayerNorm {
                     axis: d.len() - 1,
                     epsilon: 1e-5,
-                    stats: false,
+                    stats,
                 };
-                g.add_op(op, vec![v, scale], format!("v{i}"), prov(i))
+                // With stats it has three results; the mean joins the pool of values too.
+                let names = [format!("v{i}"), format!("m{i}"), format!("r{i}")];
+                let n = if stats { 3 } else { 1 };
+                g.add_op_multi(op, vec![v, scale], &names[..n], prov(i))
+                    .map(|outs| {
+                        if stats {
+                            values.push(outs[1]);
+                        }
+                        outs[0]
+                    })
             }
             Step::Transpose(a) => {
                 let v = pick(a);
@@ -175,25 +183,6 @@ fn build(rows: u64, cols: u64, steps: &[Step]) -> Graph {
                 let v = pick(a);
                 let idx = g.add_input(format!("idx{i}"), TensorType::new(DType::I64, vec![n]));
                 g.add_op(OpKind::Gather { axis: 0 }, vec![v, idx], format!("v{i}"), prov(i))
-            }
-            Step::LayerNormStats(a) => {
-                let v = pick(a);
-                let d = dims(v, &g);
-                let scale = g.add_weight(
-                    format!("s{i}"),
-                    TensorType::new(DType::F16, vec![*d.last().unwrap()]),
-                    "s",
-                );
-                let op = OpKind::LayerNorm {
-                    axis: d.len() - 1,
-                    epsilon: 1e-5,
-                    stats: true,
-                };
-                let names = [format!("v{i}"), format!("m{i}"), format!("r{i}")];
-                g.add_op_multi(op, vec![v, scale], &names, prov(i)).map(|outs| {
-                    values.push(outs[1]);
-                    outs[0]
-                })
             }
         };
         // Steps whose operands do not fit (e.g. broadcasting mismatched shapes) are skipped:

@@ -278,28 +278,28 @@ mod tests {
         assert_eq!(w[0].shape.0, vec![2, 3]);
     }
 
+    fn square(k: u64, stride: u64, pad: u64, ceil_mode: bool) -> Window {
+        Window {
+            kernel: vec![k, k],
+            strides: vec![stride, stride],
+            dilations: vec![1, 1],
+            pads: vec![pad; 4],
+            ceil_mode,
+        }
+    }
+
     #[test]
     fn conv_and_pool_windows() {
-        let window = Window {
-            kernel: vec![7, 7],
-            strides: vec![2, 2],
-            dilations: vec![1, 1],
-            pads: vec![3, 3, 3, 3],
-            ceil_mode: false,
+        let conv = OpKind::Conv {
+            window: square(7, 2, 3, false),
+            group: 1,
         };
-        let conv = OpKind::Conv { window, group: 1 };
         assert_eq!(
             one(&conv, &[&t(&[1, 3, 224, 224]), &t(&[64, 3, 7, 7])]).unwrap(),
             vec![1, 64, 112, 112]
         );
         let depthwise = OpKind::Conv {
-            window: Window {
-                kernel: vec![3, 3],
-                strides: vec![1, 1],
-                dilations: vec![1, 1],
-                pads: vec![1, 1, 1, 1],
-                ceil_mode: false,
-            },
+            window: square(3, 1, 1, false),
             group: 32,
         };
         assert_eq!(
@@ -308,13 +308,7 @@ mod tests {
         );
         let pool = OpKind::Pool {
             kind: PoolKind::Max,
-            window: Window {
-                kernel: vec![3, 3],
-                strides: vec![2, 2],
-                dilations: vec![1, 1],
-                pads: vec![0, 0, 0, 0],
-                ceil_mode: true,
-            },
+            window: square(3, 2, 0, true),
         };
         assert_eq!(one(&pool, &[&t(&[1, 1, 4, 4])]).unwrap(), vec![1, 1, 2, 2]);
         let reduce = OpKind::Reduce {

@@ -126,21 +126,15 @@ fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
         }
     }
     let set = dir.join("test_data_set_0");
-    let inputs = match data_files(&set, "input_")
-        .iter()
-        .map(|p| read_tensor(p))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(t) => t,
-        Err(e) => return Verdict::Fail(e),
+    let read = |prefix| {
+        data_files(&set, prefix)
+            .iter()
+            .map(|p| read_tensor(p))
+            .collect::<Result<Vec<_>, _>>()
     };
-    let outputs = match data_files(&set, "output_")
-        .iter()
-        .map(|p| read_tensor(p))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(t) => t,
-        Err(e) => return Verdict::Fail(e),
+    let (inputs, outputs) = match (read("input_"), read("output_")) {
+        (Ok(i), Ok(o)) => (i, o),
+        (Err(e), _) | (_, Err(e)) => return Verdict::Fail(e),
     };
     for t in inputs.iter().chain(&outputs) {
         if let Err(why) = ir_dtype(t.data_type) {

@@ -141,13 +141,7 @@ fn range(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
 }
 
 fn constant_of_shape(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
-    let dims = ops
-        .ints(node, 0, "the shape")?
-        .ok_or_else(|| invalid("ConstantOfShape needs a shape"))?;
-    let dims = dims
-        .iter()
-        .map(|&d| u64::try_from(d).map_err(|_| invalid(format!("negative dim {d} in shape {dims:?}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let dims = super::sizes(ops.ints(node, 0, "the shape")?, "the shape")?;
     let (dtype, fill) = match node.attrs.get("value") {
         Some(Attr::Tensor(t)) => {
             let c = consts::from_tensor(t, None).map_err(invalid)?.ok_or_else(|| {

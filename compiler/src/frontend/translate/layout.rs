@@ -2,8 +2,8 @@
 //! trilu and resize. Shape-deciding inputs must fold to constants.
 
 use super::{
-    attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operand, Operands, Plan, Reject,
-    Step,
+    attr_or_input, invalid, normalize_axes, normalize_axis, sizes, unsupported, Operand, Operands, Plan,
+    Reject, Step,
 };
 use crate::frontend::model::Node;
 use lpuc_ir::{OpKind, PadMode, ReduceOp, ResizeMode};
@@ -110,23 +110,11 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             Plan::op(OpKind::ScatterNd { reduction }, vec![0, 1, 2])
         }
         "Expand" => {
-            let spec = ops
-                .ints(node, 1, "the target shape")?
-                .ok_or_else(|| invalid("Expand without a shape"))?;
-            let shape = spec
-                .iter()
-                .map(|&d| u64::try_from(d).map_err(|_| invalid(format!("negative dim in {spec:?}"))))
-                .collect::<Result<Vec<_>, _>>()?;
+            let shape = sizes(ops.ints(node, 1, "the target shape")?, "the target shape")?;
             Plan::op(OpKind::Expand { shape }, vec![0])
         }
         "Tile" => {
-            let r = ops
-                .ints(node, 1, "the repeats")?
-                .ok_or_else(|| invalid("Tile without repeats"))?;
-            let repeats = r
-                .iter()
-                .map(|&d| u64::try_from(d).map_err(|_| invalid(format!("negative repeat in {r:?}"))))
-                .collect::<Result<Vec<_>, _>>()?;
+            let repeats = sizes(ops.ints(node, 1, "the repeats")?, "the repeats")?;
             Plan::op(OpKind::Tile { repeats }, vec![0])
         }
         "Pad" => pad(node, opset, ops)?,

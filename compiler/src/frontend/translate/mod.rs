@@ -146,6 +146,15 @@ pub(crate) fn attr_or_input(
     ops.ints(node, input, what)
 }
 
+/// A required list of sizes (a shape, repeats): present and non-negative.
+pub(crate) fn sizes(values: Option<Vec<i64>>, what: &str) -> Result<Vec<u64>, Reject> {
+    let values = values.ok_or_else(|| invalid(format!("{what} is missing")))?;
+    values
+        .iter()
+        .map(|&d| u64::try_from(d).map_err(|_| invalid(format!("{what} {values:?} has a negative entry"))))
+        .collect()
+}
+
 /// Resolve an ONNX axis (possibly negative) against `rank`.
 pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize, Reject> {
     let r = rank as i64;
