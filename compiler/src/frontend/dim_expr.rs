@@ -5,6 +5,10 @@
 /// Evaluate `expr`, resolving names with `lookup`; `None` if it does not parse, a name is unbound,
 /// or the arithmetic overflows or divides by zero.
 pub fn evaluate(expr: &str, lookup: &dyn Fn(&str) -> Option<u64>) -> Option<i64> {
+    // A dim name comes from the (untrusted) model: bound its size so nesting cannot exhaust the stack.
+    if expr.len() > MAX_EXPR_LEN {
+        return None;
+    }
     let tokens = tokenize(expr)?;
     let mut p = Parser {
         tokens: &tokens,
@@ -14,6 +18,9 @@ pub fn evaluate(expr: &str, lookup: &dyn Fn(&str) -> Option<u64>) -> Option<i64>
     let v = p.sum()?;
     (p.pos == tokens.len()).then_some(v)
 }
+
+/// Longest expression evaluated; real exporters write a few dozen characters.
+const MAX_EXPR_LEN: usize = 256;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Token {
@@ -133,5 +140,7 @@ mod tests {
         assert_eq!(evaluate("other + 1", &lookup), None);
         assert_eq!(evaluate("seq +", &lookup), None);
         assert_eq!(evaluate("seq $ 1", &lookup), None);
+        let deep = format!("{}seq{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert_eq!(evaluate(&deep, &lookup), None);
     }
 }
