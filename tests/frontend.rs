@@ -118,7 +118,7 @@ fn weight_dequantization_is_folded_at_compile_time() {
         .collect();
     assert_eq!(weights.len(), 1, "{weights:?}");
     assert_eq!(weights[0].0, "f32[64,64]");
-    assert!(weights[0].1.contains("Mul(Cast(w_q)"), "{weights:?}");
+    assert_eq!(weights[0].1, "Mul(w_f, scale) at node dq", "{weights:?}");
 }
 
 #[test]

@@ -294,18 +294,24 @@ impl Lowering<'_> {
                 .map_err(invalid)?;
             let values: Option<Vec<(&TensorType, &Values)>> =
                 cs.iter().map(|c| c.values.as_ref().map(|v| (&c.ty, v))).collect();
+            // The recipe names the operands, not their own recipes: nested recipes would grow
+            // without bound on long constant chains.
             let source = format!(
-                "{}({})",
+                "{}({}) at node {}",
                 kind.name(),
-                cs.iter()
-                    .map(|c| c.source.as_str())
+                operands
+                    .iter()
+                    .map(|(n, _)| n.as_str())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                node.name
             );
+            // Folding evaluates single-result ops; the others stay recipes.
+            let single = out_types.len() == 1;
             return Ok(out_types
                 .into_iter()
                 .map(|ty| {
-                    let v = match (&values, out_types_single(&kind)) {
+                    let v = match (&values, single) {
                         (Some(vals), true) => fold::evaluate(&kind, vals, &ty),
                         _ => None,
                     };
@@ -336,9 +342,4 @@ impl Lowering<'_> {
             .map_err(|e| invalid(e.to_string()))?;
         Ok(outs.into_iter().map(Slot::Value).collect())
     }
-}
-
-/// Whether folding can evaluate the op's (only) result.
-fn out_types_single(kind: &OpKind) -> bool {
-    !matches!(kind, OpKind::DynamicQuantize)
 }
