@@ -40,6 +40,8 @@ fn unnamed_dims_compile_once_the_whole_input_is_given() {
     let named = compile(&lpuc_tests::options(example("resnet_small.onnx"), None)).unwrap();
     let unnamed = compile(&opts).unwrap();
     assert_eq!(schedule_text(&named.schedule), schedule_text(&unnamed.schedule));
+    // The artifact records the shape it was built for.
+    assert_eq!(unnamed.manifest.options["input.input"], "1x3x224x224");
 }
 
 #[test]

@@ -81,8 +81,8 @@ pub(crate) fn checked(t: TensorType) -> Result<TensorType, ShapeError> {
     Ok(t)
 }
 
-/// The result types of `kind` applied to `inputs` (one per result; only `DynamicQuantize` has
-/// more than one).
+/// The result types of `kind` applied to `inputs`, one per result (`DynamicQuantize`, `TopK` and
+/// `LayerNorm` with stats have several).
 pub fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorType>, ShapeError> {
     let one = |t: Result<TensorType, ShapeError>| t.and_then(checked).map(|t| vec![t]);
     match kind {

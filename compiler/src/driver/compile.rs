@@ -137,6 +137,13 @@ pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
     for (k, v) in &opts.binder.explicit {
         options.insert(format!("dim.{k}"), v.to_string());
     }
+    if let Some(b) = opts.binder.batch {
+        options.insert("batch".to_string(), b.to_string());
+    }
+    for (name, dims) in &opts.binder.inputs {
+        let dims: Vec<String> = dims.iter().map(u64::to_string).collect();
+        options.insert(format!("input.{name}"), dims.join("x"));
+    }
     let manifest = Manifest {
         format_version: 1,
         compiler: "lpuc".into(),
