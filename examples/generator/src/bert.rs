@@ -5,13 +5,14 @@
 //! sequence length with Slice bounds from the shape subgraph. Constants are initializers, as after
 //! constant folding (the GPT-2 and Llama families use Constant nodes, so both forms are covered).
 
-use crate::builder::{attr_float, attr_int, Dim};
+use crate::builder::{attr_int, Dim};
 use crate::net::{Built, ConstStyle, Layout, Net};
 use crate::nn::{
-    attend, gelu_erf, layer_norm, linear, merge_heads, padding_mask, scaled_scores, split_heads,
+    attend, embedding, gelu_erf, layer_norm, linear, linear_gemm, merge_heads, padding_mask, scaled_scores,
+    split_heads,
 };
 use crate::shapes::{dim, unsqueeze};
-use crate::weights::{Values, WeightDtype};
+use crate::weights::WeightDtype;
 use onnx_protobuf::tensor_proto::DataType;
 
 /// Default-domain opset of every BERT model (the first with LayerNormalization).
@@ -87,23 +88,15 @@ pub fn build(cfg: &BertConfig, layout: Layout) -> Result<Built, String> {
     }
 
     let emb = "/embeddings";
-    let table = |n: &str| format!("embeddings.{n}.weight");
-    let spread = Values::Uniform {
-        center: 0.0,
-        amplitude: 0.02,
+    let embed = |net: &mut Net, ids: &str, table: &str, rows: i64| {
+        embedding(net, emb, ids, &format!("embeddings.{table}"), rows, d, 0.02).1
     };
-    let word = net.param(&table("word_embeddings"), &[cfg.vocab, d], spread.clone());
-    let word = net.op(emb, "Gather", &[&word, "input_ids"], vec![attr_int("axis", 0)]);
-    let kind = net.param(
-        &table("token_type_embeddings"),
-        &[cfg.type_vocab, d],
-        spread.clone(),
-    );
-    let kind = net.op(
-        emb,
-        "Gather",
-        &[&kind, "token_type_ids"],
-        vec![attr_int("axis", 0)],
+    let word = embed(&mut net, "input_ids", "word_embeddings", cfg.vocab);
+    let kind = embed(
+        &mut net,
+        "token_type_ids",
+        "token_type_embeddings",
+        cfg.type_vocab,
     );
     let x = net.op(emb, "Add", &[&word, &kind], vec![]);
     // position_ids[:, 0:seq_len]
@@ -115,8 +108,7 @@ pub fn build(cfg: &BertConfig, layout: Layout) -> Result<Built, String> {
     let axes = net.ints(emb, &[1]);
     let steps = net.ints(emb, &[1]);
     let ids = net.op(emb, "Slice", &[&ids, &starts, &ends, &axes, &steps], vec![]);
-    let pos = net.param(&table("position_embeddings"), &[cfg.max_positions, d], spread);
-    let pos = net.op(emb, "Gather", &[&pos, &ids], vec![attr_int("axis", 0)]);
+    let pos = embed(&mut net, &ids, "position_embeddings", cfg.max_positions);
     let x = net.op(emb, "Add", &[&x, &pos], vec![]);
     let mut h = layer_norm(
         &mut net,
@@ -227,15 +219,15 @@ pub fn build(cfg: &BertConfig, layout: Layout) -> Result<Built, String> {
         &["last_hidden_state", &first],
         vec![attr_int("axis", 1)],
     );
-    let w = net.param("pooler.dense.weight", &[d, d], Values::fan_in(d));
-    let b = net.param("pooler.dense.bias", &[d], Values::fan_in(d));
-    // Written out as the exporter does, though 1.0 is the default.
-    let attrs = vec![
-        attr_float("alpha", 1.0),
-        attr_float("beta", 1.0),
-        attr_int("transB", 1),
-    ];
-    let y = net.op(&format!("{pool}/dense"), "Gemm", &[&first, &w, &b], attrs);
+    let y = linear_gemm(
+        &mut net,
+        &format!("{pool}/dense"),
+        &first,
+        "pooler.dense",
+        d,
+        d,
+        None,
+    );
     net.op_to(
         &format!("{pool}/activation"),
         "Tanh",
@@ -256,7 +248,10 @@ pub fn build(cfg: &BertConfig, layout: Layout) -> Result<Built, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{count, input_names, op_types, output_names, round_trip, signature};
+    use crate::testing::{
+        assert_nodes_per_layer_constant, count, input_names, named, op_types, output_names, round_trip,
+        signature,
+    };
 
     fn built(layers: usize) -> onnx_protobuf::ModelProto {
         let cfg = BertConfig {
@@ -268,8 +263,7 @@ mod tests {
 
     #[test]
     fn structure_scales_with_layers() {
-        let n: Vec<usize> = (1..=3).map(|l| built(l).graph.node.len()).collect();
-        assert_eq!(n[2] - n[1], n[1] - n[0]);
+        assert_nodes_per_layer_constant("bert", built);
         let m = built(3);
         let ops = op_types(&m);
         assert_eq!(count(&ops, "LayerNormalization"), 2 * 3 + 1);
@@ -288,12 +282,7 @@ mod tests {
         assert_eq!(input_names(&m), ["input_ids", "attention_mask", "token_type_ids"]);
         assert_eq!(output_names(&m), ["last_hidden_state", "pooler_output"]);
         assert_eq!(signature(&m.graph.output[1]).1, ["batch", "64"]);
-        let gather = m
-            .graph
-            .node
-            .iter()
-            .find(|n| n.name == "/pooler/Gather")
-            .expect("pooler gather");
+        let gather = named(&m.graph.node, "/pooler/Gather");
         assert_eq!(gather.input[0], "last_hidden_state");
         assert_eq!(gather.attribute[0].i, 1, "gathers on the sequence axis");
         let unsq = m.graph.node.iter().filter(|n| n.op_type == "Unsqueeze");

@@ -10,15 +10,15 @@
 //! `max_positions^2` bytes, so the committed examples (which must cover 2048+ positions in a small
 //! file) compute it; the full-size preset uses the buffer.
 
-use crate::builder::{attr_int, attr_ints, Dim};
+use crate::builder::{attr_int, attr_ints};
+use crate::decoder::{DecoderIo, TotalLen};
 use crate::net::{Built, ConstStyle, Layout, Net};
 use crate::nn::{
-    attend, gelu_erf, gelu_tanh, layer_norm_decomposed, linear, merge_heads, padding_mask, scaled_scores,
-    split_heads, Variant, MASK_VALUE,
+    attend, embedding, gelu_erf, gelu_tanh, layer_norm_decomposed, linear, merge_heads, padding_mask,
+    scaled_scores, split_heads, Variant, MASK_VALUE,
 };
 use crate::shapes::{dim, unsqueeze};
-use crate::weights::{Values, WeightDtype};
-use onnx_protobuf::tensor_proto::DataType;
+use crate::weights::WeightDtype;
 
 /// Default-domain opset of every GPT-2 model.
 pub const OPSET: i64 = 13;
@@ -110,59 +110,27 @@ pub fn build(cfg: &Gpt2Config, variant: Variant, layout: Layout) -> Result<Built
     let hd = cfg.head_dim();
     let name = format!("gpt2_{}", variant.name());
     let mut net = Net::new(&name, OPSET, cfg.dtype, ConstStyle::Node, layout);
-
-    let batch = Dim::Named("batch");
-    let (seq, total) = match variant {
-        Variant::Prefill => (Dim::Named("sequence"), Dim::Named("sequence")),
-        Variant::Decode => (Dim::Fixed(1), Dim::Named("past_sequence + 1")),
+    let io = DecoderIo {
+        variant,
+        layers: cfg.layers,
+        kv_heads: heads,
+        head_dim: hd,
     };
-    net.input("input_ids", DataType::INT64, &[batch, seq]);
-    net.input("attention_mask", DataType::INT64, &[batch, total]);
-    let cache = [
-        batch,
-        Dim::Fixed(heads),
-        Dim::Named("past_sequence"),
-        Dim::Fixed(hd),
-    ];
-    if variant == Variant::Decode {
-        for i in 0..cfg.layers {
-            net.input(&format!("past_key_values.{i}.key"), DataType::FLOAT, &cache);
-            net.input(&format!("past_key_values.{i}.value"), DataType::FLOAT, &cache);
-        }
-    }
+    io.declare_inputs(&mut net);
 
     // Embeddings: positions run from the cache length to cache length + new tokens.
     let top = "/transformer";
-    let wte = net.param(
-        "transformer.wte.weight",
-        &[cfg.vocab, d],
-        Values::Uniform {
-            center: 0.0,
-            amplitude: 0.02,
-        },
+    let (wte, tokens) = embedding(&mut net, top, "input_ids", "transformer.wte", cfg.vocab, d, 0.02);
+    let positions = io.positions(&mut net, top, TotalLen::NewPlusPast);
+    let (_, pos_embeds) = embedding(
+        &mut net,
+        top,
+        &positions.ids,
+        "transformer.wpe",
+        cfg.max_positions,
+        d,
+        0.01,
     );
-    let tokens = net.op(top, "Gather", &[&wte, "input_ids"], vec![attr_int("axis", 0)]);
-    let new_len = dim(&mut net, top, "input_ids", 1);
-    let (start, end) = match variant {
-        Variant::Prefill => (net.int(top, 0), new_len),
-        Variant::Decode => {
-            let past_len = dim(&mut net, top, "past_key_values.0.key", 2);
-            let end = net.op(top, "Add", &[&new_len, &past_len], vec![]);
-            (past_len, end)
-        }
-    };
-    let step = net.int(top, 1);
-    let positions = net.op(top, "Range", &[&start, &end, &step], vec![]);
-    let positions = unsqueeze(&mut net, top, &positions, &[0]);
-    let wpe = net.param(
-        "transformer.wpe.weight",
-        &[cfg.max_positions, d],
-        Values::Uniform {
-            center: 0.0,
-            amplitude: 0.01,
-        },
-    );
-    let pos_embeds = net.op(top, "Gather", &[&wpe, &positions], vec![attr_int("axis", 0)]);
     let mut h = net.op(top, "Add", &[&tokens, &pos_embeds], vec![]);
     let additive_mask = padding_mask(&mut net, top, "attention_mask");
     let mask_buffer = (cfg.causal_mask == CausalMask::Buffer).then(|| {
@@ -197,17 +165,9 @@ pub fn build(cfg: &Gpt2Config, variant: Variant, layout: Layout) -> Result<Built
         let parts = net.op_multi(&attn, "Split", &[&qkv, &sizes], 3, vec![attr_int("axis", 2)]);
         let perm = [0, 2, 1, 3];
         let q = split_heads(&mut net, &attn, &parts[0], heads, hd, &perm);
-        let mut k = split_heads(&mut net, &attn, &parts[1], heads, hd, &perm);
-        let mut v = split_heads(&mut net, &attn, &parts[2], heads, hd, &perm);
-        if variant == Variant::Decode {
-            for (kind, value) in [("key", &mut k), ("value", &mut v)] {
-                let present = format!("present.{i}.{kind}");
-                let past = format!("past_key_values.{i}.{kind}");
-                let attrs = vec![attr_int("axis", -2)];
-                net.op_to(&attn, "Concat", &[&past, value], &present, attrs);
-                *value = present;
-            }
-        }
+        let k = split_heads(&mut net, &attn, &parts[1], heads, hd, &perm);
+        let v = split_heads(&mut net, &attn, &parts[2], heads, hd, &perm);
+        let (k, v) = io.append_cache(&mut net, &attn, i, (k, v), -2);
         let k_t = net.op(&attn, "Transpose", &[&k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
         let scores = scaled_scores(&mut net, &attn, &q, &k_t, hd);
         let causal = causal_mask(&mut net, &attn, &q, &k, mask_buffer.as_deref());
@@ -273,14 +233,7 @@ pub fn build(cfg: &Gpt2Config, variant: Variant, layout: Layout) -> Result<Built
     let wte_t = net.op("/lm_head", "Transpose", &[&wte], vec![attr_ints("perm", &[1, 0])]);
     net.op_to("/lm_head", "MatMul", &[&h, &wte_t], "logits", vec![]);
 
-    net.output("logits", DataType::FLOAT, &[batch, seq, Dim::Fixed(cfg.vocab)]);
-    if variant == Variant::Decode {
-        let present = [batch, Dim::Fixed(heads), total, Dim::Fixed(hd)];
-        for i in 0..cfg.layers {
-            net.output(&format!("present.{i}.key"), DataType::FLOAT, &present);
-            net.output(&format!("present.{i}.value"), DataType::FLOAT, &present);
-        }
-    }
+    io.declare_outputs(&mut net, cfg.vocab);
     net.finish()
 }
 
@@ -320,7 +273,11 @@ fn causal_mask(net: &mut Net, scope: &str, q: &str, k: &str, buffer: Option<&str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{count, input_names, op_types, output_names, round_trip, signature};
+    use crate::testing::{
+        assert_nodes_per_layer_constant, count, input_names, named, op_types, output_names, round_trip,
+        signature,
+    };
+    use onnx_protobuf::tensor_proto::DataType;
 
     fn built(cfg: &Gpt2Config, variant: Variant) -> onnx_protobuf::ModelProto {
         round_trip(&build(cfg, variant, Layout::Inline).expect("small").model)
@@ -336,10 +293,7 @@ mod tests {
     #[test]
     fn nodes_per_layer_are_constant() {
         for variant in [Variant::Prefill, Variant::Decode] {
-            let n: Vec<usize> = (1..=3)
-                .map(|l| built(&with_layers(l), variant).graph.node.len())
-                .collect();
-            assert_eq!(n[2] - n[1], n[1] - n[0], "{variant:?}");
+            assert_nodes_per_layer_constant(variant.name(), |l| built(&with_layers(l), variant));
             let m = built(&with_layers(3), variant);
             let ops = op_types(&m);
             // Two decomposed LayerNorms per layer plus ln_f, two ReduceMeans each.
@@ -406,14 +360,9 @@ mod tests {
             for kind in ["key", "value"] {
                 let past = format!("past_key_values.{i}.{kind}");
                 let present = format!("present.{i}.{kind}");
-                let p = m.graph.input.iter().find(|v| v.name == past).expect("past input");
+                let p = named(&m.graph.input, &past);
                 assert_eq!(signature(p).1, ["batch", "4", "past_sequence", "16"]);
-                let q = m
-                    .graph
-                    .output
-                    .iter()
-                    .find(|v| v.name == present)
-                    .expect("present output");
+                let q = named(&m.graph.output, &present);
                 assert_eq!(signature(q).1, ["batch", "4", "past_sequence + 1", "16"]);
             }
         }
@@ -432,12 +381,7 @@ mod tests {
         let ops = op_types(&m);
         assert_eq!(count(&ops, "Slice"), 4);
         assert_eq!(count(&ops, "LessOrEqual"), 0);
-        let bias = m
-            .graph
-            .initializer
-            .iter()
-            .find(|t| t.name == "transformer.h.0.attn.bias")
-            .expect("mask buffer");
+        let bias = named(&m.graph.initializer, "transformer.h.0.attn.bias");
         assert_eq!(bias.dims, [1, 1, 16, 16]);
         assert_eq!(bias.data_type, DataType::BOOL as i32);
         // Row r keeps columns 0..=r.

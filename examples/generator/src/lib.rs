@@ -8,6 +8,7 @@
 pub mod bert;
 pub mod builder;
 pub mod catalog;
+pub mod decoder;
 pub mod dynamic_ops;
 pub mod external;
 pub mod gpt2;
@@ -133,7 +134,7 @@ pub fn all_examples() -> Vec<Example> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{assert_defined_before_use, count, op_set, op_types};
+    use crate::testing::{assert_defined_before_use, count, named, op_set, op_types};
     use onnx_protobuf::{Message, ModelProto};
 
     fn parsed(path: &str) -> ModelProto {
@@ -280,12 +281,7 @@ mod tests {
         assert_eq!(end, data.bytes.len() as u64);
         // Same weights as the inline BERT: the bytes in the data file equal its raw_data.
         let inline = parsed("bert_encoder.onnx");
-        let word = inline
-            .graph
-            .initializer
-            .iter()
-            .find(|t| t.name == "embeddings.word_embeddings.weight")
-            .expect("embedding");
+        let word = named(&inline.graph.initializer, "embeddings.word_embeddings.weight");
         let ext = external
             .iter()
             .find(|t| t.name == word.name)

@@ -12,10 +12,11 @@
 //! padding mask by And, then Where -> additive. Rotary tables `[max_positions, head_dim]` are
 //! sliced to the key length by Slice and indexed by Gather with position ids from Range.
 
-use crate::builder::{attr_int, attr_ints, attr_tensor, bool_tensor, Dim};
+use crate::builder::{attr_int, attr_ints, attr_tensor, bool_tensor};
+use crate::decoder::{DecoderIo, Positions, TotalLen};
 use crate::net::{Built, ConstStyle, Layout, Net};
-use crate::nn::{attend, merge_heads, rms_norm, scaled_scores, split_heads, Variant, MASK_VALUE};
-use crate::shapes::{dim, reshape, shape_vector, unsqueeze, Extent};
+use crate::nn::{attend, embedding, merge_heads, rms_norm, scaled_scores, split_heads, Variant, MASK_VALUE};
+use crate::shapes::{reshape, shape_vector, unsqueeze, Extent};
 use crate::weights::{Values, WeightDtype};
 use onnx_protobuf::tensor_proto::DataType;
 
@@ -124,57 +125,27 @@ pub fn build(cfg: &LlamaConfig, variant: Variant, layout: Layout) -> Result<Buil
     let hd = cfg.head_dim();
     let name = format!("llama_{}", variant.name());
     let mut net = Net::new(&name, OPSET, cfg.dtype, ConstStyle::Node, layout);
-
-    let batch = Dim::Named("batch");
-    let (seq, total) = match variant {
-        Variant::Prefill => (Dim::Named("sequence"), Dim::Named("sequence")),
-        Variant::Decode => (Dim::Fixed(1), Dim::Named("past_sequence + 1")),
+    let io = DecoderIo {
+        variant,
+        layers: cfg.layers,
+        kv_heads: cfg.kv_heads,
+        head_dim: hd,
     };
-    net.input("input_ids", DataType::INT64, &[batch, seq]);
-    net.input("attention_mask", DataType::INT64, &[batch, total]);
-    let cache = [
-        batch,
-        Dim::Fixed(cfg.kv_heads),
-        Dim::Named("past_sequence"),
-        Dim::Fixed(hd),
-    ];
-    if variant == Variant::Decode {
-        for i in 0..cfg.layers {
-            net.input(&format!("past_key_values.{i}.key"), DataType::FLOAT, &cache);
-            net.input(&format!("past_key_values.{i}.value"), DataType::FLOAT, &cache);
-        }
-    }
+    io.declare_inputs(&mut net);
 
     let top = "/model";
-    let embed = net.param(
-        "model.embed_tokens.weight",
-        &[cfg.vocab, d],
-        Values::Uniform {
-            center: 0.0,
-            amplitude: 0.02,
-        },
-    );
-    let mut h = net.op(
+    let (_, mut h) = embedding(
+        &mut net,
         &format!("{top}/embed_tokens"),
-        "Gather",
-        &[&embed, "input_ids"],
-        vec![attr_int("axis", 0)],
+        "input_ids",
+        "model.embed_tokens",
+        cfg.vocab,
+        d,
+        0.02,
     );
-    let new_len = dim(&mut net, top, "input_ids", 1);
-    let (past_len, total_len) = match variant {
-        Variant::Prefill => (net.int(top, 0), new_len.clone()),
-        Variant::Decode => {
-            let past_len = dim(&mut net, top, "past_key_values.0.key", 2);
-            let total = net.op(top, "Add", &[&past_len, &new_len], vec![]);
-            (past_len, total)
-        }
-    };
-    let step = net.int(top, 1);
-    let positions = net.op(top, "Range", &[&past_len, &total_len, &step], vec![]);
-    let positions = unsqueeze(&mut net, top, &positions, &[0]);
-
-    let (cos, sin) = rope(&mut net, cfg, &total_len, &positions);
-    let mask = attention_mask(&mut net, top, &new_len, &total_len, &past_len);
+    let positions = io.positions(&mut net, top, TotalLen::PastPlusNew);
+    let (cos, sin) = rope(&mut net, cfg, &positions.total_len, &positions.ids);
+    let mask = attention_mask(&mut net, top, &positions);
 
     for i in 0..cfg.layers {
         let scope = format!("{top}/layers.{i}");
@@ -198,17 +169,8 @@ pub fn build(cfg: &LlamaConfig, variant: Variant, layout: Layout) -> Result<Buil
         let k = project(&mut net, "k_proj", cfg.kv_heads);
         let v = project(&mut net, "v_proj", cfg.kv_heads);
         let q = apply_rotary(&mut net, &attn, &q, &cos, &sin, hd);
-        let mut k = apply_rotary(&mut net, &attn, &k, &cos, &sin, hd);
-        let mut v = v;
-        if variant == Variant::Decode {
-            for (kind, value) in [("key", &mut k), ("value", &mut v)] {
-                let present = format!("present.{i}.{kind}");
-                let past = format!("past_key_values.{i}.{kind}");
-                let attrs = vec![attr_int("axis", 2)];
-                net.op_to(&attn, "Concat", &[&past, value.as_str()], &present, attrs);
-                *value = present;
-            }
-        }
+        let k = apply_rotary(&mut net, &attn, &k, &cos, &sin, hd);
+        let (k, v) = io.append_cache(&mut net, &attn, i, (k, v), 2);
         let k = repeat_kv(&mut net, &attn, &k, cfg.kv_heads, cfg.heads / cfg.kv_heads, hd);
         let v = repeat_kv(&mut net, &attn, &v, cfg.kv_heads, cfg.heads / cfg.kv_heads, hd);
         let k_t = net.op(&attn, "Transpose", &[&k], vec![attr_ints("perm", &[0, 1, 3, 2])]);
@@ -254,14 +216,7 @@ pub fn build(cfg: &LlamaConfig, variant: Variant, layout: Layout) -> Result<Buil
     let w = net.param("lm_head.weight", &[d, cfg.vocab], Values::fan_in(d));
     net.op_to("/lm_head", "MatMul", &[&h, &w], "logits", vec![]);
 
-    net.output("logits", DataType::FLOAT, &[batch, seq, Dim::Fixed(cfg.vocab)]);
-    if variant == Variant::Decode {
-        let present = [batch, Dim::Fixed(cfg.kv_heads), total, Dim::Fixed(hd)];
-        for i in 0..cfg.layers {
-            net.output(&format!("present.{i}.key"), DataType::FLOAT, &present);
-            net.output(&format!("present.{i}.value"), DataType::FLOAT, &present);
-        }
-    }
+    io.declare_outputs(&mut net, cfg.vocab);
     net.finish()
 }
 
@@ -290,7 +245,8 @@ fn rope(net: &mut Net, cfg: &LlamaConfig, total_len: &str, positions: &str) -> (
 }
 
 /// Additive mask `[b, 1, q, k]`: query `r` sees keys `0..=past_len + r` that are not padding.
-fn attention_mask(net: &mut Net, scope: &str, q_len: &str, k_len: &str, past_len: &str) -> String {
+fn attention_mask(net: &mut Net, scope: &str, positions: &Positions) -> String {
+    let (q_len, k_len, past_len) = (&positions.new_len, &positions.total_len, &positions.past_len);
     let shape = shape_vector(net, scope, &[Extent::Scalar(q_len), Extent::Scalar(k_len)]);
     let ones = net.op(
         scope,
@@ -392,7 +348,10 @@ mod tests {
     use crate::catalog::Config;
     use crate::external::extent;
     use crate::standalone::{write_model, Weights};
-    use crate::testing::{count, input_names, op_types, output_names, round_trip, signature};
+    use crate::testing::{
+        assert_nodes_per_layer_constant, count, input_names, named, op_types, output_names, round_trip,
+        signature,
+    };
     use onnx_protobuf::{Message, ModelProto};
 
     fn built(cfg: &LlamaConfig, variant: Variant) -> ModelProto {
@@ -409,10 +368,7 @@ mod tests {
     #[test]
     fn structure_scales_with_layers() {
         for variant in [Variant::Prefill, Variant::Decode] {
-            let n: Vec<usize> = (1..=3)
-                .map(|l| built(&with_layers(l), variant).graph.node.len())
-                .collect();
-            assert_eq!(n[2] - n[1], n[1] - n[0], "{variant:?}");
+            assert_nodes_per_layer_constant(variant.name(), |l| built(&with_layers(l), variant));
         }
         let m = built(&with_layers(3), Variant::Prefill);
         let ops = op_types(&m);
@@ -465,19 +421,9 @@ mod tests {
         let m = built(&LlamaConfig::tiny(), Variant::Decode);
         assert_eq!(input_names(&m).len(), 2 + 2 * 2);
         assert_eq!(output_names(&m).len(), 1 + 2 * 2);
-        let past = m
-            .graph
-            .input
-            .iter()
-            .find(|v| v.name == "past_key_values.1.value")
-            .expect("past");
+        let past = named(&m.graph.input, "past_key_values.1.value");
         assert_eq!(signature(past).1, ["batch", "2", "past_sequence", "32"]);
-        let present = m
-            .graph
-            .output
-            .iter()
-            .find(|v| v.name == "present.1.value")
-            .expect("present");
+        let present = named(&m.graph.output, "present.1.value");
         assert_eq!(signature(present).1, ["batch", "2", "past_sequence + 1", "32"]);
         assert_eq!(signature(&m.graph.input[1]).1, ["batch", "past_sequence + 1"]);
     }

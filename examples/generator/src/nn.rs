@@ -1,11 +1,12 @@
-//! Transformer pieces shared by the GPT-2, BERT and Llama families, in the op sequences that
-//! `torch.onnx.export` (TorchScript) emits for the PyTorch modules they stand for.
+//! Layers shared by the model families (mostly transformer pieces for GPT-2, BERT and Llama), in the
+//! op sequences that `torch.onnx.export` (TorchScript) emits for the PyTorch modules they stand for.
 
 use crate::builder::{attr_float, attr_int, attr_ints};
 use crate::net::Net;
 use crate::shapes::{reduce_mean, reshape, unsqueeze, Extent};
 use crate::weights::Values;
 use onnx_protobuf::tensor_proto::DataType;
+use onnx_protobuf::AttributeProto;
 
 /// Which graph a decoder family writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,66 @@ pub fn linear(net: &mut Net, scope: &str, x: &str, param: &str, d_in: i64, d_out
     net.op(scope, "Add", &[&y, &b], vec![])
 }
 
+/// `nn.Linear` on a 2-D input, which the exporter writes as one Gemm with `W: [d_out, d_in]`
+/// (`<param>.weight`, transposed by `transB`) and `<param>.bias`; optionally writing `output`.
+pub fn linear_gemm(
+    net: &mut Net,
+    scope: &str,
+    x: &str,
+    param: &str,
+    d_in: i64,
+    d_out: i64,
+    output: Option<&str>,
+) -> String {
+    let w = net.param(&format!("{param}.weight"), &[d_out, d_in], Values::fan_in(d_in));
+    let b = net.param(&format!("{param}.bias"), &[d_out], Values::fan_in(d_in));
+    // Written out as the exporter does, though 1.0 is the default.
+    let attrs = vec![
+        attr_float("alpha", 1.0),
+        attr_float("beta", 1.0),
+        attr_int("transB", 1),
+    ];
+    op_or_output(net, scope, "Gemm", &[x, &w, &b], output, attrs)
+}
+
+/// A node writing a fresh value, or the graph output `output` when given; returns the value's name.
+fn op_or_output(
+    net: &mut Net,
+    scope: &str,
+    op_type: &str,
+    inputs: &[&str],
+    output: Option<&str>,
+    attrs: Vec<AttributeProto>,
+) -> String {
+    match output {
+        Some(out) => {
+            net.op_to(scope, op_type, inputs, out, attrs);
+            out.to_string()
+        }
+        None => net.op(scope, op_type, inputs, attrs),
+    }
+}
+
+/// `nn.Embedding`: the table `<param>.weight [rows, d]`, uniform in `±amplitude`, indexed by `ids`
+/// (Gather on axis 0). Returns the table's value name (a tied LM head reuses it) and the rows.
+pub fn embedding(
+    net: &mut Net,
+    scope: &str,
+    ids: &str,
+    param: &str,
+    rows: i64,
+    d: i64,
+    amplitude: f32,
+) -> (String, String) {
+    let values = Values::Uniform {
+        center: 0.0,
+        amplitude,
+    };
+    let table = net.param(&format!("{param}.weight"), &[rows, d], values);
+    let looked_up = net.op(scope, "Gather", &[&table, ids], vec![attr_int("axis", 0)]);
+    (table, looked_up)
+}
+
 /// `nn.LayerNorm` as exported before opset 17: ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt,
 /// Div, Mul gamma, Add beta.
 pub fn layer_norm_decomposed(net: &mut Net, scope: &str, x: &str, param: &str, d: i64, eps: f32) -> String {
@@ -71,13 +132,14 @@ pub fn layer_norm(
     let gamma = net.param(&format!("{param}.weight"), &[d], Values::norm_scale());
     let beta = net.param(&format!("{param}.bias"), &[d], Values::norm_bias());
     let attrs = vec![attr_int("axis", -1), attr_float("epsilon", eps)];
-    match output {
-        Some(out) => {
-            net.op_to(scope, "LayerNormalization", &[x, &gamma, &beta], out, attrs);
-            out.to_string()
-        }
-        None => net.op(scope, "LayerNormalization", &[x, &gamma, &beta], attrs),
-    }
+    op_or_output(
+        net,
+        scope,
+        "LayerNormalization",
+        &[x, &gamma, &beta],
+        output,
+        attrs,
+    )
 }
 
 /// Llama's RMSNorm: `weight * x * rsqrt(mean(x^2) + eps)` as Pow, ReduceMean, Add, Sqrt,

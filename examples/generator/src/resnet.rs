@@ -9,6 +9,7 @@
 
 use crate::builder::{attr_float, attr_int, attr_ints, Dim};
 use crate::net::{Built, ConstStyle, Layout, Net};
+use crate::nn::linear_gemm;
 use crate::weights::{Values, WeightDtype};
 use onnx_protobuf::tensor_proto::DataType;
 
@@ -162,14 +163,7 @@ pub fn build(cfg: &ResNetConfig, layout: Layout) -> Result<Built, String> {
 
     let x = net.op("/avgpool", "GlobalAveragePool", &[&x], vec![]);
     let x = net.op("/Flatten", "Flatten", &[&x], vec![attr_int("axis", 1)]);
-    let w = net.param("fc.weight", &[cfg.classes, c], Values::fan_in(c));
-    let b = net.param("fc.bias", &[cfg.classes], Values::fan_in(c));
-    let attrs = vec![
-        attr_float("alpha", 1.0),
-        attr_float("beta", 1.0),
-        attr_int("transB", 1),
-    ];
-    net.op_to("/fc", "Gemm", &[&x, &w, &b], "logits", attrs);
+    linear_gemm(&mut net, "/fc", &x, "fc", c, cfg.classes, Some("logits"));
     net.output("logits", DataType::FLOAT, &[batch, Dim::Fixed(cfg.classes)]);
     net.finish()
 }
@@ -308,7 +302,7 @@ fn depthwise_block(net: &mut Net, path: &str, x: &str, c: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{count, op_types, round_trip, signature};
+    use crate::testing::{count, named, op_types, round_trip, signature};
 
     fn built(cfg: &ResNetConfig) -> onnx_protobuf::ModelProto {
         round_trip(&build(cfg, Layout::Inline).expect("small").model)
@@ -326,12 +320,7 @@ mod tests {
         assert_eq!(count(&ops, "GlobalAveragePool"), 1);
         assert_eq!(count(&ops, "Flatten"), 1);
         assert_eq!(count(&ops, "Gemm"), 1);
-        let depthwise = m
-            .graph
-            .node
-            .iter()
-            .find(|n| n.name == "/dw/depthwise/Conv")
-            .expect("depthwise conv");
+        let depthwise = named(&m.graph.node, "/dw/depthwise/Conv");
         let group = depthwise
             .attribute
             .iter()

@@ -1,7 +1,7 @@
-//! Test helpers for inspecting generated models: op counts, value definitions, initializer sizes.
+//! Test helpers for inspecting generated models: op counts, value definitions, lookups by name.
 
 use onnx_protobuf::tensor_shape_proto::dimension::Value as DimValue;
-use onnx_protobuf::{type_proto, Message, ModelProto, ValueInfoProto};
+use onnx_protobuf::{type_proto, Message, ModelProto, NodeProto, TensorProto, ValueInfoProto};
 use std::collections::BTreeSet;
 
 /// Serialises and parses back, as a reader of the file would see it.
@@ -84,4 +84,40 @@ pub fn input_names(m: &ModelProto) -> Vec<&str> {
 /// Graph output names.
 pub fn output_names(m: &ModelProto) -> Vec<&str> {
     m.graph.output.iter().map(|v| v.name.as_str()).collect()
+}
+
+/// Each layer adds the same number of nodes: a model of 1, 2 and 3 layers from `built` grows by a
+/// constant step (`what` names the case in the failure message).
+pub fn assert_nodes_per_layer_constant(what: &str, built: impl Fn(usize) -> ModelProto) {
+    let n: Vec<usize> = (1..=3).map(|layers| built(layers).graph.node.len()).collect();
+    assert_eq!(n[2] - n[1], n[1] - n[0], "{what}");
+}
+
+/// A graph item with a name: a node, an initializer, an input or an output.
+pub trait Named {
+    fn name(&self) -> &str;
+}
+
+impl Named for NodeProto {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for TensorProto {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for ValueInfoProto {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The item of `items` (`m.graph.node`, `.initializer`, `.input` or `.output`) called `name`.
+pub fn named<'m, T: Named>(items: &'m [T], name: &str) -> &'m T {
+    let found = items.iter().find(|item| item.name() == name);
+    found.unwrap_or_else(|| panic!("nothing called {name}"))
 }
