@@ -108,7 +108,11 @@ pub static SUPPORTED: &[Rule] = &[
     rule("Hardmax", &[], ""),
     rule("IsInf", &[], ""),
     rule("IsNaN", &[], ""),
-    rule("LayerNormalization", &[], "the optional Mean and InvStdDev results are float32"),
+    rule(
+        "LayerNormalization",
+        &[],
+        "the optional Mean and InvStdDev results are float32",
+    ),
     rule("LeakyRelu", &[], ""),
     rule("Less", &[], ""),
     rule("LessOrEqual", &[], ""),
