@@ -57,6 +57,11 @@ pub static SUPPORTED: &[Rule] = &[
     rule("ArgMax", &[], "the Index output is int64"),
     rule("ArgMin", &[], "the Index output is int64"),
     rule(
+        "Attention",
+        &[],
+        "opset 23 op: 3-D or 4-D, grouped-query, past key/value, bool or additive mask, causal; no sliding window or nonpad_kv_seqlen",
+    ),
+    rule(
         "AveragePool",
         &[],
         "static kernel, strides and pads (auto_pad resolved at compile time)",
@@ -160,6 +165,7 @@ pub static SUPPORTED: &[Rule] = &[
         &[1, 2, 3],
         "scales or sizes fold to constants; no roi crop (tf_crop_and_resize)",
     ),
+    rule("RotaryEmbedding", &[], "opset 23 op: halves or interleaved, partial rotary dim, optional position_ids"),
     rule("Round", &[], ""),
     rule("ScatterND", &[], ""),
     rule("Selu", &[], ""),

@@ -125,7 +125,15 @@ pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
         stage: "passes",
         errors,
     })?;
-    let (schedule, sram) = schedule_graph(&graph, &target)?;
+    let (schedule, sram) = schedule_graph(&graph, &target).map_err(|source| CompileError::Resources {
+        source,
+        dims: outcome
+            .bound_dims
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
     let report = build_report(&schedule, &target, sram);
     let mut options = BTreeMap::new();
     // A target file is recorded by name; its exact content is pinned by target_sha256 and

@@ -19,9 +19,10 @@ pub enum CompileError {
     /// The model uses what cannot be scheduled statically (exit 1).
     #[error("the model cannot be scheduled statically: {} violation(s)", .0.len())]
     Rejected(Vec<Violation>),
-    /// The model is valid but does not fit the hardware (exit 1).
-    #[error(transparent)]
-    Resources(#[from] ScheduleError),
+    /// The model is valid but does not fit the hardware (exit 1). `dims` lists how the symbolic
+    /// dims were bound, since the bucket is usually what decides the fit.
+    #[error("{source}{}", if .dims.is_empty() { String::new() } else { format!(" (dims bound: {})", .dims) })]
+    Resources { source: ScheduleError, dims: String },
     /// An output file could not be written (exit 2).
     #[error("cannot write the artifact: {0}")]
     Write(String),
@@ -38,7 +39,7 @@ impl CompileError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CompileError::Load(_) | CompileError::Target(_) | CompileError::Write(_) => 2,
-            CompileError::Rejected(_) | CompileError::Resources(_) => 1,
+            CompileError::Rejected(_) | CompileError::Resources { .. } => 1,
             CompileError::Internal { .. } => 3,
         }
     }

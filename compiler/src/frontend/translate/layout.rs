@@ -87,6 +87,7 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
         "Slice" => slice(node, ops)?,
         "Gather" => {
             let axis = normalize_axis(node.attr_int("axis").unwrap_or(0), ops.rank(0)?)?;
+            check_indices(node, ops, ops.dims(0)?[axis])?;
             Plan::op(OpKind::Gather { axis }, vec![0, 1])
         }
         "GatherElements" => {
@@ -130,6 +131,26 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
         _ => return Ok(None),
     };
     Ok(Some(plan))
+}
+
+/// Indices known at compile time must lie in `[-n, n)`: an index past a position table is how a
+/// bucket larger than the model's maximum positions shows up, and the chip would read garbage.
+fn check_indices(node: &Node, ops: &Operands, n: u64) -> Result<(), Reject> {
+    let Some(c) = ops.consts.get(1).and_then(Option::as_ref) else {
+        return Ok(());
+    };
+    let Some(indices) = c.resolved().map_err(invalid)?.ints() else {
+        return Ok(());
+    };
+    let n = n as i64;
+    match indices.iter().find(|&&i| i >= n || i < -n) {
+        None => Ok(()),
+        Some(bad) => Err((
+            crate::checker::Category::InvalidModel,
+            format!("index {bad} of '{}' is outside a dim of {n}", node.inputs[1]),
+            "if it indexes a position table, the bound sequence length exceeds the model's maximum positions: use a smaller --bucket",
+        )),
+    }
 }
 
 /// ONNX Reshape semantics: 0 copies the input dim (unless `allow_zero`), -1 is inferred.

@@ -6,6 +6,7 @@
 //! negative axis, so the IR ops it emits carry only static, normalised parameters. The lowering
 //! then decides whether a step runs on the chip or folds to a constant.
 
+mod attention;
 mod compile_time;
 mod elementwise;
 mod layout;
@@ -205,6 +206,11 @@ pub fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Plan, Reject
     }
     if let Some(plan) = layout::translate(node, opset, ops)? {
         return Ok(plan);
+    }
+    match node.op_type.as_str() {
+        "Attention" => return attention::attention(node, ops),
+        "RotaryEmbedding" => return attention::rotary_embedding(node, ops),
+        _ => {}
     }
     Err(unsupported(
         format!("{} is in the capability table but has no lowering", node.op_type),
