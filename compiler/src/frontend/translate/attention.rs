@@ -114,7 +114,7 @@ pub(super) fn attention(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
             .ok_or_else(|| invalid(format!("3-D Attention needs {attr}")))
     };
     let to_4d = |s: &mut Steps, x: Operand, d: &[u64], h: u64| -> Result<(Operand, Vec<u64>), Reject> {
-        if d[2] % h != 0 {
+        if !d[2].is_multiple_of(h) {
             return Err(invalid(format!(
                 "hidden size {} is not a multiple of {h} heads",
                 d[2]
@@ -151,7 +151,7 @@ pub(super) fn attention(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
     // Grouped-query attention: each K/V head serves hq/hkv query heads.
     let (hq, hkv) = (qd4[1], kd4[1]);
     if hq != hkv {
-        if hkv == 0 || hq % hkv != 0 || vd4[1] != hkv {
+        if hkv == 0 || !hq.is_multiple_of(hkv) || vd4[1] != hkv {
             return Err(invalid(format!("{hq} query heads over {hkv} key/value heads")));
         }
         let g = hq / hkv;
@@ -260,7 +260,7 @@ pub(super) fn rotary_embedding(node: &Node, ops: &Operands) -> Result<Plan, Reje
             let h = node
                 .attr_int("num_heads")
                 .and_then(|h| u64::try_from(h).ok())
-                .filter(|&h| h > 0 && xd[2] % h == 0)
+                .filter(|&h| h > 0 && xd[2].is_multiple_of(h))
                 .ok_or_else(|| invalid("3-D RotaryEmbedding needs num_heads dividing the hidden size"))?;
             let d4 = vec![xd[0], xd[1], h, xd[2] / h];
             (s.reshape(Operand::Input(0), d4.clone()), d4, 2)
@@ -272,7 +272,7 @@ pub(super) fn rotary_embedding(node: &Node, ops: &Operands) -> Result<Plan, Reje
         0 => head,
         r => u64::try_from(r)
             .ok()
-            .filter(|&r| r <= head && r % 2 == 0)
+            .filter(|&r| r <= head && r.is_multiple_of(2))
             .ok_or_else(|| invalid(format!("rotary_embedding_dim {r}")))?,
     };
     let half = rot / 2;
