@@ -183,6 +183,27 @@ fn dims_written_as_expressions_and_whole_input_shapes_bind() {
 }
 
 #[test]
+fn constants_in_typed_fields_fold_like_raw_ones() {
+    let model = |typed: bool| {
+        let b = ModelBuilder::new(17).input("x", F32, &[D::N(2), D::N(6)]);
+        let b = if typed {
+            b.typed_int64s("spec", &[3, 4])
+        } else {
+            b.int64s("spec", &[3, 4])
+        };
+        b.node("reshape", "Reshape", &["x", "spec"], &["y"])
+            .output("y", F32, &[D::N(3), D::N(4)])
+    };
+    let typed = lowered(model(true).write("typed_fields"), None);
+    let raw = lowered(model(false).write("raw_fields"), None);
+    assert_eq!(lpuc_ir::print::print(&typed), lpuc_ir::print::print(&raw));
+    assert_eq!(
+        typed.op(typed.op_ids().next().unwrap()).kind,
+        OpKind::Reshape { shape: vec![3, 4] }
+    );
+}
+
+#[test]
 fn recurrent_ops_are_rejected_with_a_hint() {
     let model = ModelBuilder::new(17)
         .input("x", F32, &[D::N(5), D::N(1), D::N(8)])

@@ -154,6 +154,18 @@ impl ModelBuilder {
         self
     }
 
+    /// An int64 initializer stored in the typed `int64_data` field rather than `raw_data`.
+    pub fn typed_int64s(mut self, name: &str, values: &[i64]) -> Self {
+        self.graph.initializer.push(TensorProto {
+            name: name.into(),
+            data_type: I64,
+            dims: vec![values.len() as i64],
+            int64_data: values.to_vec(),
+            ..Default::default()
+        });
+        self
+    }
+
     /// A float32 scalar initializer.
     pub fn scalar(self, name: &str, v: f32) -> Self {
         self.raw(name, F32, &[], v.to_le_bytes().to_vec())
