@@ -42,13 +42,14 @@ proptest! {
         let x = tensor(&[n]);
         let kind = OpKind::Slice { starts: vec![start], ends: vec![end], steps: vec![step] };
         let (_, got) = fold(&kind, &[&x]).unwrap();
-        // Reference: ONNX's clamping, then walk.
+        // Reference: ONNX's clamping (a negative step clamps the start into [0, d-1], unlike
+        // numpy), then walk.
         let d = n as i64;
         let norm = |v: i64| if v < 0 { v + d } else { v };
         let (mut i, e) = if step > 0 {
             (norm(start).clamp(0, d), norm(end).clamp(0, d))
         } else {
-            (norm(start).clamp(-1, d - 1), norm(end).clamp(-1, d - 1))
+            (norm(start).clamp(0, d - 1), norm(end).clamp(-1, d - 1))
         };
         let mut want = Vec::new();
         while (step > 0 && i < e) || (step < 0 && i > e) {

@@ -260,3 +260,13 @@ pub fn int(name: &str, v: i64) -> AttributeProto {
         ..Default::default()
     }
 }
+
+/// A STRING attribute.
+pub fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: protobuf::EnumOrUnknown::new(AttributeType::STRING),
+        s: v.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}

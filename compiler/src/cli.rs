@@ -8,8 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Largest value a dim or bucket may be bound to.
-const MAX_DIM: u64 = 1 << 32;
+use crate::frontend::bind::MAX_DIM;
 
 #[derive(Parser, Debug)]
 #[command(

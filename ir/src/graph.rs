@@ -142,6 +142,11 @@ impl Graph {
         Ok(outs)
     }
 
+    /// Give a value another name (a graph output named after the ONNX output it is).
+    pub fn rename_value(&mut self, v: ValueId, name: impl Into<String>) {
+        self.values[v.index()].name = name.into();
+    }
+
     /// Mark a value as a graph output.
     pub fn add_output(&mut self, v: ValueId) {
         self.outputs.push(v);

@@ -312,7 +312,7 @@ fn conv(
     let channels = x.0[1];
     let out_channels = match transposed {
         None => {
-            if w.0[1] * group != channels || w.0[0] % group != 0 {
+            if w.0[1].checked_mul(group) != Some(channels) || w.0[0] % group != 0 {
                 return Err(ShapeError::Invalid(format!(
                     "weights {w} with group {group} for {channels} input channels"
                 )));
@@ -325,7 +325,7 @@ fn conv(
                     "transposed weights {w} with group {group} for {channels} input channels"
                 )));
             }
-            w.0[1] * group
+            w.0[1].checked_mul(group).ok_or(ShapeError::TooLarge)?
         }
     };
     if window.kernel != w.0[2..] {

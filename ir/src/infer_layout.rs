@@ -28,10 +28,14 @@ pub fn slice_len(dim: u64, start: i64, end: i64, step: i64) -> Option<u64> {
     let d = i64::try_from(dim).ok()?;
     let norm = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
     let (s, e) = (norm(start), norm(end));
+    // ONNX (Slice-13): a negative step clamps the start to [0, d-1] and the end to [-1, d-1].
+    if d == 0 {
+        return Some(0);
+    }
     let (s, e) = if step > 0 {
         (s.clamp(0, d), e.clamp(0, d))
     } else {
-        (s.clamp(-1, d - 1), e.clamp(-1, d - 1))
+        (s.clamp(0, d - 1), e.clamp(-1, d - 1))
     };
     let span = if step > 0 { e - s } else { s - e };
     if span <= 0 {
@@ -240,5 +244,8 @@ mod tests {
         assert_eq!(slice_len(10, 20, -20, -2), Some(5));
         assert_eq!(slice_len(10, 5, 2, 1), Some(0));
         assert_eq!(slice_len(10, 0, 3, 0), None);
+        // A negative step clamps the start into the dim: one element, where numpy gives none.
+        assert_eq!(slice_len(5, -10, -20, -1), Some(1));
+        assert_eq!(slice_len(0, 0, 1, 1), Some(0));
     }
 }

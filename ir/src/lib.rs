@@ -21,6 +21,8 @@ pub use dtype::DType;
 pub use graph::{Graph, Provenance, Value, ValueKind};
 pub use ids::{OpId, ValueId};
 pub use infer::ShapeError;
-pub use op::{BinaryOp, Op, OpKind, PadMode, PoolKind, ReduceOp, ResizeMode, UnaryOp, Window};
+pub use op::{
+    BinaryOp, Op, OpKind, PadMode, PoolKind, ReduceOp, ResizeMode, ResizeSampling, UnaryOp, Window,
+};
 pub use shape::{Shape, TensorType};
 pub use verify::{verify, VerifyError};

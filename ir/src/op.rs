@@ -218,6 +218,20 @@ pub enum ResizeMode {
     Cubic,
 }
 
+/// How Resize maps output coordinates to input ones and samples them: the ONNX attributes that
+/// do not change the shape but do change the numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResizeSampling {
+    pub mode: ResizeMode,
+    /// `coordinate_transformation_mode` (half_pixel, asymmetric, align_corners, ...).
+    pub coordinates: String,
+    /// `nearest_mode` (round_prefer_floor, floor, ...), for nearest sampling.
+    pub nearest: String,
+    pub cubic_coeff_a: f32,
+    pub exclude_outside: bool,
+    pub antialias: bool,
+}
+
 /// What an operation computes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum OpKind {
@@ -370,7 +384,7 @@ pub enum OpKind {
     /// Resample to a static shape.
     Resize {
         shape: Vec<u64>,
-        mode: ResizeMode,
+        sampling: ResizeSampling,
     },
 }
 
@@ -525,7 +539,11 @@ impl fmt::Display for OpKind {
             OpKind::Tile { repeats } => write!(f, "{{repeats={repeats:?}}}"),
             OpKind::Pad { pads, mode } => write!(f, "{{pads={pads:?}, mode={mode:?}}}"),
             OpKind::Trilu { upper, k } => write!(f, "{{upper={upper}, k={k}}}"),
-            OpKind::Resize { shape, mode } => write!(f, "{{shape={shape:?}, mode={mode:?}}}"),
+            OpKind::Resize { shape, sampling: s } => write!(
+                f,
+                "{{shape={shape:?}, mode={:?}, coordinates={}, nearest={}, cubic_coeff_a={:?}, exclude_outside={}, antialias={}}}",
+                s.mode, s.coordinates, s.nearest, s.cubic_coeff_a, s.exclude_outside, s.antialias
+            ),
             _ => Ok(()),
         }
     }

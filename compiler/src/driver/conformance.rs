@@ -143,7 +143,19 @@ fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
     }
     let mut binder = DimBinder::default();
     let mut known: BTreeMap<String, Const> = BTreeMap::new();
-    for (info, t) in model.inputs.iter().zip(&inputs) {
+    // Data files pair with graph inputs by their tensor name, or by position when unnamed.
+    let by_name = inputs
+        .iter()
+        .all(|t| model.inputs.iter().any(|i| i.name == t.name));
+    let pairs: Vec<(&crate::frontend::model::ValueInfo, &TensorProto)> = if by_name {
+        inputs
+            .iter()
+            .filter_map(|t| model.inputs.iter().find(|i| i.name == t.name).map(|i| (i, t)))
+            .collect()
+    } else {
+        model.inputs.iter().zip(&inputs).collect()
+    };
+    for (info, t) in pairs {
         let dims: Vec<u64> = t.dims.iter().map(|&d| d.max(0) as u64).collect();
         if needs_values.contains(info.name.as_str()) {
             let c = const_tensor(t, &info.name)

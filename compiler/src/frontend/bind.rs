@@ -10,6 +10,9 @@
 use super::model::{Dim, ValueInfo};
 use std::collections::BTreeMap;
 
+/// Largest value a dim may be bound to, by a flag or by an expression.
+pub const MAX_DIM: u64 = 1 << 32;
+
 /// Which rule bound a dim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DimSource {
@@ -64,7 +67,10 @@ impl DimBinder {
             return None;
         }
         let v = super::dim_expr::evaluate(name, &|n| self.bind(n).map(|(v, _)| v))?;
-        u64::try_from(v).ok().map(|v| (v, DimSource::Expression))
+        u64::try_from(v)
+            .ok()
+            .filter(|v| (1..=MAX_DIM).contains(v))
+            .map(|v| (v, DimSource::Expression))
     }
 
     /// The static dims of a graph input, recording every named dim bound into `bound`; `None` when
@@ -145,6 +151,7 @@ mod tests {
         assert_eq!(b.bind("2*sequence"), Some((256, DimSource::Expression)));
         assert_eq!(b.bind("batch"), Some((4, DimSource::BatchDefault)));
         assert_eq!(b.bind("n + 1"), None);
+        assert_eq!(b.bind("sequence - sequence"), None, "a dim is at least 1");
         b.inputs.insert("image".into(), vec![1, 3, 224, 224]);
         let info = ValueInfo {
             name: "image".into(),

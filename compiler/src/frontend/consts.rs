@@ -88,13 +88,29 @@ fn saturating_int(f: f64) -> i64 {
     }
 }
 
-/// Round a value to what `dtype` can hold (f32 exactly; f16/bf16 through f32, which is close
-/// enough for shape arithmetic, the only use of folded float values at compile time).
+/// Round a value to the nearest value `dtype` holds (ties to even, overflow to infinity).
 pub fn round_float(f: f64, dtype: DType) -> f64 {
     match dtype {
-        DType::F32 | DType::F16 | DType::Bf16 => f64::from(f as f32),
+        DType::F32 => f64::from(f as f32),
+        DType::F16 => round_binary(f, 10, -14, 15),
+        DType::Bf16 => round_binary(f64::from(f as f32), 7, -126, 127),
         _ => f,
     }
+}
+
+/// Round to a binary float format with `mantissa` stored bits and exponents `emin..=emax`
+/// (subnormals below `emin`), ties to even.
+fn round_binary(f: f64, mantissa: i32, emin: i32, emax: i32) -> f64 {
+    if !f.is_finite() || f == 0.0 {
+        return f;
+    }
+    let a = f.abs();
+    let exponent = (((a.to_bits() >> 52) & 0x7ff) as i32 - 1023).max(emin);
+    let quantum = 2f64.powi(exponent - mantissa);
+    let r = (a / quantum).round_ties_even() * quantum;
+    let max = (2.0 - 2f64.powi(-mantissa)) * 2f64.powi(emax);
+    let r = if r > max { f64::INFINITY } else { r };
+    r.copysign(f)
 }
 
 /// Two's-complement wrap of `i` into `dtype`.
@@ -239,6 +255,21 @@ fn read_external(dir: &Path, ext: &ExternalData, len: u64) -> Result<Vec<u8>, St
         ));
     }
     let path = dir.join(&ext.location);
+    // The location was checked as text at load time; a symbolic link inside the folder could still
+    // point outside it, so the resolved path is checked too.
+    let (base, real) = match (dir.canonicalize(), path.canonicalize()) {
+        (Ok(b), Ok(r)) => (b, r),
+        (_, Err(e)) | (Err(e), _) => {
+            return Err(format!("cannot open external data {}: {e}", path.display()))
+        }
+    };
+    if !real.starts_with(&base) {
+        return Err(format!(
+            "external data '{}' resolves to {}, outside the model's folder",
+            ext.location,
+            real.display()
+        ));
+    }
     let mut f = std::fs::File::open(&path)
         .map_err(|e| format!("cannot open external data {}: {e}", path.display()))?;
     let size = f.metadata().map_err(|e| e.to_string())?.len();
@@ -352,6 +383,18 @@ mod tests {
         );
         assert_eq!(decode(9, &[1, 0], 2), Some(Values::Bool(vec![true, false])));
         assert_eq!(decode(7, &[0; 7], 1), None);
+    }
+
+    #[test]
+    fn sixteen_bit_floats_round_to_nearest_even() {
+        assert_eq!(round_float(2049.0, DType::F16), 2048.0);
+        assert_eq!(round_float(2051.0, DType::F16), 2052.0);
+        assert_eq!(round_float(65504.0, DType::F16), 65504.0);
+        assert_eq!(round_float(65520.0, DType::F16), f64::INFINITY);
+        assert_eq!(round_float(-1e-8, DType::F16), -0.0);
+        assert_eq!(round_float(1.0 + 1.0 / 256.0, DType::Bf16), 1.0);
+        assert_eq!(round_float(257.0, DType::Bf16), 256.0);
+        assert_eq!(round_float(0.1, DType::F32), f64::from(0.1f32));
     }
 
     #[test]

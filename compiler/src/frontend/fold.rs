@@ -128,7 +128,7 @@ pub fn evaluate(kind: &OpKind, inputs: &[(&TensorType, &Values)], out: &TensorTy
                         let s = if steps[i] > 0 {
                             s.clamp(0, di)
                         } else {
-                            s.clamp(-1, di - 1)
+                            s.clamp(0, di - 1)
                         };
                         (s + idx[i] as i64 * steps[i]) * st[i] as i64
                     })
@@ -141,8 +141,8 @@ pub fn evaluate(kind: &OpKind, inputs: &[(&TensorType, &Values)], out: &TensorTy
             let d = dims(0);
             let idx_vals = inputs[1].1.to_ints();
             let n = idx_vals.len();
-            let outer: u64 = d[..*axis].iter().product();
-            let inner: u64 = d[axis + 1..].iter().product();
+            let checked = |ds: &[u64]| ds.iter().try_fold(1u64, |a, &x| a.checked_mul(x));
+            let (outer, inner) = (checked(&d[..*axis])?, checked(&d[axis + 1..])?);
             let mut map = Vec::new();
             for o in 0..outer {
                 for &i in &idx_vals {
@@ -320,7 +320,8 @@ fn unary(op: UnaryOp, v: &Values, dtype: DType) -> Option<Values> {
                 Abs => i.wrapping_abs(),
                 Sign => i.signum(),
                 Relu => i.max(0),
-                Clip { min, max } => (i as f64).clamp(min, max) as i64,
+                // ONNX Clip is Min(max, Max(x, min)): with min > max every value becomes max.
+                Clip { min, max } => (i as f64).max(min).min(max) as i64,
                 _ => return None,
             })
         };
@@ -353,7 +354,7 @@ fn unary(op: UnaryOp, v: &Values, dtype: DType) -> Option<Values> {
             Tanh => x.tanh(),
             Sin => x.sin(),
             Cos => x.cos(),
-            Clip { min, max } => x.clamp(min, max),
+            Clip { min, max } => x.max(min).min(max),
             _ => return None,
         })
     };
@@ -390,7 +391,7 @@ fn reduce(op: ReduceOp, axes: &[usize], dims: &[u64], v: &Values, out: &TensorTy
             let it = g.iter().map(|&i| x[i]);
             match op {
                 ReduceOp::Sum => it.sum(),
-                ReduceOp::Mean => it.sum::<f64>() / g.len().max(1) as f64,
+                ReduceOp::Mean => it.sum::<f64>() / g.len() as f64,
                 ReduceOp::Prod => it.product(),
                 ReduceOp::Max => it.fold(f64::NEG_INFINITY, f64::max),
                 ReduceOp::Min => it.fold(f64::INFINITY, f64::min),

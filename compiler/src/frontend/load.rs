@@ -127,9 +127,12 @@ pub fn convert(proto: &ModelProto, path: &str) -> Result<OnnxModel, LoadError> {
         } else {
             n.name.clone()
         };
-        if !seen_names.insert(name.clone()) {
-            name = format!("{name}#{i}");
-            seen_names.insert(name.clone());
+        // A repeated (or empty) name gets a suffix that is itself unused.
+        let base = name.clone();
+        let mut k = i;
+        while !seen_names.insert(name.clone()) {
+            name = format!("{base}#{k}");
+            k += 1;
         }
         let mut attrs = BTreeMap::new();
         for a in &n.attribute {

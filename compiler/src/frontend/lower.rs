@@ -45,8 +45,11 @@ struct Lowering<'m> {
     model: &'m OnnxModel,
     graph: Graph,
     env: BTreeMap<String, Slot>,
-    /// IR weights already made for constants, by ONNX value name.
-    weights: BTreeMap<String, ValueId>,
+    /// IR weights already made for constants, by the constant's identity (aliases of one
+    /// initializer share an `Rc`, so they share one weight). Only looked up, never iterated.
+    weights: BTreeMap<usize, ValueId>,
+    /// Every materialized constant, kept alive so no address is reused as a key.
+    pinned: Vec<Rc<Const>>,
     violations: Vec<Violation>,
 }
 
@@ -63,6 +66,7 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
         graph: Graph::new(model.graph_name.clone()),
         env: BTreeMap::new(),
         weights: BTreeMap::new(),
+        pinned: Vec::new(),
         violations: Vec::new(),
     };
     let mut bound_dims = BTreeMap::new();
@@ -100,6 +104,16 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
                 l.env.insert(name.clone(), Slot::Const(Rc::new(c)));
             }
             Ok(None) => {
+                // The checker reports an unsupported dtype; a supported one means the size is absurd.
+                if consts::const_dtype(t.elem_type).is_some() {
+                    l.violations.push(Violation::new(
+                        Category::InvalidModel,
+                        name,
+                        "initializer",
+                        format!("dims {:?} hold more than 2^48 elements", t.dims),
+                        "check the export",
+                    ));
+                }
                 l.env.insert(name.clone(), Slot::Unknown);
             }
             Err(e) => {
@@ -119,13 +133,14 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
     }
     let mut complete = true;
     for out in &model.outputs {
-        match l.env.get(&out.name).cloned() {
-            Some(Slot::Value(v)) => l.graph.add_output(v),
-            Some(Slot::Const(c)) => match l.materialize(&out.name, &c) {
-                Some(v) => l.graph.add_output(v),
-                None => complete = false,
-            },
-            _ => complete = false,
+        let v = match l.env.get(&out.name).cloned() {
+            Some(Slot::Value(v)) => Some(v),
+            Some(Slot::Const(c)) => l.materialize(&out.name, &c),
+            _ => None,
+        };
+        match v {
+            Some(v) => l.output(v, &out.name),
+            None => complete = false,
         }
     }
     let graph = (l.violations.is_empty() && complete).then_some(l.graph);
@@ -138,22 +153,55 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
 }
 
 impl Lowering<'_> {
+    /// Make `v` the graph output `name`. Every output is its own computed value named as in the
+    /// model: an alias (Identity of another value) takes the output's name, and a graph input, a
+    /// weight or a value already output under another name is copied.
+    fn output(&mut self, v: ValueId, name: &str) {
+        let value = self.graph.value(v);
+        let computed = matches!(value.kind, lpuc_ir::ValueKind::Computed { .. });
+        let taken = self.graph.outputs().contains(&v);
+        if computed && !taken {
+            if value.name != name {
+                self.graph.rename_value(v, name);
+            }
+            self.graph.add_output(v);
+            return;
+        }
+        let shape = value.ty.shape.dims().to_vec();
+        let prov = Provenance {
+            node: name.to_string(),
+            op_type: "graph-output".into(),
+        };
+        match self.graph.add_op(OpKind::Reshape { shape }, vec![v], name, prov) {
+            Ok(copy) => self.graph.add_output(copy),
+            Err(e) => self.violations.push(Violation::new(
+                Category::InvalidModel,
+                name,
+                "graph-output",
+                e.to_string(),
+                "check the export",
+            )),
+        }
+    }
+
     fn set_outputs_unknown(&mut self, node: &Node) {
         for o in node.outputs.iter().filter(|o| !o.is_empty()) {
             self.env.insert(o.clone(), Slot::Unknown);
         }
     }
 
-    /// A constant as an IR weight (created once per value name).
-    fn materialize(&mut self, name: &str, c: &Const) -> Option<ValueId> {
-        if let Some(&v) = self.weights.get(name) {
+    /// A constant as an IR weight, created once per constant and named by its first use.
+    fn materialize(&mut self, name: &str, c: &Rc<Const>) -> Option<ValueId> {
+        let key = Rc::as_ptr(c) as usize;
+        if let Some(&v) = self.weights.get(&key) {
             return Some(v);
         }
         c.ty.size_bytes()?;
         let v = self
             .graph
             .add_weight(name.to_string(), c.ty.clone(), c.source.clone());
-        self.weights.insert(name.to_string(), v);
+        self.weights.insert(key, v);
+        self.pinned.push(Rc::clone(c));
         Some(v)
     }
 
@@ -209,7 +257,12 @@ impl Lowering<'_> {
                 }
             }
             Plan::Alias(i, rest) => {
-                let src = self.env.get(&node.inputs[i]).cloned().unwrap_or(Slot::Unknown);
+                let src = node
+                    .inputs
+                    .get(i)
+                    .and_then(|name| self.env.get(name))
+                    .cloned()
+                    .unwrap_or(Slot::Unknown);
                 if let Some(name) = out_name(0) {
                     self.env.insert(name, src);
                 }

@@ -5,6 +5,12 @@
 use lpuc_ir::{einsum, Graph, OpId, OpKind, TensorType};
 use lpuc_target::Work;
 
+/// A product of sizes that saturates instead of wrapping: an absurd op must cost "forever", never
+/// wrap around to almost free.
+fn product<'a>(values: impl IntoIterator<Item = &'a u64>) -> u64 {
+    values.into_iter().fold(1u64, |a, &v| a.saturating_mul(v))
+}
+
 fn elements(t: &TensorType) -> u64 {
     t.shape.num_elements().unwrap_or(u64::MAX)
 }
@@ -28,7 +34,7 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
             let m = if a.len() > 1 { a[a.len() - 2] } else { 1 };
             let n = if b.len() > 1 { *b.last().unwrap_or(&1) } else { 1 };
             Work::Matmul {
-                batch: elements(out) / (m * n).max(1),
+                batch: elements(out) / m.saturating_mul(n).max(1),
                 m,
                 k,
                 n,
@@ -52,8 +58,8 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
             let od = out.shape.dims();
             Work::Matmul {
                 batch: *group,
-                m: od[0] * od[2..].iter().product::<u64>(),
-                k: w[1] * window.kernel.iter().product::<u64>(),
+                m: od[0].saturating_mul(product(&od[2..])),
+                k: w[1].saturating_mul(product(&window.kernel)),
                 n: w[0] / group,
                 dtype: input(0).dtype,
             }
@@ -64,16 +70,16 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
             let w = dims(1);
             Work::Matmul {
                 batch: *group,
-                m: x[0] * x[2..].iter().product::<u64>(),
+                m: x[0].saturating_mul(product(&x[2..])),
                 k: w[0] / group,
-                n: w[1] * window.kernel.iter().product::<u64>(),
+                n: w[1].saturating_mul(product(&window.kernel)),
                 dtype: input(0).dtype,
             }
         }
         OpKind::Einsum { equation } => einsum_work(g, o, equation).unwrap_or_else(|| {
             let types: Vec<&TensorType> = op.inputs.iter().map(|&v| &g.value(v).ty).collect();
             let all = einsum::index_sizes(equation, &types)
-                .map(|s| s.values().product())
+                .map(|s| product(s.values()))
                 .unwrap_or(u64::MAX);
             vector(all, input(0).dtype)
         }),
@@ -127,7 +133,7 @@ fn einsum_work(g: &Graph, o: OpId, equation: &str) -> Option<Work> {
     let eq = einsum::parse(equation).ok()?;
     let (a, b, out) = (&eq.operands[0], &eq.operands[1], &eq.output);
     let product =
-        |f: &dyn Fn(char) -> bool| -> u64 { sizes.iter().filter(|(c, _)| f(**c)).map(|(_, &s)| s).product() };
+        |f: &dyn Fn(char) -> bool| -> u64 { product(sizes.iter().filter(|(c, _)| f(**c)).map(|(_, s)| s)) };
     let k = product(&|c| a.contains(&c) && b.contains(&c) && !out.contains(&c));
     let has_k = sizes
         .keys()

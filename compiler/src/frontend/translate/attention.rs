@@ -132,10 +132,15 @@ pub(super) fn attention(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
         (v, vd4) = to_4d(&mut s, v, &vd, hkv)?;
     }
     // The cache: past key/value are concatenated in front of the new ones.
-    let past_len = if ops.present(4) { ops.dims(4)?[2] } else { 0 };
     if ops.present(4) != ops.present(5) {
         return Err(invalid("past_key and past_value must be given together"));
     }
+    if ops.present(4) && (ops.rank(4)? != 4 || ops.rank(5)? != 4) {
+        return Err(invalid(
+            "past_key and past_value must be 4-D [batch, heads, past, head size]",
+        ));
+    }
+    let past_len = if ops.present(4) { ops.dims(4)?[2] } else { 0 };
     if ops.present(4) {
         k = s.op(OpKind::Concat { axis: 2 }, vec![Operand::Input(4), k]);
         v = s.op(OpKind::Concat { axis: 2 }, vec![Operand::Input(5), v]);
@@ -288,6 +293,11 @@ pub(super) fn rotary_embedding(node: &Node, ops: &Operands) -> Result<Plan, Reje
         };
         let d = if ops.present(3) {
             let p = ops.dims(3)?;
+            if p.len() != 2 {
+                return Err(invalid(format!(
+                    "position_ids {p:?} must be 2-D [batch, sequence]"
+                )));
+            }
             vec![p[0], p[1], *ops.dims(i)?.last().unwrap_or(&0)]
         } else {
             ops.dims(i)?.to_vec()

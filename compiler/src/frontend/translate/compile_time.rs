@@ -9,7 +9,10 @@ use lpuc_ir::{DType, TensorType};
 pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Option<Plan>, Reject> {
     let plan = match node.op_type.as_str() {
         "Constant" => Plan::Consts(vec![constant(node)?]),
-        "Identity" => Plan::Alias(0, vec![]),
+        "Identity" => {
+            ops.ty(0)?;
+            Plan::Alias(0, vec![])
+        }
         "Dropout" => dropout(node, opset, ops)?,
         "Shape" => {
             let dims = ops.dims(0)?;
@@ -85,6 +88,7 @@ fn constant(node: &Node) -> Result<Const, Reject> {
 }
 
 fn dropout(node: &Node, opset: i64, ops: &Operands) -> Result<Plan, Reject> {
+    ops.ty(0)?;
     if opset >= 12 {
         if let Some(training) = ops.ints(node, 2, "training_mode")? {
             if training.first().is_some_and(|&t| t != 0) {

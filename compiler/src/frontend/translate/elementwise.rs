@@ -81,6 +81,11 @@ fn unary_op(op: &str, node: &Node) -> Option<UnaryOp> {
 pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Option<Plan>, Reject> {
     let op = node.op_type.as_str();
     if let Some(b) = binary_op(op, node) {
+        if b == (BinaryOp::Mod { fmod: false }) && ops.dtype(0)?.is_float() {
+            return Err(invalid(
+                "Mod of floats needs fmod=1 (the spec leaves fmod=0 to integers)",
+            ));
+        }
         return Ok(Some(Plan::op(OpKind::Binary(b), vec![0, 1])));
     }
     if let Some(u) = unary_op(op, node) {
@@ -168,6 +173,9 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             };
             let min = bound("min", 1, "the min bound")?.unwrap_or(f64::NEG_INFINITY);
             let max = bound("max", 2, "the max bound")?.unwrap_or(f64::INFINITY);
+            if min.is_nan() || max.is_nan() {
+                return Err(invalid("Clip with a NaN bound"));
+            }
             Plan::op(OpKind::Unary(UnaryOp::Clip { min, max }), vec![0])
         }
         "Where" => Plan::op(OpKind::Where, vec![0, 1, 2]),
@@ -216,8 +224,8 @@ fn softmax(node: &Node, opset: i64, ops: &Operands, log: bool) -> Result<Plan, R
         return Ok(Plan::op(OpKind::Softmax { axis, log }, vec![0]));
     }
     // Before opset 13 the input is coerced to 2-D at `axis` and normalised over the second part.
-    let outer: u64 = dims[..axis].iter().product();
-    let inner: u64 = dims[axis..].iter().product();
+    let outer = super::product(&dims[..axis])?;
+    let inner = super::product(&dims[axis..])?;
     if inner == 0 {
         return Err(unsupported("softmax over an empty axis", "check the export"));
     }

@@ -2,11 +2,11 @@
 //! trilu and resize. Shape-deciding inputs must fold to constants.
 
 use super::{
-    attr_or_input, invalid, normalize_axes, normalize_axis, sizes, unsupported, Operand, Operands, Plan,
-    Reject, Step,
+    attr_or_input, invalid, normalize_axes, normalize_axis, product, sizes, unsupported, Operand, Operands,
+    Plan, Reject, Step,
 };
 use crate::frontend::model::Node;
-use lpuc_ir::{OpKind, PadMode, ReduceOp, ResizeMode};
+use lpuc_ir::{OpKind, PadMode, ReduceOp, ResizeMode, ResizeSampling};
 
 pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Option<Plan>, Reject> {
     let plan = match node.op_type.as_str() {
@@ -27,7 +27,7 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
                 return Err(invalid(format!("axis {a} for rank {r}")));
             }
             let (outer, inner) = dims.split_at(a as usize);
-            let shape = vec![outer.iter().product(), inner.iter().product()];
+            let shape = vec![product(outer)?, product(inner)?];
             Plan::op(OpKind::Reshape { shape }, vec![0])
         }
         "Squeeze" => {
@@ -83,7 +83,7 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             let inputs = (0..node.inputs.len()).filter(|&i| ops.present(i)).collect();
             Plan::op(OpKind::Concat { axis }, inputs)
         }
-        "Split" => split(node, ops)?,
+        "Split" => split(node, opset, ops)?,
         "Slice" => slice(node, ops)?,
         "Gather" => {
             let axis = normalize_axis(node.attr_int("axis").unwrap_or(0), ops.rank(0)?)?;
@@ -153,6 +153,11 @@ fn check_indices(node: &Node, ops: &Operands, n: u64) -> Result<(), Reject> {
     }
 }
 
+/// Whether an axis list names a dim twice (order matters for Pad and Resize, so no sorting).
+fn has_repeats(axes: &[usize]) -> bool {
+    axes.iter().enumerate().any(|(i, a)| axes[..i].contains(a))
+}
+
 /// ONNX Reshape semantics: 0 copies the input dim (unless `allow_zero`), -1 is inferred.
 pub fn reshape_dims(input: &[u64], spec: &[i64], allow_zero: bool) -> Result<Vec<u64>, String> {
     let total = input
@@ -191,7 +196,7 @@ pub fn reshape_dims(input: &[u64], spec: &[i64], allow_zero: bool) -> Result<Vec
     Ok(out)
 }
 
-fn split(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
+fn split(node: &Node, opset: i64, ops: &Operands) -> Result<Plan, Reject> {
     let dims = ops.dims(0)?;
     let axis = normalize_axis(node.attr_int("axis").unwrap_or(0), dims.len())?;
     let outputs = node.outputs.len();
@@ -202,17 +207,24 @@ fn split(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
             .map(|&v| u64::try_from(v).map_err(|_| invalid(format!("negative split {s:?}"))))
             .collect::<Result<_, _>>()?,
         None => {
-            let n = node
-                .attr_int("num_outputs")
-                .map_or(outputs as u64, |n| n.max(1) as u64);
+            let n = match node.attr_int("num_outputs") {
+                Some(n) if n == outputs as i64 => outputs as u64,
+                Some(n) => return Err(invalid(format!("num_outputs {n} for {outputs} outputs"))),
+                None => outputs as u64,
+            };
             if n == 0 {
                 return Err(invalid("Split without outputs"));
             }
+            // Opset 18: equal chunks of ceil(d/n), the last one smaller; before, equal parts.
             let chunk = d.div_ceil(n);
+            if (opset < 18 && !d.is_multiple_of(n)) || (n - 1) * chunk >= d.max(1) && n > 1 {
+                return Err(invalid(format!("a dim of {d} does not split into {n} parts")));
+            }
             (0..n).map(|i| chunk.min(d.saturating_sub(i * chunk))).collect()
         }
     };
-    if sizes.len() != outputs || sizes.iter().sum::<u64>() != d {
+    let total = sizes.iter().try_fold(0u64, |a, &s| a.checked_add(s));
+    if sizes.len() != outputs || total != Some(d) {
         return Err(invalid(format!(
             "split sizes {sizes:?} for {outputs} outputs over a dim of {d}"
         )));
@@ -315,13 +327,23 @@ fn pad(node: &Node, opset: i64, ops: &Operands) -> Result<Plan, Reject> {
             .collect::<Result<Vec<_>, _>>()?,
         None => (0..rank).collect(),
     };
-    if raw.len() != 2 * axes.len() {
+    if has_repeats(&axes) {
+        return Err(invalid(format!("Resize axes {axes:?} repeat")));
+    }
+    if raw.len() != 2 * axes.len() || has_repeats(&axes) {
         return Err(invalid(format!("pads {raw:?} for axes {axes:?}")));
     }
     let mut pads = vec![0i64; 2 * rank];
     for (i, &a) in axes.iter().enumerate() {
         pads[a] = raw[i];
         pads[rank + a] = raw[axes.len() + i];
+    }
+    let dims = ops.dims(0)?;
+    let reflect = node.attr_str("mode") == Some("reflect");
+    if reflect && (0..rank).any(|a| pads[a].max(pads[rank + a]) >= dims[a] as i64) {
+        return Err(invalid(format!(
+            "reflect pads {pads:?} must be smaller than the dims {dims:?}"
+        )));
     }
     let mode = match node.attr_str("mode").unwrap_or("constant") {
         "constant" => PadMode::Constant { value },
@@ -394,7 +416,21 @@ fn resize(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
         }
         (None, None) => return Err(invalid("Resize needs scales or sizes")),
     }
-    Ok(Plan::op(OpKind::Resize { shape, mode }, vec![0]))
+    let sampling = ResizeSampling {
+        mode,
+        coordinates: node
+            .attr_str("coordinate_transformation_mode")
+            .unwrap_or("half_pixel")
+            .to_string(),
+        nearest: node
+            .attr_str("nearest_mode")
+            .unwrap_or("round_prefer_floor")
+            .to_string(),
+        cubic_coeff_a: node.attr_float("cubic_coeff_a").unwrap_or(-0.75),
+        exclude_outside: node.attr_int("exclude_outside").unwrap_or(0) != 0,
+        antialias: node.attr_int("antialias").unwrap_or(0) != 0,
+    };
+    Ok(Plan::op(OpKind::Resize { shape, sampling }, vec![0]))
 }
 
 #[cfg(test)]

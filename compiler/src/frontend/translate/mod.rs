@@ -156,6 +156,14 @@ pub(crate) fn sizes(values: Option<Vec<i64>>, what: &str) -> Result<Vec<u64>, Re
         .collect()
 }
 
+/// The product of some dims, or an error when it overflows (a huge tensor with a zero dim can hold
+/// no elements and still have an overflowing partial product).
+pub(crate) fn product(dims: &[u64]) -> Result<u64, Reject> {
+    dims.iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| invalid(format!("the product of dims {dims:?} overflows")))
+}
+
 /// Resolve an ONNX axis (possibly negative) against `rank`.
 pub fn normalize_axis(axis: i64, rank: usize) -> Result<usize, Reject> {
     let r = rank as i64;
@@ -184,7 +192,8 @@ pub fn normalize_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, Reject> {
 
 /// The ONNX element type code as an IR dtype, for Cast targets and the like.
 pub(crate) fn dtype_attr(code: i64) -> Result<DType, Reject> {
-    super::model::ir_dtype(code as i32).map_err(|why| {
+    let code = i32::try_from(code).map_err(|_| invalid(format!("element type {code}")))?;
+    super::model::ir_dtype(code).map_err(|why| {
         (
             Category::UnsupportedDtype,
             format!("element type {code}: {why}"),

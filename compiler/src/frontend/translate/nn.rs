@@ -4,14 +4,33 @@ use super::{
     attr_or_input, invalid, normalize_axes, normalize_axis, unsupported, Operand, Operands, Plan, Reject,
     Step,
 };
+use crate::frontend::consts::{Const, Values};
 use crate::frontend::model::Node;
-use lpuc_ir::{DType, OpKind, PoolKind, ReduceOp, Window};
+use lpuc_ir::{BinaryOp, DType, OpKind, PoolKind, ReduceOp, TensorType, UnaryOp, Window};
 
 pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Option<Plan>, Reject> {
     let present = |range: std::ops::Range<usize>| range.filter(|&i| ops.present(i)).collect::<Vec<_>>();
     let plan = match node.op_type.as_str() {
         "MatMul" => Plan::op(OpKind::MatMul, vec![0, 1]),
-        "MatMulInteger" => Plan::op(OpKind::MatMulInteger, present(0..4)),
+        "MatMulInteger" => {
+            // Zero points are positional: a missing A zero point before a present B one is 0.
+            let mut inputs: Vec<Operand> = vec![Operand::Input(0), Operand::Input(1)];
+            if ops.present(3) && !ops.present(2) {
+                let dtype = ops.dtype(0)?;
+                let zero = Const::new(TensorType::new(dtype, vec![]), Values::Int(vec![0]), "zero point");
+                inputs.push(Operand::Const(Box::new(zero)));
+            } else if ops.present(2) {
+                inputs.push(Operand::Input(2));
+            }
+            if ops.present(3) {
+                inputs.push(Operand::Input(3));
+            }
+            Plan::Steps(vec![Step {
+                kind: OpKind::MatMulInteger,
+                inputs,
+                outputs: vec![0],
+            }])
+        }
         "Gemm" => Plan::op(
             OpKind::Gemm {
                 trans_a: node.attr_int("transA").unwrap_or(0) != 0,
@@ -76,7 +95,9 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             )
         }
         "BatchNormalization" => {
-            if node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+            if node.outputs.iter().skip(1).any(|o| !o.is_empty())
+                || node.attr_int("training_mode").unwrap_or(0) != 0
+            {
                 return Err(unsupported(
                     "BatchNormalization's training outputs (running mean and variance) are not produced",
                     "export in inference mode (model.eval())",
@@ -241,7 +262,12 @@ fn window(node: &Node, x: &[u64], weight_kernel: Option<&[u64]>, pool: bool) -> 
         .ok_or_else(|| invalid(format!("input of rank {}", x.len())))?;
     let kernel = match (node.attr_ints("kernel_shape"), weight_kernel) {
         (Some(k), _) => positive(k, "kernel_shape")?,
-        (None, Some(k)) if !pool => k.to_vec(),
+        (None, Some(k)) if !pool => {
+            if k.contains(&0) {
+                return Err(invalid(format!("the weights' kernel {k:?} has a zero dim")));
+            }
+            k.to_vec()
+        }
         _ => return Err(invalid("no kernel_shape")),
     };
     let ones = vec![1i64; n];
@@ -267,8 +293,12 @@ fn window(node: &Node, x: &[u64], weight_kernel: Option<&[u64]>, pool: bool) -> 
             let mut pads = vec![0u64; 2 * n];
             for i in 0..n {
                 let out = x[2 + i].div_ceil(strides[i]);
-                let span = (kernel[i] - 1) * dilations[i] + 1;
-                let total = ((out.saturating_sub(1)) * strides[i] + span).saturating_sub(x[2 + i]);
+                let span = (kernel[i] - 1)
+                    .checked_mul(dilations[i])
+                    .and_then(|v| v.checked_add(1))
+                    .and_then(|span| out.saturating_sub(1).checked_mul(strides[i])?.checked_add(span))
+                    .ok_or_else(|| invalid("the window's extent overflows"))?;
+                let total = span.saturating_sub(x[2 + i]);
                 let small = total / 2;
                 let (b, e) = if mode == "SAME_UPPER" {
                     (small, total - small)
@@ -311,18 +341,32 @@ fn conv_transpose(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
     }
     let auto_pad = node.attr_str("auto_pad").unwrap_or("NOTSET");
     let output_shape = node.attr_ints("output_shape");
+    if let Some(s) = output_shape {
+        if s.len() != n && s.len() != n + 2 {
+            return Err(invalid(format!("output_shape {s:?} for {n} spatial dims")));
+        }
+    }
+    if x[2..].contains(&0) {
+        return Err(invalid(format!("transposed convolution of an empty input {x:?}")));
+    }
     if output_shape.is_some() || matches!(auto_pad, "SAME_UPPER" | "SAME_LOWER") {
         for i in 0..n {
-            let full = window.strides[i] * (x[2 + i] - 1)
-                + output_padding[i]
-                + (window.kernel[i] - 1) * window.dilations[i]
-                + 1;
+            let too_big = || invalid("the transposed convolution's output size overflows");
+            let span = (window.kernel[i] - 1)
+                .checked_mul(window.dilations[i])
+                .and_then(|v| v.checked_add(1))
+                .ok_or_else(too_big)?;
+            let full = window.strides[i]
+                .checked_mul(x[2 + i] - 1)
+                .and_then(|v| v.checked_add(output_padding[i]))
+                .and_then(|v| v.checked_add(span))
+                .ok_or_else(too_big)?;
             let target = match output_shape {
                 Some(s) => {
-                    let s = &s[s.len().saturating_sub(n)..];
+                    let s = &s[s.len() - n..];
                     u64::try_from(s[i]).map_err(|_| invalid(format!("output_shape {s:?}")))?
                 }
-                None => x[2 + i] * window.strides[i],
+                None => x[2 + i].checked_mul(window.strides[i]).ok_or_else(too_big)?,
             };
             // An output_shape past the full output extends it like output_padding does.
             let Some(total) = full.checked_sub(target) else {
@@ -374,7 +418,13 @@ fn reduce(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
     let axes = attr_or_input(node, ops, "axes", 1, "the axes")?.unwrap_or_default();
     let axes = if axes.is_empty() {
         if node.attr_int("noop_with_empty_axes").unwrap_or(0) != 0 {
-            return Ok(Plan::Alias(0, vec![]));
+            // No reduction, but the composite reductions still apply their elementwise part.
+            return Ok(match op {
+                ReduceOp::L1 | ReduceOp::L2 => Plan::op(OpKind::Unary(UnaryOp::Abs), vec![0]),
+                ReduceOp::LogSum => Plan::op(OpKind::Unary(UnaryOp::Log), vec![0]),
+                ReduceOp::SumSquare => Plan::op(OpKind::Binary(BinaryOp::Mul), vec![0, 0]),
+                _ => Plan::Alias(0, vec![]),
+            });
         }
         (0..rank).collect()
     } else {
