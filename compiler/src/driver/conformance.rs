@@ -1,5 +1,6 @@
 //! Running one of ONNX's backend node tests through the frontend: import, bind, check, lower, and
-//! compare the static types the IR infers for the graph outputs with the reference outputs.
+//! compare the static types the IR infers for the graph outputs with the reference outputs, and the
+//! values of outputs that folded to constants.
 //!
 //! A node test's folder holds `model.onnx` and `test_data_set_0/{input,output}_<i>.pb`. The inputs
 //! give every graph input its shape (node tests often declare none); inputs that a node needs as a
@@ -9,7 +10,7 @@
 //! disagree with the table: every other outcome is a pass or a failure with its reason.
 
 use crate::checker::{capability, check_model, Capability, Category};
-use crate::frontend::consts::{self, Const};
+use crate::frontend::consts::{self, Const, Values};
 use crate::frontend::load::{const_tensor, load_model};
 use crate::frontend::lower::lower_with;
 use crate::frontend::model::ir_dtype;
@@ -203,5 +204,35 @@ fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
             ));
         }
     }
+    for (&i, got) in &lowered.folded_outputs {
+        if let Some(why) = compare_values(got, &outputs[i]) {
+            return Verdict::Fail(format!(
+                "output {i} folded to values that differ from the reference: {why}"
+            ));
+        }
+    }
     Verdict::Pass
+}
+
+/// Where folded values differ from a reference tensor (floats within 1e-5 relative, 1e-6
+/// absolute; integers and bools exactly), or `None` when they agree. References too large to
+/// decode are not compared.
+fn compare_values(got: &Values, reference: &TensorProto) -> Option<String> {
+    let expected = const_tensor(reference, "reference")
+        .ok()
+        .and_then(|c| consts::from_tensor(&c, None).ok().flatten())
+        .and_then(|c| c.values)?;
+    let (a, b) = (got.to_floats(), expected.to_floats());
+    if a.len() != b.len() {
+        return Some(format!("{} values, reference has {}", a.len(), b.len()));
+    }
+    let exact = !matches!(expected, Values::Float(_));
+    a.iter().zip(&b).enumerate().find_map(|(k, (&x, &y))| {
+        let same = if exact {
+            x == y
+        } else {
+            (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-6 + 1e-5 * y.abs()
+        };
+        (!same).then(|| format!("element {k}: {x} where the reference has {y}"))
+    })
 }

@@ -39,6 +39,9 @@ pub struct Lowered {
     /// Whether every graph output was computed. When not, and no violation explains why, the
     /// model itself is broken.
     pub complete: bool,
+    /// The values of graph outputs that folded to constants (by output position), so a test can
+    /// compare them with a reference.
+    pub folded_outputs: BTreeMap<usize, Values>,
 }
 
 struct Lowering<'m> {
@@ -132,10 +135,16 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
         l.node(node);
     }
     let mut complete = true;
-    for out in &model.outputs {
+    let mut folded_outputs = BTreeMap::new();
+    for (i, out) in model.outputs.iter().enumerate() {
         let v = match l.env.get(&out.name).cloned() {
             Some(Slot::Value(v)) => Some(v),
-            Some(Slot::Const(c)) => l.materialize(&out.name, &c),
+            Some(Slot::Const(c)) => {
+                if let Some(values) = &c.values {
+                    folded_outputs.insert(i, values.clone());
+                }
+                l.materialize(&out.name, &c)
+            }
             _ => None,
         };
         match v {
@@ -149,6 +158,7 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
         violations: l.violations,
         bound_dims,
         complete,
+        folded_outputs,
     }
 }
 
