@@ -100,6 +100,11 @@ pub fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorType>, S
         | OpKind::ArgReduce { .. }
         | OpKind::TopK { .. }
         | OpKind::BatchNorm { .. }
+        | OpKind::InstanceNorm { .. }
+        | OpKind::GroupNorm { .. }
+        | OpKind::ConvInteger { .. }
+        | OpKind::QLinearConv { .. }
+        | OpKind::QLinearMatMul
         | OpKind::Reduce { .. }
         | OpKind::Pool { .. }
         | OpKind::Quantize { .. }

@@ -26,6 +26,55 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
         }
         OpKind::Gemm { trans_a, trans_b, .. } => gemm(inputs, *trans_a, *trans_b)?,
         OpKind::Conv { window, group } => conv(inputs, window, *group, None)?,
+        OpKind::ConvInteger { window, group } => {
+            arity(inputs, 2, 4, "2 to 4")?;
+            integer8(&inputs[..2])?;
+            let x = TensorType::new(DType::F32, inputs[0].shape.0.clone());
+            let w = TensorType::new(DType::F32, inputs[1].shape.0.clone());
+            let t = conv(&[&x, &w], window, *group, None)?;
+            TensorType::new(DType::I32, t.shape.0)
+        }
+        OpKind::QLinearConv { window, group } => {
+            arity(inputs, 8, 9, "8 or 9")?;
+            integer8(&[inputs[0], inputs[3], inputs[7]])?;
+            let x = TensorType::new(DType::F32, inputs[0].shape.0.clone());
+            let w = TensorType::new(DType::F32, inputs[3].shape.0.clone());
+            let t = conv(&[&x, &w], window, *group, None)?;
+            TensorType::new(inputs[7].dtype, t.shape.0)
+        }
+        OpKind::QLinearMatMul => {
+            arity(inputs, 8, 8, "8")?;
+            integer8(&[inputs[0], inputs[3], inputs[7]])?;
+            matmul(inputs[0], inputs[3], inputs[7].dtype)?
+        }
+        OpKind::InstanceNorm { .. } => {
+            arity(inputs, 3, 3, "3")?;
+            per_channel(inputs, 1)?;
+            inputs[0].clone()
+        }
+        OpKind::GroupNorm { groups, .. } => {
+            arity(inputs, 3, 3, "3")?;
+            let c = inputs[0].shape.0.get(1).copied().unwrap_or(0);
+            if *groups == 0 || c % groups != 0 {
+                return Err(ShapeError::Invalid(format!("{groups} groups of {c} channels")));
+            }
+            // Scale and bias hold one value per channel (opset 21) or per group (opset 18).
+            let per = if inputs[1].shape.0 == [*groups] && *groups != c {
+                *groups
+            } else {
+                c
+            };
+            let x = inputs[0];
+            float_only(x)?;
+            for p in &inputs[1..] {
+                if p.shape.0 != [per] {
+                    return Err(ShapeError::Invalid(format!(
+                        "GroupNormalization parameter {p} for {c} channels"
+                    )));
+                }
+            }
+            x.clone()
+        }
         OpKind::ConvTranspose {
             window,
             group,
@@ -183,6 +232,35 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
         other => unreachable!("{} is not a compute op", other.name()),
     };
     Ok(vec![checked(t)?])
+}
+
+/// int8/uint8 operands of the integer and quantized ops.
+fn integer8(inputs: &[&TensorType]) -> Result<(), ShapeError> {
+    match inputs.iter().find(|t| !matches!(t.dtype, DType::I8 | DType::U8)) {
+        Some(t) => Err(ShapeError::Invalid(format!(
+            "needs int8/uint8 operands, got {}",
+            t.dtype
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Float data of rank >= `min_rank + 1` and one float parameter per channel (dim 1) after it.
+fn per_channel(inputs: &[&TensorType], min_rank: usize) -> Result<(), ShapeError> {
+    let x = inputs[0];
+    float_only(x)?;
+    if x.shape.rank() <= min_rank {
+        return Err(ShapeError::Invalid(format!("normalisation of {}", x.shape)));
+    }
+    for p in &inputs[1..] {
+        if p.shape.0 != [x.shape.0[1]] || !p.dtype.is_float() {
+            return Err(ShapeError::Invalid(format!(
+                "parameter {p} for {} channels",
+                x.shape.0[1]
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The operands of a normalisation over the dims from `axis` on: float data, parameters that

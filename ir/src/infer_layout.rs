@@ -178,6 +178,36 @@ pub(crate) fn infer_layout(kind: &OpKind, inputs: &[&TensorType]) -> Result<Tens
             }
             Ok(with(dims.to_vec()))
         }
+        OpKind::ScatterElements { axis, .. } => {
+            arity(inputs, 3, 3, "3")?;
+            index_dtype(inputs[1])?;
+            if inputs[2].dtype != x.dtype {
+                return Err(ShapeError::DTypeMismatch(
+                    x.dtype.to_string(),
+                    inputs[2].dtype.to_string(),
+                ));
+            }
+            let same_rank = inputs[1].shape.rank() == dims.len() && inputs[1].shape == inputs[2].shape;
+            if *axis >= dims.len() || !same_rank {
+                return Err(invalid(format!(
+                    "ScatterElements into {} by {} with {}",
+                    x.shape, inputs[1].shape, inputs[2].shape
+                )));
+            }
+            Ok(with(dims.to_vec()))
+        }
+        OpKind::OneHot { axis, depth } => {
+            arity(inputs, 2, 2, "2")?;
+            if x.dtype == DType::Bool || inputs[1].shape.num_elements() != Some(2) {
+                return Err(invalid(format!("OneHot of {} with values {}", x, inputs[1])));
+            }
+            if *axis > dims.len() {
+                return Err(invalid(format!("axis {axis} for rank {}", dims.len())));
+            }
+            let mut out = dims.to_vec();
+            out.insert(*axis, *depth);
+            Ok(TensorType::new(inputs[1].dtype, out))
+        }
         OpKind::Expand { shape } => {
             arity(inputs, 1, 1, "1")?;
             Ok(with(broadcast(&x.shape, &Shape(shape.clone()))?.0))

@@ -28,6 +28,8 @@ pub enum BinaryOp {
     Greater,
     LessOrEqual,
     GreaterOrEqual,
+    /// `x < 0 ? slope * x : x`, the slope broadcast to x.
+    PRelu,
 }
 
 impl BinaryOp {
@@ -61,6 +63,7 @@ impl BinaryOp {
             Greater => "Greater",
             LessOrEqual => "LessOrEqual",
             GreaterOrEqual => "GreaterOrEqual",
+            PRelu => "PRelu",
         }
     }
 }
@@ -122,6 +125,24 @@ pub enum UnaryOp {
     ThresholdedRelu {
         alpha: f32,
     },
+    Acos,
+    Asin,
+    Atan,
+    Acosh,
+    Asinh,
+    Atanh,
+    Sinh,
+    Cosh,
+    Softsign,
+    Mish,
+    Celu {
+        alpha: f32,
+    },
+    /// `x < -lambd ? x + bias : x > lambd ? x - bias : 0`.
+    Shrink {
+        bias: f32,
+        lambd: f32,
+    },
 }
 
 impl UnaryOp {
@@ -157,13 +178,28 @@ impl UnaryOp {
             Tan => "Tan",
             Selu { .. } => "Selu",
             ThresholdedRelu { .. } => "ThresholdedRelu",
+            Acos => "Acos",
+            Asin => "Asin",
+            Atan => "Atan",
+            Acosh => "Acosh",
+            Asinh => "Asinh",
+            Atanh => "Atanh",
+            Sinh => "Sinh",
+            Cosh => "Cosh",
+            Softsign => "Softsign",
+            Mish => "Mish",
+            Celu { .. } => "Celu",
+            Shrink { .. } => "Shrink",
         }
     }
 
     /// Ops defined on every numeric dtype (the rest need floats, except the bool ones).
     pub fn accepts_integers(self) -> bool {
         use UnaryOp::*;
-        matches!(self, Relu | Neg | Abs | Sign | Clip { .. } | LeakyRelu { .. })
+        matches!(
+            self,
+            Relu | Neg | Abs | Sign | Clip { .. } | LeakyRelu { .. } | Shrink { .. }
+        )
     }
 }
 
@@ -312,6 +348,29 @@ pub enum OpKind {
     BatchNorm {
         epsilon: f32,
     },
+    /// Normalisation of each (sample, channel) over the spatial dims; inputs x, scale, bias.
+    InstanceNorm {
+        epsilon: f32,
+    },
+    /// Normalisation of each (sample, group of channels); inputs x, scale, bias (per channel, or
+    /// per group before opset 21).
+    GroupNorm {
+        groups: u64,
+        epsilon: f32,
+    },
+    /// int8/uint8 convolution with int32 results; inputs x, w, optional zero points.
+    ConvInteger {
+        window: Window,
+        group: u64,
+    },
+    /// Quantized convolution: inputs x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, optional
+    /// int32 bias; the result has y_zp's type.
+    QLinearConv {
+        window: Window,
+        group: u64,
+    },
+    /// Quantized matrix product: inputs a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp.
+    QLinearMatMul,
     /// Reduce over `axes` (sorted, distinct); kept as size-1 dims when `keep_dims`.
     Reduce {
         op: ReduceOp,
@@ -364,6 +423,16 @@ pub enum OpKind {
     ScatterNd {
         reduction: Option<ReduceOp>,
     },
+    /// Write `updates` at `indices` along `axis`; inputs data, indices, updates.
+    ScatterElements {
+        axis: usize,
+        reduction: Option<ReduceOp>,
+    },
+    /// One-hot along `axis` with `depth` classes; inputs indices, values ([off, on]).
+    OneHot {
+        axis: usize,
+        depth: u64,
+    },
     /// Broadcast to a static shape.
     Expand {
         shape: Vec<u64>,
@@ -412,6 +481,13 @@ impl OpKind {
             OpKind::ArgReduce { max: false, .. } => "ArgMin",
             OpKind::TopK { .. } => "TopK",
             OpKind::BatchNorm { .. } => "BatchNorm",
+            OpKind::InstanceNorm { .. } => "InstanceNorm",
+            OpKind::GroupNorm { .. } => "GroupNorm",
+            OpKind::ConvInteger { .. } => "ConvInteger",
+            OpKind::QLinearConv { .. } => "QLinearConv",
+            OpKind::QLinearMatMul => "QLinearMatMul",
+            OpKind::ScatterElements { .. } => "ScatterElements",
+            OpKind::OneHot { .. } => "OneHot",
             OpKind::Reduce { op, .. } => match op {
                 ReduceOp::Sum => "ReduceSum",
                 ReduceOp::Mean => "ReduceMean",
@@ -514,7 +590,21 @@ impl fmt::Display for OpKind {
                 write!(f, "{{alpha={alpha:?}, gamma={gamma:?}}}")
             }
             OpKind::Unary(UnaryOp::ThresholdedRelu { alpha }) => write!(f, "{{alpha={alpha:?}}}"),
-            OpKind::BatchNorm { epsilon } => write!(f, "{{epsilon={epsilon:?}}}"),
+            OpKind::BatchNorm { epsilon } | OpKind::InstanceNorm { epsilon } => {
+                write!(f, "{{epsilon={epsilon:?}}}")
+            }
+            OpKind::GroupNorm { groups, epsilon } => write!(f, "{{groups={groups}, epsilon={epsilon:?}}}"),
+            OpKind::ConvInteger { window, group } | OpKind::QLinearConv { window, group } => {
+                write!(f, "{{{window}, group={group}}}")
+            }
+            OpKind::ScatterElements { axis, reduction } => {
+                write!(f, "{{axis={axis}, reduction={reduction:?}}}")
+            }
+            OpKind::OneHot { axis, depth } => write!(f, "{{axis={axis}, depth={depth}}}"),
+            OpKind::Unary(UnaryOp::Celu { alpha }) => write!(f, "{{alpha={alpha:?}}}"),
+            OpKind::Unary(UnaryOp::Shrink { bias, lambd }) => {
+                write!(f, "{{bias={bias:?}, lambd={lambd:?}}}")
+            }
             OpKind::Reduce { axes, keep_dims, .. } => {
                 write!(f, "{{axes={axes:?}, keep_dims={keep_dims}}}")
             }

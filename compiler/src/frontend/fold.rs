@@ -250,6 +250,13 @@ fn binary(op: BinaryOp, a: &Values, b: &Values, dtype: DType) -> Option<Values> 
                             .map(|r| if q < 0 && r != 0 { r + q } else { r })?
                     }
                     Pow => p.checked_pow(u32::try_from(q).ok()?)?,
+                    PRelu => {
+                        if p < 0 {
+                            p.wrapping_mul(q)
+                        } else {
+                            p
+                        }
+                    }
                     _ => return None,
                 })
             };
@@ -280,6 +287,13 @@ fn binary(op: BinaryOp, a: &Values, b: &Values, dtype: DType) -> Option<Values> 
                     Max => p.max(q),
                     Pow => p.powf(q),
                     Mod { .. } => p % q,
+                    PRelu => {
+                        if p < 0.0 {
+                            p * q
+                        } else {
+                            p
+                        }
+                    }
                     _ => return None,
                 })
             };
@@ -355,6 +369,16 @@ fn unary(op: UnaryOp, v: &Values, dtype: DType) -> Option<Values> {
             Sin => x.sin(),
             Cos => x.cos(),
             Clip { min, max } => x.max(min).min(max),
+            Tan => x.tan(),
+            Acos => x.acos(),
+            Asin => x.asin(),
+            Atan => x.atan(),
+            Acosh => x.acosh(),
+            Asinh => x.asinh(),
+            Atanh => x.atanh(),
+            Sinh => x.sinh(),
+            Cosh => x.cosh(),
+            Softsign => x / (1.0 + x.abs()),
             _ => return None,
         })
     };

@@ -27,9 +27,9 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
         dtype,
     };
     match &op.kind {
-        OpKind::MatMul | OpKind::MatMulInteger => {
+        OpKind::MatMul | OpKind::MatMulInteger | OpKind::QLinearMatMul => {
             let a = dims(0);
-            let b = dims(1);
+            let b = dims(if op.kind == OpKind::QLinearMatMul { 3 } else { 1 });
             let k = *a.last().unwrap_or(&1);
             let m = if a.len() > 1 { a[a.len() - 2] } else { 1 };
             let n = if b.len() > 1 { *b.last().unwrap_or(&1) } else { 1 };
@@ -52,9 +52,15 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
                 dtype: out.dtype,
             }
         }
-        OpKind::Conv { window, group } => {
+        OpKind::Conv { window, group }
+        | OpKind::ConvInteger { window, group }
+        | OpKind::QLinearConv { window, group } => {
             // Implicit GEMM per group: (N * output pixels) x (C/group * kernel) x (M/group).
-            let w = dims(1);
+            let w = dims(if matches!(op.kind, OpKind::QLinearConv { .. }) {
+                3
+            } else {
+                1
+            });
             let od = out.shape.dims();
             Work::Matmul {
                 batch: *group,
@@ -102,6 +108,8 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
         | OpKind::Hardmax { .. }
         | OpKind::CumSum { .. }
         | OpKind::BatchNorm { .. }
+        | OpKind::InstanceNorm { .. }
+        | OpKind::GroupNorm { .. }
         | OpKind::Dequantize { .. }
         | OpKind::Trilu { .. } => vector(elements(out), input(0).dtype),
         OpKind::Reshape { .. }
@@ -112,6 +120,8 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
         | OpKind::GatherElements { .. }
         | OpKind::GatherNd { .. }
         | OpKind::ScatterNd { .. }
+        | OpKind::ScatterElements { .. }
+        | OpKind::OneHot { .. }
         | OpKind::Expand { .. }
         | OpKind::Tile { .. }
         | OpKind::Pad { .. }

@@ -40,6 +40,7 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
         }
         "Range" => range(node, ops)?,
         "ConstantOfShape" => constant_of_shape(node, ops)?,
+        "EyeLike" => eye_like(node, ops)?,
         _ => return Ok(None),
     };
     Ok(Some(plan))
@@ -175,5 +176,26 @@ fn constant_of_shape(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
             ty,
             format!("{} (every element {:?})", node.name, fill.to_floats()[0]),
         )
+    }]))
+}
+
+/// EyeLike: ones on diagonal `k` of a 2-D shape, zeros elsewhere.
+fn eye_like(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
+    let d = ops.dims(0)?;
+    let [rows, cols] = <[u64; 2]>::try_from(d).map_err(|_| invalid(format!("EyeLike of {d:?}")))?;
+    let dtype = match node.attr_int("dtype") {
+        Some(code) => super::dtype_attr(code)?,
+        None => ops.dtype(0)?,
+    };
+    let k = node.attr_int("k").unwrap_or(0);
+    let ty = TensorType::new(dtype, vec![rows, cols]);
+    let n = rows.saturating_mul(cols);
+    let values = (n <= FOLD_LIMIT).then(|| {
+        let ones = (0..rows).flat_map(|r| (0..cols).map(move |c| i64::from(c as i64 - r as i64 == k)));
+        Values::Int(ones.collect()).cast(dtype)
+    });
+    Ok(Plan::Consts(vec![Const {
+        values,
+        ..Const::opaque(ty, format!("{} (identity, diagonal {k})", node.name))
     }]))
 }

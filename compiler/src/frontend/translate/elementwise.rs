@@ -24,6 +24,7 @@ fn binary_op(op: &str, node: &Node) -> Option<BinaryOp> {
         "Greater" => Greater,
         "LessOrEqual" => LessOrEqual,
         "GreaterOrEqual" => GreaterOrEqual,
+        "PRelu" => PRelu,
         _ => return None,
     })
 }
@@ -63,6 +64,23 @@ fn unary_op(op: &str, node: &Node) -> Option<UnaryOp> {
             alpha: f("alpha", 1.0),
         },
         "Tan" => Tan,
+        "Acos" => Acos,
+        "Asin" => Asin,
+        "Atan" => Atan,
+        "Acosh" => Acosh,
+        "Asinh" => Asinh,
+        "Atanh" => Atanh,
+        "Sinh" => Sinh,
+        "Cosh" => Cosh,
+        "Softsign" => Softsign,
+        "Mish" => Mish,
+        "Celu" => Celu {
+            alpha: f("alpha", 1.0),
+        },
+        "Shrink" => Shrink {
+            bias: f("bias", 0.0),
+            lambd: f("lambd", 0.5),
+        },
         "Selu" => Selu {
             alpha: f("alpha", 1.673_263_2),
             gamma: f("gamma", 1.050_701),

@@ -100,14 +100,7 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             Plan::op(OpKind::GatherNd { batch_dims }, vec![0, 1])
         }
         "ScatterND" => {
-            let reduction = match node.attr_str("reduction").unwrap_or("none") {
-                "none" => None,
-                "add" => Some(ReduceOp::Sum),
-                "mul" => Some(ReduceOp::Prod),
-                "max" => Some(ReduceOp::Max),
-                "min" => Some(ReduceOp::Min),
-                other => return Err(invalid(format!("unknown reduction '{other}'"))),
-            };
+            let reduction = scatter_reduction(node)?;
             Plan::op(OpKind::ScatterNd { reduction }, vec![0, 1, 2])
         }
         "Expand" => {
@@ -128,6 +121,30 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             Plan::op(OpKind::Trilu { upper, k }, vec![0])
         }
         "Resize" => resize(node, ops)?,
+        "DepthToSpace" | "SpaceToDepth" => depth_space(node, ops)?,
+        "ScatterElements" => {
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(0), ops.rank(0)?)?;
+            let reduction = scatter_reduction(node)?;
+            Plan::op(OpKind::ScatterElements { axis, reduction }, vec![0, 1, 2])
+        }
+        "OneHot" => {
+            let depth = ops
+                .floats(node, 1, "the depth")?
+                .and_then(|v| v.first().copied())
+                .ok_or_else(|| invalid("OneHot without a depth"))?;
+            if !(depth >= 1.0 && depth <= lpuc_ir::shape::MAX_ELEMENTS as f64) {
+                return Err(invalid(format!("OneHot depth {depth}")));
+            }
+            let rank = ops.rank(0)? + 1;
+            let axis = normalize_axis(node.attr_int("axis").unwrap_or(-1), rank)?;
+            Plan::op(
+                OpKind::OneHot {
+                    axis,
+                    depth: depth as u64,
+                },
+                vec![0, 2],
+            )
+        }
         _ => return Ok(None),
     };
     Ok(Some(plan))
@@ -151,6 +168,65 @@ fn check_indices(node: &Node, ops: &Operands, n: u64) -> Result<(), Reject> {
             "if it indexes a position table, the bound sequence length exceeds the model's maximum positions: use a smaller --bucket",
         )),
     }
+}
+
+/// The `reduction` attribute of the scatter ops.
+fn scatter_reduction(node: &Node) -> Result<Option<ReduceOp>, Reject> {
+    Ok(match node.attr_str("reduction").unwrap_or("none") {
+        "none" => None,
+        "add" => Some(ReduceOp::Sum),
+        "mul" => Some(ReduceOp::Prod),
+        "max" => Some(ReduceOp::Max),
+        "min" => Some(ReduceOp::Min),
+        other => return Err(invalid(format!("unknown reduction '{other}'"))),
+    })
+}
+
+/// DepthToSpace (DCR or CRD) and SpaceToDepth as the reshape, transpose, reshape the spec
+/// defines them by.
+fn depth_space(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
+    let d = ops.dims(0)?;
+    let b = node
+        .attr_int("blocksize")
+        .and_then(|b| u64::try_from(b).ok())
+        .filter(|&b| b > 0)
+        .ok_or_else(|| invalid("blocksize must be positive"))?;
+    let [n, c, h, w] = <[u64; 4]>::try_from(d).map_err(|_| invalid(format!("{} of {d:?}", node.op_type)))?;
+    let bb = b.checked_mul(b).ok_or_else(|| invalid("blocksize overflows"))?;
+    let (first, perm, last) = if node.op_type == "DepthToSpace" {
+        if !c.is_multiple_of(bb) {
+            return Err(invalid(format!("{c} channels for blocksize {b}")));
+        }
+        let out = vec![n, c / bb, product(&[h, b])?, product(&[w, b])?];
+        match node.attr_str("mode").unwrap_or("DCR") {
+            "DCR" => (vec![n, b, b, c / bb, h, w], vec![0, 3, 4, 1, 5, 2], out),
+            "CRD" => (vec![n, c / bb, b, b, h, w], vec![0, 1, 4, 2, 5, 3], out),
+            m => return Err(invalid(format!("unknown mode '{m}'"))),
+        }
+    } else {
+        if !h.is_multiple_of(b) || !w.is_multiple_of(b) {
+            return Err(invalid(format!("{h}x{w} for blocksize {b}")));
+        }
+        let out = vec![n, product(&[c, bb])?, h / b, w / b];
+        (vec![n, c, h / b, b, w / b, b], vec![0, 3, 5, 1, 2, 4], out)
+    };
+    Ok(Plan::Steps(vec![
+        Step {
+            kind: OpKind::Reshape { shape: first },
+            inputs: vec![Operand::Input(0)],
+            outputs: vec![],
+        },
+        Step {
+            kind: OpKind::Transpose { perm },
+            inputs: vec![Operand::Step(0)],
+            outputs: vec![],
+        },
+        Step {
+            kind: OpKind::Reshape { shape: last },
+            inputs: vec![Operand::Step(1)],
+            outputs: vec![0],
+        },
+    ]))
 }
 
 /// Whether an axis list names a dim twice (order matters for Pad and Resize, so no sorting).

@@ -12,25 +12,11 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
     let present = |range: std::ops::Range<usize>| range.filter(|&i| ops.present(i)).collect::<Vec<_>>();
     let plan = match node.op_type.as_str() {
         "MatMul" => Plan::op(OpKind::MatMul, vec![0, 1]),
-        "MatMulInteger" => {
-            // Zero points are positional: a missing A zero point before a present B one is 0.
-            let mut inputs: Vec<Operand> = vec![Operand::Input(0), Operand::Input(1)];
-            if ops.present(3) && !ops.present(2) {
-                let dtype = ops.dtype(0)?;
-                let zero = Const::new(TensorType::new(dtype, vec![]), Values::Int(vec![0]), "zero point");
-                inputs.push(Operand::Const(Box::new(zero)));
-            } else if ops.present(2) {
-                inputs.push(Operand::Input(2));
-            }
-            if ops.present(3) {
-                inputs.push(Operand::Input(3));
-            }
-            Plan::Steps(vec![Step {
-                kind: OpKind::MatMulInteger,
-                inputs,
-                outputs: vec![0],
-            }])
-        }
+        "MatMulInteger" => Plan::Steps(vec![Step {
+            kind: OpKind::MatMulInteger,
+            inputs: positional_zero_points(ops)?,
+            outputs: vec![0],
+        }]),
         "Gemm" => Plan::op(
             OpKind::Gemm {
                 trans_a: node.attr_int("transA").unwrap_or(0) != 0,
@@ -94,6 +80,51 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
                 vec![0],
             )
         }
+        "InstanceNormalization" => Plan::op(
+            OpKind::InstanceNorm {
+                epsilon: node.attr_float("epsilon").unwrap_or(1e-5),
+            },
+            vec![0, 1, 2],
+        ),
+        "GroupNormalization" => {
+            let g = node
+                .attr_int("num_groups")
+                .ok_or_else(|| invalid("GroupNormalization without num_groups"))?;
+            let groups = u64::try_from(g).map_err(|_| invalid(format!("num_groups {g}")))?;
+            Plan::op(
+                OpKind::GroupNorm {
+                    groups,
+                    epsilon: node.attr_float("epsilon").unwrap_or(1e-5),
+                },
+                vec![0, 1, 2],
+            )
+        }
+        "ConvInteger" => {
+            let w = ops.dims(1)?;
+            let window = window(node, ops.dims(0)?, Some(&w[2.min(w.len())..]), false)?;
+            let kind = OpKind::ConvInteger {
+                window,
+                group: group(node)?,
+            };
+            Plan::Steps(vec![Step {
+                kind,
+                inputs: positional_zero_points(ops)?,
+                outputs: vec![0],
+            }])
+        }
+        "QLinearConv" => {
+            let w = ops.dims(3)?;
+            let window = window(node, ops.dims(0)?, Some(&w[2.min(w.len())..]), false)?;
+            let inputs = (0..9).filter(|&i| i < 8 || ops.present(i)).collect();
+            Plan::op(
+                OpKind::QLinearConv {
+                    window,
+                    group: group(node)?,
+                },
+                inputs,
+            )
+        }
+        "QLinearMatMul" => Plan::op(OpKind::QLinearMatMul, (0..8).collect()),
         "BatchNormalization" => {
             if node.outputs.iter().skip(1).any(|o| !o.is_empty())
                 || node.attr_int("training_mode").unwrap_or(0) != 0
@@ -228,6 +259,23 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
 }
 
 /// The axis of per-axis scales; irrelevant (0) when the scale is one value per tensor.
+/// Operands of an integer op (A, B, optional zero points of A and B). Zero points are positional: a
+/// missing A zero point before a present B one is a scalar 0 of A's type.
+fn positional_zero_points(ops: &Operands) -> Result<Vec<Operand>, Reject> {
+    let mut inputs: Vec<Operand> = vec![Operand::Input(0), Operand::Input(1)];
+    if ops.present(3) && !ops.present(2) {
+        let dtype = ops.dtype(0)?;
+        let zero = Const::new(TensorType::new(dtype, vec![]), Values::Int(vec![0]), "zero point");
+        inputs.push(Operand::Const(Box::new(zero)));
+    } else if ops.present(2) {
+        inputs.push(Operand::Input(2));
+    }
+    if ops.present(3) {
+        inputs.push(Operand::Input(3));
+    }
+    Ok(inputs)
+}
+
 fn quant_axis(node: &Node, ops: &Operands) -> Result<usize, Reject> {
     let rank = ops.rank(0)?;
     let per_tensor = ops.ty(1).is_ok_and(|s| s.shape.num_elements() == Some(1));
