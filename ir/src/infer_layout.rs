@@ -45,6 +45,19 @@ pub fn slice_len(dim: u64, start: i64, end: i64, step: i64) -> Option<u64> {
     Some((span as u64).div_ceil(step))
 }
 
+/// Data, int indices and updates of the data's dtype: the operands of the scatter ops.
+fn scatter_operands(inputs: &[&TensorType]) -> Result<(), ShapeError> {
+    arity(inputs, 3, 3, "3")?;
+    index_dtype(inputs[1])?;
+    if inputs[2].dtype != inputs[0].dtype {
+        return Err(ShapeError::DTypeMismatch(
+            inputs[0].dtype.to_string(),
+            inputs[2].dtype.to_string(),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn infer_layout(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType, ShapeError> {
     let x = inputs.first().ok_or(ShapeError::Arity {
         expected: "at least 1",
@@ -149,14 +162,7 @@ pub(crate) fn infer_layout(kind: &OpKind, inputs: &[&TensorType]) -> Result<Tens
             Ok(with(out))
         }
         OpKind::ScatterNd { .. } => {
-            arity(inputs, 3, 3, "3")?;
-            index_dtype(inputs[1])?;
-            if inputs[2].dtype != x.dtype {
-                return Err(ShapeError::DTypeMismatch(
-                    x.dtype.to_string(),
-                    inputs[2].dtype.to_string(),
-                ));
-            }
+            scatter_operands(inputs)?;
             let idx = inputs[1].shape.dims();
             let last = idx
                 .last()
@@ -179,14 +185,7 @@ pub(crate) fn infer_layout(kind: &OpKind, inputs: &[&TensorType]) -> Result<Tens
             Ok(with(dims.to_vec()))
         }
         OpKind::ScatterElements { axis, .. } => {
-            arity(inputs, 3, 3, "3")?;
-            index_dtype(inputs[1])?;
-            if inputs[2].dtype != x.dtype {
-                return Err(ShapeError::DTypeMismatch(
-                    x.dtype.to_string(),
-                    inputs[2].dtype.to_string(),
-                ));
-            }
+            scatter_operands(inputs)?;
             let same_rank = inputs[1].shape.rank() == dims.len() && inputs[1].shape == inputs[2].shape;
             if *axis >= dims.len() || !same_rank {
                 return Err(invalid(format!(
