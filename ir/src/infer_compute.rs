@@ -192,6 +192,12 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
             let spatial = window_output(&x.shape, window, None)?;
             let mut dims = x.shape.0[..2].to_vec();
             dims.extend(spatial);
+            if matches!(kind, PoolKind::MaxWithIndices { .. }) {
+                return Ok(vec![
+                    checked(TensorType::new(x.dtype, dims.clone()))?,
+                    checked(TensorType::new(DType::I64, dims))?,
+                ]);
+            }
             TensorType::new(x.dtype, dims)
         }
         OpKind::Quantize { axis, to } => {

@@ -222,7 +222,14 @@ pub enum ReduceOp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PoolKind {
     Max,
-    Average { count_include_pad: bool },
+    /// Max with a second, int64 result: the flat index of each maximum (`column_major` selects
+    /// the storage order the indices count in).
+    MaxWithIndices {
+        column_major: bool,
+    },
+    Average {
+        count_include_pad: bool,
+    },
 }
 
 /// The geometry of a convolution or pooling window over the spatial dims (dims 2.. of NCHW).
@@ -501,7 +508,8 @@ impl OpKind {
                 ReduceOp::LogSumExp => "ReduceLogSumExp",
             },
             OpKind::Pool {
-                kind: PoolKind::Max, ..
+                kind: PoolKind::Max | PoolKind::MaxWithIndices { .. },
+                ..
             } => "MaxPool",
             OpKind::Pool {
                 kind: PoolKind::Average { .. },
@@ -613,6 +621,9 @@ impl fmt::Display for OpKind {
                     write!(f, "{{{window}, count_include_pad={count_include_pad}}}")
                 }
                 PoolKind::Max => write!(f, "{{{window}}}"),
+                PoolKind::MaxWithIndices { column_major } => {
+                    write!(f, "{{{window}, indices, column_major={column_major}}}")
+                }
             },
             OpKind::Quantize { axis, to } => write!(f, "{{axis={axis}, to={to}}}"),
             OpKind::Dequantize { axis } => write!(f, "{{axis={axis}}}"),

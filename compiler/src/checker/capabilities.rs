@@ -142,7 +142,7 @@ pub static SUPPORTED: &[Rule] = &[
     rule(
         "MaxPool",
         &[],
-        "static kernel, strides and pads; the Indices output is not produced",
+        "static kernel, strides and pads; the optional Indices result is int64",
     ),
     rule("Mean", &[], ""),
     rule("Min", &[], ""),

@@ -45,21 +45,22 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
         }
         "ConvTranspose" => conv_transpose(node, ops)?,
         "MaxPool" | "AveragePool" => {
-            if node.outputs.get(1).is_some_and(|o| !o.is_empty()) {
-                return Err(unsupported(
-                    "MaxPool's Indices output is not produced",
-                    "export without return_indices",
-                ));
-            }
+            let indices = node.outputs.get(1).is_some_and(|o| !o.is_empty());
             let window = window(node, ops.dims(0)?, None, true)?;
-            let kind = if node.op_type == "MaxPool" {
-                PoolKind::Max
-            } else {
-                PoolKind::Average {
+            let kind = match (node.op_type.as_str(), indices) {
+                ("MaxPool", false) => PoolKind::Max,
+                ("MaxPool", true) => PoolKind::MaxWithIndices {
+                    column_major: node.attr_int("storage_order").unwrap_or(0) != 0,
+                },
+                _ => PoolKind::Average {
                     count_include_pad: node.attr_int("count_include_pad").unwrap_or(0) != 0,
-                }
+                },
             };
-            Plan::op(OpKind::Pool { kind, window }, vec![0])
+            Plan::Steps(vec![Step {
+                kind: OpKind::Pool { kind, window },
+                inputs: vec![Operand::Input(0)],
+                outputs: if indices { vec![0, 1] } else { vec![0] },
+            }])
         }
         "GlobalAveragePool" | "GlobalMaxPool" => {
             let rank = ops.rank(0)?;
