@@ -38,6 +38,10 @@ pub struct ModelArgs {
     /// Give graph input NAME the whole shape DIMS (e.g. image=1x3x224x224), for inputs whose dims are unnamed ("?"); repeatable.
     #[arg(long = "input", value_name = "NAME=DIMS", value_parser = parse_input)]
     pub inputs: Vec<(String, Vec<u64>)>,
+    /// prefill: every sequence-like dim is the bucket; decode: one new token against a cache of
+    /// --bucket positions (names with past, cache or total are the cache; other sequence-like dims are 1).
+    #[arg(long, value_enum, default_value_t = Phase::Prefill)]
+    pub phase: Phase,
     /// Target: a built-in name (lpu-v1) or a path to a target description .toml file.
     #[arg(long, default_value = "lpu-v1", value_name = "lpu-v1|FILE.toml")]
     pub target: String,
@@ -80,6 +84,23 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OpsFormat::Text)]
         format: OpsFormat,
     },
+    /// Place a model onto chips: pipeline stages over its layers, each on the fewest chips whose SRAM holds it.
+    Place {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Chips available (default: the fewest that fit, reported).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::placer::MAX_CHIPS)))]
+        chips: Option<u32>,
+        /// Storage dtype of the float weights (default: the model's own).
+        #[arg(long, value_enum)]
+        weight_dtype: Option<WeightDtype>,
+        /// Let the placement span racks (the critical path then crosses global links).
+        #[arg(long)]
+        allow_cross_rack: bool,
+        /// Output format: text for people, json for tools.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Print an artifact's report: makespan, critical path, unit utilization, peak SRAM.
     Report {
         /// The artifact directory written by `lpuc compile -o DIR`.
@@ -88,6 +109,31 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    Prefill,
+    Decode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WeightDtype {
+    Int8,
+    Fp16,
+    Bf16,
+    F32,
+}
+
+impl WeightDtype {
+    fn dtype(self) -> lpuc_ir::DType {
+        match self {
+            WeightDtype::Int8 => lpuc_ir::DType::I8,
+            WeightDtype::Fp16 => lpuc_ir::DType::F16,
+            WeightDtype::Bf16 => lpuc_ir::DType::Bf16,
+            WeightDtype::F32 => lpuc_ir::DType::F32,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -141,6 +187,7 @@ impl ModelArgs {
                 explicit,
                 batch: self.batch,
                 inputs: self.inputs.iter().cloned().collect(),
+                decode: self.phase == Phase::Decode,
             },
             target: self.target.clone(),
         }
@@ -158,6 +205,20 @@ pub fn run(cli: Cli) -> i32 {
         Command::Check { model, format } => check(&model.options(), format),
         Command::Emulate { dir } => emulate(&dir),
         Command::Report { dir, format } => report(&dir, format),
+        Command::Place {
+            model,
+            chips,
+            weight_dtype,
+            allow_cross_rack,
+            format,
+        } => {
+            let opts = crate::placer::PlaceOptions {
+                chips,
+                weight_dtype: weight_dtype.map(WeightDtype::dtype),
+                allow_cross_rack,
+            };
+            place(&model.options(), &opts, format)
+        }
         Command::Ops { format } => {
             print!("{}", crate::checker::policy_text::render(format));
             0
@@ -259,6 +320,25 @@ fn check(opts: &CompileOptions, format: Format) -> i32 {
         0
     } else {
         1
+    }
+}
+
+fn place(opts: &CompileOptions, place_opts: &crate::placer::PlaceOptions, format: Format) -> i32 {
+    match driver::place(opts, place_opts) {
+        Ok((placement, target)) => {
+            match format {
+                Format::Text => print!(
+                    "{}",
+                    crate::placer::report::placement_text(&placement, target.clock_hz)
+                ),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&placement).expect("placement serializes")
+                ),
+            }
+            0
+        }
+        Err(e) => fail(&e),
     }
 }
 

@@ -9,4 +9,5 @@ pub mod cli;
 pub mod driver;
 pub mod frontend;
 pub mod passes;
+pub mod placer;
 pub mod scheduler;

@@ -166,6 +166,14 @@ impl Target {
         {
             return bad("throughputs must be positive");
         }
+        if self.topology.chips_per_node == 0
+            || self.topology.nodes_per_rack == 0
+            || self.c2c.bytes_per_second_per_direction == 0
+        {
+            return bad(
+                "topology.chips_per_node, topology.nodes_per_rack and c2c bandwidth must be positive",
+            );
+        }
         if !self.vxm.passes.contains_key("default") || self.vxm.passes.values().any(|&p| p == 0) {
             return bad("vxm.passes needs a positive 'default' entry and no zero entries");
         }

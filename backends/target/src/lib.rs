@@ -6,8 +6,10 @@
 
 pub mod cost;
 pub mod desc;
+pub mod topology;
 pub mod units;
 
 pub use cost::{Cost, Work};
 pub use desc::{Target, TargetError};
+pub use topology::{ChipLocation, Distance};
 pub use units::{UnitId, UnitKind};

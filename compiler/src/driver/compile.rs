@@ -4,6 +4,7 @@ use super::CompileError;
 use crate::checker::{check_model, Category, Violation};
 use crate::frontend::{bind::DimBinder, load_model, lower::lower};
 use crate::passes::run_passes;
+use crate::placer::{PlaceOptions, Placement};
 use crate::scheduler::{report::build_report, schedule_graph, work::work_of};
 use lpuc_artifact::digest::{hex, sha256_hex};
 use lpuc_artifact::{Artifact, Manifest};
@@ -112,6 +113,19 @@ pub fn lower_to(opts: &CompileOptions, stage: Stage) -> Result<Graph, CompileErr
             errors,
         }),
     }
+}
+
+/// Check, lower and run the passes, then place the model onto chips.
+pub fn place(opts: &CompileOptions, place_opts: &PlaceOptions) -> Result<(Placement, Target), CompileError> {
+    let (target, _) = Target::load(&opts.target)?;
+    let outcome = check_for(opts, &target)?;
+    let graph = outcome.graph.ok_or(CompileError::Rejected(outcome.violations))?;
+    let graph = run_passes(graph).map_err(|errors| CompileError::Internal {
+        stage: "passes",
+        errors,
+    })?;
+    let placement = crate::placer::place(&graph, &target, place_opts)?;
+    Ok((placement, target))
 }
 
 /// The whole pipeline: an artifact, or why there is none.

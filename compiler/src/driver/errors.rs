@@ -23,6 +23,9 @@ pub enum CompileError {
     /// dims were bound, since the bucket is usually what decides the fit.
     #[error("{source}{}", if .dims.is_empty() { String::new() } else { format!(" (dims bound: {})", .dims) })]
     Resources { source: ScheduleError, dims: String },
+    /// No placement fits the chips and racks allowed (exit 1).
+    #[error(transparent)]
+    Placement(#[from] crate::placer::PlaceError),
     /// An output file could not be written (exit 2).
     #[error("cannot write the artifact: {0}")]
     Write(String),
@@ -39,7 +42,7 @@ impl CompileError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CompileError::Load(_) | CompileError::Target(_) | CompileError::Write(_) => 2,
-            CompileError::Rejected(_) | CompileError::Resources { .. } => 1,
+            CompileError::Rejected(_) | CompileError::Resources { .. } | CompileError::Placement(_) => 1,
             CompileError::Internal { .. } => 3,
         }
     }

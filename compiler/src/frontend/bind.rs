@@ -35,6 +35,15 @@ pub struct DimBinder {
     pub batch: Option<u64>,
     /// `--input NAME=DIMS`: whole shapes of graph inputs.
     pub inputs: BTreeMap<String, Vec<u64>>,
+    /// `--phase decode`: one new token against a cache of `--bucket` positions.
+    pub decode: bool,
+}
+
+/// Whether a sequence-like name counts cache positions (`past_sequence`, `cache_len`, `total_seq`)
+/// rather than new tokens.
+pub fn is_cache_like(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("past") || n.contains("cache") || n.contains("total")
 }
 
 /// Whether a dim name looks like a sequence length.
@@ -57,6 +66,9 @@ impl DimBinder {
         }
         if is_identifier(name) {
             if is_sequence_like(name) {
+                if self.decode && !is_cache_like(name) {
+                    return Some((1, DimSource::Bucket));
+                }
                 if let Some(b) = self.bucket {
                     return Some((b, DimSource::Bucket));
                 }
@@ -138,6 +150,18 @@ mod tests {
         let no_bucket = DimBinder::default();
         assert_eq!(no_bucket.bind("seq_len"), None);
         assert!(no_bucket.hint("seq_len").contains("--bucket"));
+    }
+
+    #[test]
+    fn decode_binds_new_tokens_to_one_and_the_cache_to_the_bucket() {
+        let b = DimBinder {
+            bucket: Some(4096),
+            decode: true,
+            ..Default::default()
+        };
+        assert_eq!(b.bind("sequence"), Some((1, DimSource::Bucket)));
+        assert_eq!(b.bind("past_sequence"), Some((4096, DimSource::Bucket)));
+        assert_eq!(b.bind("past_sequence + sequence").map(|x| x.0), Some(4097));
     }
 
     #[test]

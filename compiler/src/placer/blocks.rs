@@ -1,0 +1,193 @@
+//! Coarsening the IR into a chain of blocks for placement.
+//!
+//! Exporters name nodes by module path (`/model/layers.12/self_attn/...`, `h.3`, `encoder.layer.5`),
+//! so consecutive ops of one transformer layer form one block; a graph without such names (a CNN)
+//! falls back to one block per op. Each block carries what placement needs: its compute time on one
+//! chip, the weight bytes it keeps resident, its activation working set, and the bytes that cross
+//! the cut after it.
+
+use crate::scheduler::work::work_of;
+use lpuc_ir::{DType, Graph, OpId, ValueKind};
+use lpuc_target::{Target, UnitKind};
+
+/// A contiguous run of ops placed as a unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub name: String,
+    pub ops: Vec<OpId>,
+    /// Cycles the block keeps one chip busy: per unit kind the summed occupancy over the units of
+    /// that kind, the largest kind.
+    pub compute_cycles: u64,
+    /// Bytes of the weights first read by this block (at the placement's weight dtype).
+    pub weight_bytes: u64,
+    /// The largest working set of one op (its non-weight operands and results), KV cache included.
+    pub activation_bytes: u64,
+    /// Bytes of values produced at or before this block and read after it: what a cut after this
+    /// block must send.
+    pub cut_bytes: u64,
+}
+
+/// The layer an op belongs to, from its ONNX node name: `layers.12`, `h.3`, `layer.5`, `blocks.0`.
+pub fn layer_key(node: &str) -> Option<String> {
+    let parts: Vec<&str> = node
+        .split(['/', '.', '_', ':'])
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.windows(2).find_map(|w| {
+        let named = matches!(w[0], "layers" | "layer" | "h" | "blocks" | "block");
+        (named && !w[1].is_empty() && w[1].chars().all(|c| c.is_ascii_digit()))
+            .then(|| format!("{}.{}", w[0], w[1]))
+    })
+}
+
+/// Bytes of a weight stored at `dtype` (when given, for float weights).
+fn weight_bytes(g: &Graph, v: lpuc_ir::ValueId, dtype: Option<DType>) -> u64 {
+    let ty = &g.value(v).ty;
+    match dtype {
+        Some(d) if ty.dtype.is_float() => ty
+            .shape
+            .num_elements()
+            .unwrap_or(u64::MAX)
+            .saturating_mul(d.size_bytes()),
+        _ => ty.size_bytes().unwrap_or(u64::MAX),
+    }
+}
+
+/// The chain of blocks of `g`, in op order.
+pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> Vec<Block> {
+    let ops: Vec<OpId> = g.op_ids().collect();
+    let keys: Vec<Option<String>> = ops.iter().map(|&o| layer_key(&g.provenance(o).node)).collect();
+    let layered = {
+        let mut distinct: Vec<&String> = keys.iter().flatten().collect();
+        distinct.dedup();
+        distinct.len() >= 2
+    };
+    // Runs of equal keys; without layer names every op is its own block.
+    let mut runs: Vec<(String, Vec<OpId>)> = Vec::new();
+    let mut seen_layer = false;
+    for (i, &o) in ops.iter().enumerate() {
+        seen_layer |= keys[i].is_some();
+        let key = if layered {
+            match &keys[i] {
+                Some(k) => k.clone(),
+                None if seen_layer => "(after layers)".into(),
+                None => "(before layers)".into(),
+            }
+        } else {
+            g.provenance(o).node.clone()
+        };
+        match runs.last_mut() {
+            Some((k, members)) if layered && *k == key => members.push(o),
+            _ => runs.push((key, vec![o])),
+        }
+    }
+    let mut block_of = vec![0usize; g.num_ops()];
+    for (b, (_, members)) in runs.iter().enumerate() {
+        for &o in members {
+            block_of[o.index()] = b;
+        }
+    }
+    // Each value: producer block (graph inputs and weights: none) and last reading block.
+    let n = runs.len();
+    let mut last_reader = vec![None::<usize>; g.num_values()];
+    let mut first_reader = vec![None::<usize>; g.num_values()];
+    for &o in &ops {
+        for &v in &g.op(o).inputs {
+            let b = block_of[o.index()];
+            let l = &mut last_reader[v.index()];
+            *l = Some(l.map_or(b, |x: usize| x.max(b)));
+            let f = &mut first_reader[v.index()];
+            *f = Some(f.map_or(b, |x: usize| x.min(b)));
+        }
+    }
+    let mut crossing = vec![0i128; n + 1];
+    let mut weights = vec![0u64; n];
+    for v in g.value_ids() {
+        let value = g.value(v);
+        match value.kind {
+            ValueKind::Computed { producer } => {
+                let p = block_of[producer.index()];
+                if let Some(c) = last_reader[v.index()].filter(|&c| c > p) {
+                    let bytes = i128::from(value.ty.size_bytes().unwrap_or(u64::MAX));
+                    crossing[p] += bytes;
+                    crossing[c] -= bytes;
+                }
+            }
+            ValueKind::Weight { .. } => {
+                if let Some(b) = first_reader[v.index()] {
+                    weights[b] = weights[b].saturating_add(weight_bytes(g, v, weight_dtype));
+                }
+            }
+            ValueKind::Input => {}
+        }
+    }
+    let mut running = 0i128;
+    let cut_bytes: Vec<u64> = (0..n)
+        .map(|b| {
+            running += crossing[b];
+            u64::try_from(running.max(0)).unwrap_or(u64::MAX)
+        })
+        .collect();
+    runs.into_iter()
+        .enumerate()
+        .map(|(b, (name, members))| {
+            let mut busy = [0u64; 3];
+            let mut activation = 0u64;
+            for &o in &members {
+                let work = work_of(g, o);
+                let occupancy = target.cost(&work).map_or(u64::MAX, |c| c.occupancy);
+                let k = match work.unit_kind() {
+                    UnitKind::Mxm => 0,
+                    UnitKind::Vxm => 1,
+                    UnitKind::Sxm => 2,
+                };
+                busy[k] = busy[k].saturating_add(occupancy);
+                let op = g.op(o);
+                let working: u64 = op
+                    .inputs
+                    .iter()
+                    .filter(|&&v| !matches!(g.value(v).kind, ValueKind::Weight { .. }))
+                    .chain(&op.outputs)
+                    .map(|&v| g.value(v).ty.size_bytes().unwrap_or(u64::MAX))
+                    .fold(0u64, u64::saturating_add);
+                activation = activation.max(working);
+            }
+            let counts = [target.mxm.count, target.vxm.count, target.sxm.count];
+            let compute_cycles = busy
+                .iter()
+                .zip(counts)
+                .map(|(&b, c)| b.div_ceil(u64::from(c).max(1)))
+                .max()
+                .unwrap_or(0);
+            Block {
+                name,
+                ops: members,
+                compute_cycles,
+                weight_bytes: weights[b],
+                activation_bytes: activation,
+                cut_bytes: cut_bytes[b],
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_keys_follow_exporter_names() {
+        assert_eq!(
+            layer_key("/model/layers.12/self_attn/MatMul").as_deref(),
+            Some("layers.12")
+        );
+        assert_eq!(layer_key("/transformer/h.3/attn/Split").as_deref(), Some("h.3"));
+        assert_eq!(
+            layer_key("/encoder/layer.5/output/Add").as_deref(),
+            Some("layer.5")
+        );
+        assert_eq!(layer_key("node_layers_7_mlp").as_deref(), Some("layers.7"));
+        assert_eq!(layer_key("/model/embed_tokens/Gather"), None);
+        assert_eq!(layer_key("/h/Add"), None);
+    }
+}

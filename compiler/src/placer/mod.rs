@@ -1,0 +1,208 @@
+//! Placement: which chips hold which part of the model.
+//!
+//! This first placer is layer-wise: the graph is coarsened into a chain of blocks (transformer
+//! layers where the exporter named them), and an exact dynamic program cuts the chain into pipeline
+//! stages, each on the fewest chips whose SRAM holds it, minimizing the slowest stage. Chips are
+//! numbered in stage order, so consecutive stages sit in one node or rack where they can; a
+//! placement that spans racks needs `--allow-cross-rack`. Tensor-wise splitting by ILP, tiling in
+//! time and the fabric schedule of the transfers are still to come (issues 4 and 5).
+
+pub mod blocks;
+pub mod pipeline;
+pub mod report;
+
+use blocks::Block;
+use lpuc_ir::{DType, Graph};
+use lpuc_target::{Distance, Target};
+use pipeline::{best_partition, Goal, StageCosts};
+use serde::Serialize;
+use thiserror::Error;
+
+/// Most blocks the dynamic program works on; longer chains are merged evenly first.
+const MAX_BLOCKS: usize = 256;
+
+/// Most chips a placement may use.
+pub const MAX_CHIPS: u32 = 1 << 16;
+
+/// What the user asked of the placement.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlaceOptions {
+    /// Chips available; `None` places onto the fewest that fit.
+    pub chips: Option<u32>,
+    /// Storage dtype of float weights (`None`: the model's own).
+    pub weight_dtype: Option<DType>,
+    pub allow_cross_rack: bool,
+}
+
+/// Why no placement exists.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum PlaceError {
+    #[error("the model needs at least {min_chips} chips ({needed_bytes} bytes of weights, activations and transfers; {chip_bytes} bytes of SRAM a chip), but {chips} were given")]
+    TooFewChips {
+        needed_bytes: u64,
+        chip_bytes: u64,
+        min_chips: u32,
+        chips: u32,
+    },
+    #[error("the placement needs {chips} chips, which span {racks} racks of {per_rack}; pass --allow-cross-rack to let the critical path cross racks")]
+    CrossRack { chips: u32, racks: u32, per_rack: u32 },
+    #[error("the model has no ops to place")]
+    Empty,
+}
+
+/// One pipeline stage as placed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stage {
+    pub first_chip: u32,
+    pub chips: u32,
+    pub racks: Vec<u32>,
+    /// The first and last block of the stage.
+    pub blocks: (String, String),
+    pub block_count: usize,
+    pub ops: usize,
+    pub weight_bytes: u64,
+    pub activation_bytes: u64,
+    pub transfer_in_bytes: u64,
+    /// Compute, all-reduce and incoming-transfer cycles of the stage.
+    pub cycles: u64,
+    /// SRAM bytes the stage needs per chip of its group.
+    pub sram_bytes_per_chip: u64,
+    pub sram_utilization: f64,
+    /// Why the stage ends where it does: "capacity" (the next block would need another chip),
+    /// "bottleneck" (a cut balances the pipeline), or "end".
+    pub cut: &'static str,
+}
+
+/// A placement of the whole model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Placement {
+    /// Which method decided and how sure it is.
+    pub method: String,
+    pub blocks: usize,
+    pub chips_used: u32,
+    pub chips_given: Option<u32>,
+    pub racks: u32,
+    /// The slowest stage's cycles: one token's (or one batch's) steady-state pipeline interval.
+    pub bottleneck_cycles: u64,
+    pub weight_bytes: u64,
+    pub stages: Vec<Stage>,
+}
+
+/// Merge adjacent blocks until there are at most `max` (evenly, keeping names of the first and
+/// last member).
+fn coarsen(blocks: Vec<Block>, max: usize) -> Vec<Block> {
+    if blocks.len() <= max {
+        return blocks;
+    }
+    let per = blocks.len().div_ceil(max);
+    blocks
+        .chunks(per)
+        .map(|chunk| {
+            let last = chunk.last().expect("chunks are non-empty");
+            Block {
+                name: if chunk.len() == 1 {
+                    last.name.clone()
+                } else {
+                    format!("{}..{}", chunk[0].name, last.name)
+                },
+                ops: chunk.iter().flat_map(|b| b.ops.iter().copied()).collect(),
+                compute_cycles: chunk.iter().fold(0u64, |a, b| a.saturating_add(b.compute_cycles)),
+                weight_bytes: chunk.iter().fold(0u64, |a, b| a.saturating_add(b.weight_bytes)),
+                activation_bytes: chunk.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
+                cut_bytes: last.cut_bytes,
+            }
+        })
+        .collect()
+}
+
+/// Place `g` onto the chips `opts` allows.
+pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placement, PlaceError> {
+    let chain = coarsen(blocks::blocks(g, target, opts.weight_dtype), MAX_BLOCKS);
+    if chain.is_empty() {
+        return Err(PlaceError::Empty);
+    }
+    let costs = StageCosts::new(&chain, target);
+    // The fewest chips any partition needs: every block on its own group.
+    let upper: u32 = (0..chain.len())
+        .map(|b| costs.stage(b, b + 1).chips)
+        .fold(0u32, u32::saturating_add)
+        .min(MAX_CHIPS);
+    // Without chips given, use the fewest that fit (what a user expects); with chips given, the
+    // fastest pipeline on at most that many.
+    let (limit, goal) = match opts.chips {
+        Some(n) => (n.min(MAX_CHIPS), Goal::Fastest),
+        None => (upper, Goal::Fewest),
+    };
+    let Some(cuts) = best_partition(&costs, limit, goal) else {
+        let min_chips = best_partition(&costs, upper, Goal::Fewest)
+            .map(|s| s.iter().map(|x| x.chips).sum())
+            .unwrap_or(upper);
+        return Err(PlaceError::TooFewChips {
+            needed_bytes: costs.stage(0, chain.len()).bytes,
+            chip_bytes: target.sram.bytes,
+            min_chips,
+            chips: limit,
+        });
+    };
+    let chips_used: u32 = cuts.iter().map(|s| s.chips).sum();
+    let racks = target.racks_for(chips_used);
+    if racks > 1 && !opts.allow_cross_rack {
+        return Err(PlaceError::CrossRack {
+            chips: chips_used,
+            racks,
+            per_rack: target.chips_per_rack(),
+        });
+    }
+    let mut first_chip = 0u32;
+    let mut stages = Vec::with_capacity(cuts.len());
+    for (k, cut) in cuts.iter().enumerate() {
+        let run = &chain[cut.start..cut.end];
+        let last_chip = first_chip + cut.chips - 1;
+        let mut stage_racks: Vec<u32> = (first_chip..=last_chip).map(|c| target.locate(c).rack).collect();
+        stage_racks.dedup();
+        let per_chip = cut.bytes.div_ceil(u64::from(cut.chips));
+        let reason = if k + 1 == cuts.len() {
+            "end"
+        } else if costs.stage(cut.start, cut.end + 1).chips > cut.chips {
+            "capacity"
+        } else {
+            "bottleneck"
+        };
+        // The incoming transfer's real distance, now that chips are numbered.
+        let hops = match (first_chip > 0).then(|| target.distance(first_chip - 1, first_chip)) {
+            Some(Distance::CrossRack) => 3,
+            Some(Distance::SameRack) => 2,
+            _ => 1,
+        };
+        let extra_hops = (hops - 1) * target.c2c.hop_latency_cycles;
+        stages.push(Stage {
+            first_chip,
+            chips: cut.chips,
+            racks: stage_racks,
+            blocks: (run[0].name.clone(), run[run.len() - 1].name.clone()),
+            block_count: run.len(),
+            ops: run.iter().map(|b| b.ops.len()).sum(),
+            weight_bytes: run.iter().map(|b| b.weight_bytes).sum(),
+            activation_bytes: run.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
+            transfer_in_bytes: costs.cut_in(cut.start),
+            cycles: cut.cycles + if cut.start > 0 { extra_hops } else { 0 },
+            sram_bytes_per_chip: per_chip,
+            sram_utilization: per_chip as f64 / target.sram.bytes as f64,
+            cut: reason,
+        });
+        first_chip += cut.chips;
+    }
+    Ok(Placement {
+        method: format!(
+            "layer-wise pipeline, exact dynamic program over {} blocks (optimal for this cost model)",
+            chain.len()
+        ),
+        blocks: chain.len(),
+        chips_used,
+        chips_given: opts.chips,
+        racks,
+        bottleneck_cycles: stages.iter().map(|s| s.cycles).max().unwrap_or(0),
+        weight_bytes: stages.iter().map(|s| s.weight_bytes).sum(),
+        stages,
+    })
+}

@@ -1,0 +1,241 @@
+//! Layer-wise (pipeline) placement of a chain of blocks by exact dynamic programming.
+//!
+//! Stages are contiguous runs of blocks; each stage gets the fewest chips whose SRAM holds its
+//! weights, its largest activation working set and its incoming cut (more than one chip means the
+//! stage's tensors are split evenly across a group, paying an all-reduce of each block's output).
+//! A group of several blocks stays inside one node (its all-reduces use the node's local links);
+//! only a single block too large for a node may take a larger group.
+//! `best[j][c]` is the smallest bottleneck (the slowest stage's compute plus incoming transfer)
+//! over partitions of the first `j` blocks onto exactly `c` chips; the answer is exact for this
+//! cost model, in O(blocks^2 x chips) time, and deterministic (ties go to the earlier cut).
+
+use super::blocks::Block;
+use lpuc_target::Target;
+
+/// One stage of a solution: blocks `[start, end)` on `chips` chips.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageCut {
+    pub start: usize,
+    pub end: usize,
+    pub chips: u32,
+    /// The stage's cycles: compute (split over the group), all-reduces, and the incoming transfer.
+    pub cycles: u64,
+    /// SRAM bytes the stage needs over its group.
+    pub bytes: u64,
+}
+
+/// The cost of every candidate stage, from the blocks and the target.
+pub struct StageCosts<'a> {
+    blocks: &'a [Block],
+    capacity: u64,
+    link: f64,
+    hop: u64,
+    node_chips: u32,
+}
+
+impl<'a> StageCosts<'a> {
+    pub fn new(blocks: &'a [Block], target: &Target) -> Self {
+        StageCosts {
+            blocks,
+            capacity: target.sram.bytes,
+            link: target.link_bytes_per_cycle(),
+            hop: target.c2c.hop_latency_cycles,
+            node_chips: target.topology.chips_per_node,
+        }
+    }
+
+    /// Bytes sent into a stage starting at block `start`.
+    pub fn cut_in(&self, start: usize) -> u64 {
+        if start == 0 {
+            0
+        } else {
+            self.blocks[start - 1].cut_bytes
+        }
+    }
+
+    fn transfer(&self, bytes: u64) -> u64 {
+        (bytes as f64 / self.link).ceil() as u64
+    }
+
+    /// Whether blocks `[start, end)` may form one stage: a group larger than a node holds one block.
+    pub fn allowed(&self, stage: &StageCut) -> bool {
+        stage.chips <= self.node_chips || stage.end - stage.start == 1
+    }
+
+    /// The stage of blocks `[start, end)`: its chip count and cycles.
+    pub fn stage(&self, start: usize, end: usize) -> StageCut {
+        let run = &self.blocks[start..end];
+        let weights = run.iter().fold(0u64, |a, b| a.saturating_add(b.weight_bytes));
+        let activation = run.iter().map(|b| b.activation_bytes).max().unwrap_or(0);
+        let bytes = weights
+            .saturating_add(activation)
+            .saturating_add(self.cut_in(start));
+        let chips = u32::try_from(bytes.div_ceil(self.capacity).max(1)).unwrap_or(u32::MAX);
+        let g = u64::from(chips);
+        let compute = run
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(b.compute_cycles))
+            .div_ceil(g);
+        // A split stage all-reduces each block's output over its group (ring: 2(g-1)/g of it).
+        let all_reduce: u64 = if chips > 1 {
+            run.iter()
+                .map(|b| self.transfer(b.cut_bytes.saturating_mul(2 * (g - 1)) / g) + self.hop)
+                .fold(0u64, u64::saturating_add)
+        } else {
+            0
+        };
+        let incoming = if start > 0 {
+            self.transfer(self.cut_in(start)) + self.hop
+        } else {
+            0
+        };
+        StageCut {
+            start,
+            end,
+            chips,
+            cycles: compute.saturating_add(all_reduce).saturating_add(incoming),
+            bytes,
+        }
+    }
+}
+
+/// What a partition optimizes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Goal {
+    /// The smallest bottleneck, then the fewest chips.
+    Fastest,
+    /// The fewest chips, then the smallest bottleneck.
+    Fewest,
+}
+
+/// The best partition of all blocks onto at most `max_chips` chips for `goal`. `None` when no
+/// partition fits.
+pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<Vec<StageCut>> {
+    let n = costs.blocks.len();
+    let cmax = max_chips as usize;
+    const NONE: u64 = u64::MAX;
+    // best[j][c], with the stage start that achieved it.
+    let mut best = vec![vec![NONE; cmax + 1]; n + 1];
+    let mut from = vec![vec![0usize; cmax + 1]; n + 1];
+    best[0][0] = 0;
+    for j in 1..=n {
+        for i in 0..j {
+            let stage = costs.stage(i, j);
+            let g = stage.chips as usize;
+            if g > cmax || !costs.allowed(&stage) {
+                continue;
+            }
+            for c in g..=cmax {
+                let prev = best[i][c - g];
+                if prev == NONE {
+                    continue;
+                }
+                let value = prev.max(stage.cycles);
+                if value < best[j][c] {
+                    best[j][c] = value;
+                    from[j][c] = i;
+                }
+            }
+        }
+    }
+    let feasible = (0..=cmax)
+        .filter(|&c| best[n][c] != NONE)
+        .map(|c| (c, best[n][c]));
+    let (mut c, _) = match goal {
+        Goal::Fastest => feasible.min_by_key(|&(c, v)| (v, c))?,
+        Goal::Fewest => feasible.min_by_key(|&(c, v)| (c, v))?,
+    };
+    let mut stages = Vec::new();
+    let mut j = n;
+    while j > 0 {
+        let i = from[j][c];
+        let stage = costs.stage(i, j);
+        c -= stage.chips as usize;
+        stages.push(stage);
+        j = i;
+    }
+    stages.reverse();
+    Some(stages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(name: &str, compute: u64, weights: u64, cut: u64) -> Block {
+        Block {
+            name: name.into(),
+            ops: vec![],
+            compute_cycles: compute,
+            weight_bytes: weights,
+            activation_bytes: 0,
+            cut_bytes: cut,
+        }
+    }
+
+    /// Every partition, by brute force, for comparison.
+    fn brute(costs: &StageCosts, n: usize, max_chips: u32) -> Option<(u64, u32)> {
+        let mut best: Option<(u64, u32)> = None;
+        for mask in 0u32..(1 << (n - 1)) {
+            let mut cuts = vec![0];
+            cuts.extend((1..n).filter(|k| mask & (1 << (k - 1)) != 0));
+            cuts.push(n);
+            let stages: Vec<StageCut> = cuts.windows(2).map(|w| costs.stage(w[0], w[1])).collect();
+            if !stages.iter().all(|s| costs.allowed(s)) {
+                continue;
+            }
+            let chips: u32 = stages.iter().map(|s| s.chips).sum();
+            let neck = stages.iter().map(|s| s.cycles).max().unwrap_or(0);
+            if chips <= max_chips && best.is_none_or(|b| (neck, chips) < b) {
+                best = Some((neck, chips));
+            }
+        }
+        best
+    }
+
+    #[test]
+    fn the_dynamic_program_is_exact_on_small_chains() {
+        let t = Target::lpu_v1();
+        let cap = t.sram.bytes;
+        let cases: Vec<Vec<Block>> = vec![
+            vec![
+                block("a", 100, cap / 2, 1000),
+                block("b", 300, cap / 3, 1000),
+                block("c", 200, cap / 2, 0),
+            ],
+            (0..6)
+                .map(|i| block("l", 1000 + 37 * i, cap / 3 + i * 1000, 50_000))
+                .collect(),
+            vec![block("big", 10_000, 3 * cap, 10), block("small", 10, 1, 0)],
+        ];
+        for blocks in cases {
+            let costs = StageCosts::new(&blocks, &t);
+            for max_chips in [1, 2, 3, 5, 8] {
+                let dp = best_partition(&costs, max_chips, Goal::Fastest).map(|s| {
+                    (
+                        s.iter().map(|x| x.cycles).max().unwrap_or(0),
+                        s.iter().map(|x| x.chips).sum(),
+                    )
+                });
+                assert_eq!(
+                    dp,
+                    brute(&costs, blocks.len(), max_chips),
+                    "max_chips {max_chips}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stages_are_contiguous_and_cover_every_block() {
+        let t = Target::lpu_v1();
+        let blocks: Vec<Block> = (0..10).map(|_| block("l", 500, t.sram.bytes / 4, 4096)).collect();
+        let stages = best_partition(&StageCosts::new(&blocks, &t), 16, Goal::Fastest).unwrap();
+        assert_eq!(stages.first().unwrap().start, 0);
+        assert_eq!(stages.last().unwrap().end, 10);
+        assert!(stages.windows(2).all(|w| w[0].end == w[1].start));
+        assert!(stages
+            .iter()
+            .all(|s| s.bytes <= u64::from(s.chips) * t.sram.bytes));
+    }
+}

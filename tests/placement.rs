@@ -1,0 +1,161 @@
+//! Layer-wise placement: stages are contiguous, cover every op once and fit their chips' SRAM; the
+//! 70B-shaped decoder places across racks only when allowed; too few chips is an error naming the
+//! minimum; and the dynamic program is never beaten by any other partition of random chains.
+
+use lpuc::driver::place;
+use lpuc::placer::blocks::Block;
+use lpuc::placer::pipeline::{best_partition, Goal, StageCosts};
+use lpuc::placer::{PlaceError, PlaceOptions, Placement};
+use lpuc_examples::catalog::preset;
+use lpuc_examples::nn::Variant;
+use lpuc_examples::standalone::{write_model, Weights};
+use lpuc_target::Target;
+use lpuc_tests::{example, scratch};
+use proptest::prelude::*;
+
+fn assert_sound(p: &Placement, ops: usize) {
+    let t = Target::lpu_v1();
+    assert_eq!(
+        p.stages.iter().map(|s| s.ops).sum::<usize>(),
+        ops,
+        "every op placed once"
+    );
+    let mut next = 0;
+    for s in &p.stages {
+        assert_eq!(s.first_chip, next, "stages take consecutive chips");
+        next += s.chips;
+        assert!(s.sram_bytes_per_chip <= t.sram.bytes, "{s:?}");
+    }
+    assert_eq!(next, p.chips_used);
+}
+
+#[test]
+fn gpt2_pipelines_over_the_chips_it_is_given() {
+    let opts = lpuc_tests::options(example("gpt2_prefill.onnx"), Some(2048));
+    let ops = lpuc::driver::lower_to(&opts, lpuc::driver::Stage::Passes)
+        .unwrap()
+        .num_ops();
+    let (one, _) = place(&opts, &PlaceOptions::default()).unwrap();
+    assert_eq!(one.chips_used, 1, "the fewest chips that fit by default");
+    assert_sound(&one, ops);
+    let (four, _) = place(
+        &opts,
+        &PlaceOptions {
+            chips: Some(4),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_sound(&four, ops);
+    assert!(four.stages.len() > 1 && four.bottleneck_cycles < one.bottleneck_cycles);
+    assert!(four
+        .stages
+        .iter()
+        .any(|s| s.blocks.0 == "h.0" || s.blocks.1 == "h.0"));
+}
+
+#[test]
+fn the_70b_shaped_decoder_places_across_racks_only_when_allowed() {
+    let dir = scratch("placement_70b");
+    let config = preset("llama", "llama2-70b").unwrap();
+    let written = write_model(
+        &config,
+        Variant::Decode,
+        Weights::ExternalSparse,
+        &dir,
+        "decode.onnx",
+    )
+    .unwrap();
+    let mut opts = lpuc_tests::options(written.model_path.clone(), Some(4095));
+    opts.binder.decode = true;
+    let int8 = PlaceOptions {
+        weight_dtype: Some(lpuc_ir::DType::I8),
+        allow_cross_rack: true,
+        ..Default::default()
+    };
+    let (p, _) = place(&opts, &int8).unwrap();
+    assert!(
+        p.chips_used <= 576 && p.racks > 1,
+        "{} chips, {} racks",
+        p.chips_used,
+        p.racks
+    );
+    assert!(p.stages.len() >= 80, "a stage per layer at least");
+    let no_cross = PlaceOptions {
+        allow_cross_rack: false,
+        ..int8.clone()
+    };
+    match place(&opts, &no_cross) {
+        Err(lpuc::driver::CompileError::Placement(PlaceError::CrossRack { racks, .. })) => {
+            assert_eq!(racks, p.racks)
+        }
+        other => panic!("expected a cross-rack error, got {other:?}"),
+    }
+    let fp16 = PlaceOptions {
+        chips: Some(576),
+        weight_dtype: Some(lpuc_ir::DType::F16),
+        allow_cross_rack: true,
+    };
+    match place(&opts, &fp16) {
+        Err(lpuc::driver::CompileError::Placement(PlaceError::TooFewChips { min_chips, chips, .. })) => {
+            assert_eq!(chips, 576);
+            assert!(min_chips > 576, "{min_chips}");
+        }
+        other => panic!("expected too few chips, got {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn chain() -> impl Strategy<Value = Vec<Block>> {
+    let cap = Target::lpu_v1().sram.bytes;
+    proptest::collection::vec(
+        (1u64..100_000, 0u64..2 * cap, 0u64..cap / 4, 0u64..10_000_000),
+        1..7,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .map(|(compute, weights, act, cut)| Block {
+                name: "b".into(),
+                ops: vec![],
+                compute_cycles: compute,
+                weight_bytes: weights,
+                activation_bytes: act,
+                cut_bytes: cut,
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+
+    /// No contiguous partition within the chip budget has a smaller bottleneck than the DP's, and
+    /// every stage of the DP's fits its chips.
+    #[test]
+    fn the_dynamic_program_is_never_beaten(blocks in chain(), chips in 1u32..24) {
+        let t = Target::lpu_v1();
+        let costs = StageCosts::new(&blocks, &t);
+        let dp = best_partition(&costs, chips, Goal::Fastest);
+        let n = blocks.len();
+        let mut best: Option<u64> = None;
+        for mask in 0u32..(1 << (n - 1)) {
+            let mut cuts = vec![0];
+            cuts.extend((1..n).filter(|k| mask & (1 << (k - 1)) != 0));
+            cuts.push(n);
+            let stages: Vec<_> = cuts.windows(2).map(|w| costs.stage(w[0], w[1])).collect();
+            if stages.iter().all(|s| costs.allowed(s)) && stages.iter().map(|s| s.chips).sum::<u32>() <= chips {
+                let neck = stages.iter().map(|s| s.cycles).max().unwrap();
+                best = Some(best.map_or(neck, |b| b.min(neck)));
+            }
+        }
+        match dp {
+            None => prop_assert!(best.is_none()),
+            Some(stages) => {
+                prop_assert_eq!(Some(stages.iter().map(|s| s.cycles).max().unwrap()), best);
+                for s in &stages {
+                    prop_assert!(s.bytes <= u64::from(s.chips) * t.sram.bytes);
+                }
+            }
+        }
+    }
+}
