@@ -139,14 +139,25 @@ pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
         stage: "passes",
         errors,
     })?;
-    let (schedule, sram) = schedule_graph(&graph, &target).map_err(|source| CompileError::Resources {
-        source,
-        dims: outcome
-            .bound_dims
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+    let (schedule, sram) = schedule_graph(&graph, &target).map_err(|source| {
+        // How many chips it would take: the placer's fewest, racks allowed.
+        let everywhere = PlaceOptions {
+            allow_cross_rack: true,
+            ..Default::default()
+        };
+        CompileError::Resources {
+            source,
+            dims: outcome
+                .bound_dims
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            chips: crate::placer::place(&graph, &target, &everywhere)
+                .ok()
+                .map(|p| p.chips_used)
+                .filter(|&c| c > 1),
+        }
     })?;
     let report = build_report(&schedule, &target, sram);
     let mut options = BTreeMap::new();

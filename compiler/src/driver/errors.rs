@@ -20,9 +20,18 @@ pub enum CompileError {
     #[error("the model cannot be scheduled statically: {} violation(s)", .0.len())]
     Rejected(Vec<Violation>),
     /// The model is valid but does not fit the hardware (exit 1). `dims` lists how the symbolic
-    /// dims were bound, since the bucket is usually what decides the fit.
-    #[error("{source}{}", if .dims.is_empty() { String::new() } else { format!(" (dims bound: {})", .dims) })]
-    Resources { source: ScheduleError, dims: String },
+    /// dims were bound, since the bucket is usually what decides the fit, and `chips` how many
+    /// chips the placer would spread it over.
+    #[error(
+        "{source}{}{}",
+        if .dims.is_empty() { String::new() } else { format!(" (dims bound: {})", .dims) },
+        .chips.map_or(String::new(), |c| format!("; `lpuc place` puts it on {c} chips"))
+    )]
+    Resources {
+        source: ScheduleError,
+        dims: String,
+        chips: Option<u32>,
+    },
     /// No placement fits the chips and racks allowed (exit 1).
     #[error(transparent)]
     Placement(#[from] crate::placer::PlaceError),

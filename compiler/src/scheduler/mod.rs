@@ -23,7 +23,7 @@ fn mib(bytes: &u64) -> f64 {
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum ScheduleError {
     #[error(
-        "the model does not fit one chip's SRAM: it needs {needed} bytes ({:.1} MiB) {measure}, {available} bytes ({:.1} MiB) are available; weights alone are {weights} bytes. Use a smaller --bucket (a decode step against a KV cache binds its new tokens with --dim sequence=1), or more chips once multi-chip placement lands",
+        "the model does not fit one chip's SRAM: it needs {needed} bytes ({:.1} MiB) {measure}, {available} bytes ({:.1} MiB) are available; weights alone are {weights} bytes. Use a smaller --bucket (or --phase decode for one token against a KV cache); compiling onto several chips needs the fabric schedule, which is not built yet",
         mib(.needed),
         mib(.available)
     )]
