@@ -106,6 +106,52 @@ fn the_70b_shaped_decoder_places_across_racks_only_when_allowed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn prefill_at_4096_fits_by_tiling_attention_in_time() {
+    let dir = scratch("placement_prefill");
+    let int8 = PlaceOptions {
+        chips: Some(576),
+        weight_dtype: Some(lpuc_ir::DType::I8),
+        allow_cross_rack: true,
+    };
+    // 70B-shaped, int8: fits 576 chips once attention's 64 x 4096 x 4096 scores run in tiles.
+    let config = preset("llama", "llama2-70b").unwrap();
+    let written = write_model(
+        &config,
+        Variant::Prefill,
+        Weights::ExternalSparse,
+        &dir,
+        "p70.onnx",
+    )
+    .unwrap();
+    let opts = lpuc_tests::options(written.model_path, Some(4096));
+    let (p, _) = place(&opts, &int8).unwrap();
+    assert!(p.chips_used <= 576, "{}", p.chips_used);
+    assert!(p
+        .tiled
+        .iter()
+        .any(|t| t.op == "Softmax" && t.tile_bytes < t.working_bytes));
+    // 7B-shaped, fp16: one rack, so no hop of the critical path leaves it.
+    let config = preset("llama", "llama2-7b").unwrap();
+    let written = write_model(
+        &config,
+        Variant::Prefill,
+        Weights::ExternalSparse,
+        &dir,
+        "p7.onnx",
+    )
+    .unwrap();
+    let opts = lpuc_tests::options(written.model_path, Some(4096));
+    let fp16 = PlaceOptions {
+        weight_dtype: Some(lpuc_ir::DType::F16),
+        ..Default::default()
+    };
+    let (p, _) = place(&opts, &fp16).unwrap();
+    assert_eq!((p.racks, p.failure_domains.racks.as_slice()), (1, &[0u32][..]));
+    assert!(p.chips_used <= 72);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn chain() -> impl Strategy<Value = Vec<Block>> {
     let cap = Target::lpu_v1().sram.bytes;
     proptest::collection::vec(
@@ -120,6 +166,7 @@ fn chain() -> impl Strategy<Value = Vec<Block>> {
                 compute_cycles: compute,
                 weight_bytes: weights,
                 activation_bytes: act,
+                tiled: vec![],
                 cut_bytes: cut,
             })
             .collect()

@@ -6,6 +6,7 @@
 //! chip, the weight bytes it keeps resident, its activation working set, and the bytes that cross
 //! the cut after it.
 
+use super::tiling::{tiled_working_set, Tiled};
 use crate::scheduler::work::work_of;
 use lpuc_ir::{DType, Graph, OpId, ValueKind};
 use lpuc_target::{Target, UnitKind};
@@ -20,8 +21,11 @@ pub struct Block {
     pub compute_cycles: u64,
     /// Bytes of the weights first read by this block (at the placement's weight dtype).
     pub weight_bytes: u64,
-    /// The largest working set of one op (its non-weight operands and results), KV cache included.
+    /// The largest working set of one op (its non-weight operands and results, KV cache
+    /// included), after tiling in time.
     pub activation_bytes: u64,
+    /// Ops of the block tiled in time to fit.
+    pub tiled: Vec<Tiled>,
     /// Bytes of values produced at or before this block and read after it: what a cut after this
     /// block must send.
     pub cut_bytes: u64,
@@ -133,6 +137,10 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> Vec<Bl
         .map(|(b, (name, members))| {
             let mut busy = [0u64; 3];
             let mut activation = 0u64;
+            let mut tiled = Vec::new();
+            // ASSUMPTION: a tile may take a quarter of SRAM, leaving the rest for weights, the
+            // next tile's operands (double buffering) and transfers.
+            let budget = target.sram.bytes / 4;
             for &o in &members {
                 let work = work_of(g, o);
                 let occupancy = target.cost(&work).map_or(u64::MAX, |c| c.occupancy);
@@ -142,14 +150,8 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> Vec<Bl
                     UnitKind::Sxm => 2,
                 };
                 busy[k] = busy[k].saturating_add(occupancy);
-                let op = g.op(o);
-                let working: u64 = op
-                    .inputs
-                    .iter()
-                    .filter(|&&v| !matches!(g.value(v).kind, ValueKind::Weight { .. }))
-                    .chain(&op.outputs)
-                    .map(|&v| g.value(v).ty.size_bytes().unwrap_or(u64::MAX))
-                    .fold(0u64, u64::saturating_add);
+                let (working, tiling) = tiled_working_set(g, o, budget);
+                tiled.extend(tiling);
                 activation = activation.max(working);
             }
             let counts = [target.mxm.count, target.vxm.count, target.sxm.count];
@@ -165,6 +167,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> Vec<Bl
                 compute_cycles,
                 weight_bytes: weights[b],
                 activation_bytes: activation,
+                tiled,
                 cut_bytes: cut_bytes[b],
             }
         })

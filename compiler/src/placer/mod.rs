@@ -10,6 +10,7 @@
 pub mod blocks;
 pub mod pipeline;
 pub mod report;
+pub mod tiling;
 
 use blocks::Block;
 use lpuc_ir::{DType, Graph};
@@ -86,6 +87,18 @@ pub struct Placement {
     pub bottleneck_cycles: u64,
     pub weight_bytes: u64,
     pub stages: Vec<Stage>,
+    /// Ops tiled in time because their working set exceeds a quarter of a chip's SRAM.
+    pub tiled: Vec<tiling::Tiled>,
+    /// The chips, nodes and racks this replica of the model depends on: losing any one stops it.
+    pub failure_domains: FailureDomains,
+}
+
+/// What one replica depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FailureDomains {
+    pub chips: u32,
+    pub nodes: Vec<u32>,
+    pub racks: Vec<u32>,
 }
 
 /// Merge adjacent blocks until there are at most `max` (evenly, keeping names of the first and
@@ -109,6 +122,7 @@ fn coarsen(blocks: Vec<Block>, max: usize) -> Vec<Block> {
                 compute_cycles: chunk.iter().fold(0u64, |a, b| a.saturating_add(b.compute_cycles)),
                 weight_bytes: chunk.iter().fold(0u64, |a, b| a.saturating_add(b.weight_bytes)),
                 activation_bytes: chunk.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
+                tiled: chunk.iter().flat_map(|b| b.tiled.iter().cloned()).collect(),
                 cut_bytes: last.cut_bytes,
             }
         })
@@ -192,6 +206,11 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
         });
         first_chip += cut.chips;
     }
+    let last_chip = chips_used.saturating_sub(1);
+    let mut nodes: Vec<u32> = (0..=last_chip).map(|c| target.locate(c).node).collect();
+    nodes.dedup();
+    let mut rack_ids: Vec<u32> = (0..=last_chip).map(|c| target.locate(c).rack).collect();
+    rack_ids.dedup();
     Ok(Placement {
         method: format!(
             "layer-wise pipeline, exact dynamic program over {} blocks (optimal for this cost model)",
@@ -204,5 +223,11 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
         bottleneck_cycles: stages.iter().map(|s| s.cycles).max().unwrap_or(0),
         weight_bytes: stages.iter().map(|s| s.weight_bytes).sum(),
         stages,
+        tiled: chain.iter().flat_map(|b| b.tiled.iter().cloned()).collect(),
+        failure_domains: FailureDomains {
+            chips: chips_used,
+            nodes,
+            racks: rack_ids,
+        },
     })
 }

@@ -169,6 +169,7 @@ mod tests {
             compute_cycles: compute,
             weight_bytes: weights,
             activation_bytes: 0,
+            tiled: vec![],
             cut_bytes: cut,
         }
     }

@@ -19,10 +19,32 @@ pub fn placement_text(p: &Placement, clock_hz: u64) -> String {
         mib(p.weight_bytes)
     ));
     out.push_str(&format!(
-        "bottleneck: {} cycles = {:.3} us per pipeline step\n\n",
+        "bottleneck: {} cycles = {:.3} us per pipeline step\n",
         p.bottleneck_cycles,
         p.bottleneck_cycles as f64 * 1e6 / clock_hz as f64
     ));
+    let fd = &p.failure_domains;
+    out.push_str(&format!(
+        "failure domains: {} chip(s) in {} node(s) of {} rack(s); losing any one stops this replica\n",
+        fd.chips,
+        fd.nodes.len(),
+        fd.racks.len()
+    ));
+    if !p.tiled.is_empty() {
+        out.push_str(&format!("tiled in time: {} op(s)", p.tiled.len()));
+        if let Some(big) = p.tiled.iter().max_by_key(|t| t.working_bytes) {
+            out.push_str(&format!(
+                "; the largest, {} ({}), {:.1} MiB in tiles {:?} of {:.1} MiB",
+                big.node,
+                big.op,
+                mib(big.working_bytes),
+                big.tiles,
+                mib(big.tile_bytes)
+            ));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
     out.push_str("stage  chips        racks  blocks                                   ops   weights MiB  sram/chip  cycles      cut\n");
     for (k, s) in p.stages.iter().enumerate() {
         let chips = if s.chips == 1 {
