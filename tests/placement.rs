@@ -174,6 +174,21 @@ fn chain() -> impl Strategy<Value = Vec<Block>> {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// The ILP (good_lp + microlp) reaches the dynamic program's bottleneck on every small chain.
+    #[test]
+    fn the_ilp_agrees_with_the_dynamic_program(blocks in chain(), chips in 1u32..16) {
+        let t = Target::lpu_v1();
+        let costs = StageCosts::new(&blocks, &t);
+        let neck = |s: Vec<lpuc::placer::pipeline::StageCut>| s.iter().map(|x| x.cycles).max();
+        let dp = best_partition(&costs, chips, Goal::Fastest).map(neck);
+        let ilp = lpuc::placer::ilp::solve(&costs, blocks.len(), chips).map(neck);
+        prop_assert_eq!(ilp, dp);
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
 
     /// No contiguous partition within the chip budget has a smaller bottleneck than the DP's, and

@@ -1,0 +1,127 @@
+//! The pipeline partition as an integer linear program (good_lp with the pure-Rust microlp
+//! solver), a second, independent way to the same optimum as the dynamic program.
+//!
+//! One binary per candidate stage `[i, j)`; the chosen stages form a path from block 0 to the
+//! end (flow conservation at every block boundary), use at most the chips given, and a continuous
+//! `T` bounds every chosen stage's cycles; the objective is `T`. Cycles are scaled by the largest
+//! candidate so coefficients stay near 1. The solve is bounded by a fixed size rule (it runs only
+//! on small instances), never by a clock, so it decides the same way on any machine; a panic or
+//! error inside the solver is caught and reported as no answer. The decoded stages are re-checked
+//! (contiguity, chips, cycles recomputed from the cost model), never taken on the solver's word.
+
+use super::pipeline::{StageCosts, StageCut};
+use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverModel, Variable};
+
+/// Largest instance the ILP is given: blocks and chips (microlp's branch and bound is fast below).
+pub const MAX_ILP_BLOCKS: usize = 24;
+pub const MAX_ILP_CHIPS: u32 = 64;
+
+/// The optimal partition by ILP, or `None` when the instance is too big, infeasible, or the
+/// solver failed. The result is re-checked before it is returned.
+pub fn solve(costs: &StageCosts, blocks: usize, max_chips: u32) -> Option<Vec<StageCut>> {
+    if blocks == 0 || blocks > MAX_ILP_BLOCKS || max_chips > MAX_ILP_CHIPS {
+        return None;
+    }
+    let candidates: Vec<StageCut> = (0..blocks)
+        .flat_map(|i| (i + 1..=blocks).map(move |j| (i, j)))
+        .map(|(i, j)| costs.stage(i, j))
+        .filter(|s| s.chips <= max_chips && costs.allowed(s))
+        .collect();
+    let scale = candidates.iter().map(|s| s.cycles).max().unwrap_or(1).max(1) as f64;
+    let result = std::panic::catch_unwind(|| {
+        let mut vars = ProblemVariables::new();
+        let x: Vec<Variable> = candidates.iter().map(|_| vars.add(variable().binary())).collect();
+        let t = vars.add(variable().min(0.0).max(1.0));
+        let mut model = vars.minimise(t).using(microlp);
+        for k in 0..=blocks {
+            let mut flow = Expression::from(0.0);
+            for (s, &v) in candidates.iter().zip(&x) {
+                if s.end == k {
+                    flow += v;
+                }
+                if s.start == k {
+                    flow -= v;
+                }
+            }
+            let net = if k == 0 {
+                -1.0
+            } else if k == blocks {
+                1.0
+            } else {
+                0.0
+            };
+            model = model.with(flow.eq(net));
+        }
+        let chips: Expression = candidates
+            .iter()
+            .zip(&x)
+            .map(|(s, &v)| f64::from(s.chips) * v)
+            .sum();
+        model = model.with(chips.leq(f64::from(max_chips)));
+        for (s, &v) in candidates.iter().zip(&x) {
+            model = model.with((s.cycles as f64 / scale * v).leq(t));
+        }
+        model.solve().ok().map(|sol| {
+            candidates
+                .iter()
+                .zip(&x)
+                .filter(|(_, &v)| sol.value(v) > 0.5)
+                .map(|(s, _)| s.clone())
+                .collect::<Vec<StageCut>>()
+        })
+    })
+    .ok()
+    .flatten()?;
+    recheck(costs, blocks, max_chips, result)
+}
+
+/// Accept a decoded solution only if it is a contiguous cover within the chips, with every stage's
+/// cost recomputed from the cost model.
+fn recheck(
+    costs: &StageCosts,
+    blocks: usize,
+    max_chips: u32,
+    mut stages: Vec<StageCut>,
+) -> Option<Vec<StageCut>> {
+    stages.sort_by_key(|s| s.start);
+    let mut next = 0;
+    for s in &stages {
+        if s.start != next || *s != costs.stage(s.start, s.end) || !costs.allowed(s) {
+            return None;
+        }
+        next = s.end;
+    }
+    let chips: u32 = stages.iter().map(|s| s.chips).sum();
+    (next == blocks && chips <= max_chips).then_some(stages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::blocks::Block;
+    use super::super::pipeline::{best_partition, Goal};
+    use super::*;
+    use lpuc_target::Target;
+
+    #[test]
+    fn the_ilp_reaches_the_dynamic_programs_optimum() {
+        let t = Target::lpu_v1();
+        let cap = t.sram.bytes;
+        let blocks: Vec<Block> = (0..12u64)
+            .map(|i| Block {
+                name: format!("l{i}"),
+                ops: vec![],
+                compute_cycles: 10_000 + (i * 7919) % 5000,
+                weight_bytes: cap / 3 + (i * 104_729) % (cap / 4),
+                activation_bytes: 1 << 20,
+                tiled: vec![],
+                cut_bytes: 1 << 22,
+            })
+            .collect();
+        let costs = StageCosts::new(&blocks, &t);
+        for chips in [4, 6, 9, 12] {
+            let dp = best_partition(&costs, chips, Goal::Fastest).map(|s| s.iter().map(|x| x.cycles).max());
+            let ilp = solve(&costs, blocks.len(), chips).map(|s| s.iter().map(|x| x.cycles).max());
+            assert_eq!(ilp, dp, "{chips} chips");
+        }
+    }
+}
