@@ -20,16 +20,65 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn help_explains_every_command_and_flag() {
-    for cmd in ["compile", "check", "emulate", "report"] {
+    for cmd in ["compile", "check", "emulate", "report", "place", "ops"] {
         let o = lpuc(&[cmd, "--help"]);
         assert_eq!(o.status.code(), Some(0));
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(text.len() > 100, "{cmd}: {text}");
     }
     let compile = String::from_utf8_lossy(&lpuc(&["compile", "--help"]).stdout).into_owned();
-    for flag in ["--bucket", "--dim", "--target", "--out", "--stop-after"] {
+    for flag in [
+        "--bucket",
+        "--dim",
+        "--batch",
+        "--input",
+        "--phase",
+        "--target",
+        "--out",
+        "--stop-after",
+    ] {
         assert!(compile.contains(flag), "compile --help lacks {flag}");
     }
+    let place = String::from_utf8_lossy(&lpuc(&["place", "--help"]).stdout).into_owned();
+    for flag in ["--chips", "--weight-dtype", "--allow-cross-rack", "--format"] {
+        assert!(place.contains(flag), "place --help lacks {flag}");
+    }
+}
+
+#[test]
+fn place_reports_the_stages_and_ops_prints_the_policy() {
+    let model = examples().join("gpt2_prefill.onnx");
+    let o = lpuc(&[
+        "place",
+        model.to_str().unwrap(),
+        "--bucket",
+        "2048",
+        "--chips",
+        "4",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("confirmed by ILP") && text.contains("h.1"),
+        "{text}"
+    );
+    let o = lpuc(&[
+        "place",
+        model.to_str().unwrap(),
+        "--bucket",
+        "2048",
+        "--format",
+        "json",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["chips_used"], 1);
+    let o = lpuc(&["ops", "--format", "json"]);
+    let ops: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(ops
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["op"] == "MatMul" && p["status"] == "supported"));
 }
 
 #[test]
