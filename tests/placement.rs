@@ -4,7 +4,7 @@
 
 use lpuc::driver::place;
 use lpuc::placer::blocks::Block;
-use lpuc::placer::pipeline::{best_partition, Goal, StageCosts};
+use lpuc::placer::pipeline::{best_partition, brute_force, Goal, StageCosts};
 use lpuc::placer::{PlaceError, PlaceOptions, Placement};
 use lpuc_examples::catalog::preset;
 use lpuc_examples::nn::Variant;
@@ -191,25 +191,14 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
 
-    /// No contiguous partition within the chip budget has a smaller bottleneck than the DP's, and
-    /// every stage of the DP's fits its chips.
+    /// No contiguous partition and choice of group sizes within the chip budget has a smaller
+    /// bottleneck than the DP's, and every stage of the DP's fits its chips.
     #[test]
     fn the_dynamic_program_is_never_beaten(blocks in chain(), chips in 1u32..24) {
         let t = Target::lpu_v1();
         let costs = StageCosts::new(&blocks, &t);
         let dp = best_partition(&costs, chips, Goal::Fastest);
-        let n = blocks.len();
-        let mut best: Option<u64> = None;
-        for mask in 0u32..(1 << (n - 1)) {
-            let mut cuts = vec![0];
-            cuts.extend((1..n).filter(|k| mask & (1 << (k - 1)) != 0));
-            cuts.push(n);
-            let stages: Vec<_> = cuts.windows(2).map(|w| costs.stage(w[0], w[1])).collect();
-            if stages.iter().all(|s| costs.allowed(s)) && stages.iter().map(|s| s.chips).sum::<u32>() <= chips {
-                let neck = stages.iter().map(|s| s.cycles).max().unwrap();
-                best = Some(best.map_or(neck, |b| b.min(neck)));
-            }
-        }
+        let best = brute_force(&costs, blocks.len(), chips).map(|(neck, _)| neck);
         match dp {
             None => prop_assert!(best.is_none()),
             Some(stages) => {

@@ -24,8 +24,8 @@ pub fn solve(costs: &StageCosts, blocks: usize, max_chips: u32) -> Option<Vec<St
     }
     let candidates: Vec<StageCut> = (0..blocks)
         .flat_map(|i| (i + 1..=blocks).map(move |j| (i, j)))
-        .map(|(i, j)| costs.stage(i, j))
-        .filter(|s| s.chips <= max_chips && costs.allowed(s))
+        .flat_map(|(i, j)| costs.options(i, j))
+        .filter(|s| s.chips <= max_chips)
         .collect();
     let scale = candidates.iter().map(|s| s.cycles).max().unwrap_or(1).max(1) as f64;
     let result = std::panic::catch_unwind(|| {
@@ -86,7 +86,7 @@ fn recheck(
     stages.sort_by_key(|s| s.start);
     let mut next = 0;
     for s in &stages {
-        if s.start != next || *s != costs.stage(s.start, s.end) || !costs.allowed(s) {
+        if s.start != next || *s != costs.stage_on(s.start, s.end, s.chips) || !costs.allowed(s) {
             return None;
         }
         next = s.end;

@@ -46,7 +46,7 @@ pub enum PlaceError {
         min_chips: u32,
         chips: u32,
     },
-    #[error("the placement needs {chips} chips, which span {racks} racks of {per_rack}; pass --allow-cross-rack to let the critical path cross racks")]
+    #[error("the model needs at least {chips} chips, which span {racks} racks of {per_rack}; pass --allow-cross-rack to let the critical path cross racks")]
     CrossRack { chips: u32, racks: u32, per_rack: u32 },
     #[error("the model has no ops to place")]
     Empty,
@@ -71,7 +71,8 @@ pub struct Stage {
     pub sram_bytes_per_chip: u64,
     pub sram_utilization: f64,
     /// Why the stage ends where it does: "capacity" (the next block would need another chip),
-    /// "bottleneck" (a cut balances the pipeline), or "end".
+    /// "bottleneck" (a cut balances the pipeline), "speed" (a larger group than memory needs, to
+    /// split the compute), or "end".
     pub cut: &'static str,
 }
 
@@ -148,10 +149,24 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
         Some(n) => (n.min(MAX_CHIPS), Goal::Fastest),
         None => (upper, Goal::Fewest),
     };
+    // Unless racks may be crossed, the whole placement stays in one rack.
+    let per_rack = target.chips_per_rack();
+    let limit = if opts.allow_cross_rack {
+        limit
+    } else {
+        limit.min(per_rack)
+    };
     let Some(cuts) = best_partition(&costs, limit, goal) else {
         let min_chips = best_partition(&costs, upper, Goal::Fewest)
             .map(|s| s.iter().map(|x| x.chips).sum())
             .unwrap_or(upper);
+        if !opts.allow_cross_rack && min_chips > per_rack && opts.chips.is_none_or(|n| n >= min_chips) {
+            return Err(PlaceError::CrossRack {
+                chips: min_chips,
+                racks: target.racks_for(min_chips),
+                per_rack,
+            });
+        }
         return Err(PlaceError::TooFewChips {
             needed_bytes: costs.stage(0, chain.len()).bytes,
             chip_bytes: target.sram.bytes,
@@ -206,6 +221,8 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
             "end"
         } else if costs.stage(cut.start, cut.end + 1).chips > cut.chips {
             "capacity"
+        } else if cut.chips > costs.stage(cut.start, cut.end).chips {
+            "speed"
         } else {
             "bottleneck"
         };

@@ -62,15 +62,39 @@ impl<'a> StageCosts<'a> {
         stage.chips <= self.node_chips || stage.end - stage.start == 1
     }
 
-    /// The stage of blocks `[start, end)`: its chip count and cycles.
-    pub fn stage(&self, start: usize, end: usize) -> StageCut {
+    /// SRAM bytes blocks `[start, end)` need as one stage.
+    fn bytes(&self, start: usize, end: usize) -> u64 {
         let run = &self.blocks[start..end];
         let weights = run.iter().fold(0u64, |a, b| a.saturating_add(b.weight_bytes));
         let activation = run.iter().map(|b| b.activation_bytes).max().unwrap_or(0);
-        let bytes = weights
+        weights
             .saturating_add(activation)
-            .saturating_add(self.cut_in(start));
-        let chips = u32::try_from(bytes.div_ceil(self.capacity).max(1)).unwrap_or(u32::MAX);
+            .saturating_add(self.cut_in(start))
+    }
+
+    /// The stage of blocks `[start, end)` on the fewest chips that hold it.
+    pub fn stage(&self, start: usize, end: usize) -> StageCut {
+        let chips = u32::try_from(self.bytes(start, end).div_ceil(self.capacity).max(1)).unwrap_or(u32::MAX);
+        self.stage_on(start, end, chips)
+    }
+
+    /// Every allowed way to run blocks `[start, end)` as one stage: from the fewest chips that
+    /// hold it up to a node's worth (more chips split the compute further and all-reduce more).
+    pub fn options(&self, start: usize, end: usize) -> Vec<StageCut> {
+        let fewest = self.stage(start, end);
+        if !self.allowed(&fewest) {
+            return vec![];
+        }
+        let most = fewest.chips.max(self.node_chips);
+        std::iter::once(fewest.clone())
+            .chain((fewest.chips + 1..=most).map(|g| self.stage_on(start, end, g)))
+            .collect()
+    }
+
+    /// The stage of blocks `[start, end)` on a group of `chips` (at least the fewest that hold it).
+    pub fn stage_on(&self, start: usize, end: usize, chips: u32) -> StageCut {
+        let run = &self.blocks[start..end];
+        let bytes = self.bytes(start, end);
         let g = u64::from(chips);
         let compute = run
             .iter()
@@ -116,24 +140,26 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
     const NONE: u64 = u64::MAX;
     // best[j][c], with the stage start that achieved it.
     let mut best = vec![vec![NONE; cmax + 1]; n + 1];
-    let mut from = vec![vec![0usize; cmax + 1]; n + 1];
     best[0][0] = 0;
+    // from[j][c]: the start and group size of the last stage.
+    let mut from = vec![vec![(0usize, 0u32); cmax + 1]; n + 1];
     for j in 1..=n {
         for i in 0..j {
-            let stage = costs.stage(i, j);
-            let g = stage.chips as usize;
-            if g > cmax || !costs.allowed(&stage) {
-                continue;
-            }
-            for c in g..=cmax {
-                let prev = best[i][c - g];
-                if prev == NONE {
+            for stage in costs.options(i, j) {
+                let g = stage.chips as usize;
+                if g > cmax {
                     continue;
                 }
-                let value = prev.max(stage.cycles);
-                if value < best[j][c] {
-                    best[j][c] = value;
-                    from[j][c] = i;
+                for c in g..=cmax {
+                    let prev = best[i][c - g];
+                    if prev == NONE {
+                        continue;
+                    }
+                    let value = prev.max(stage.cycles);
+                    if value < best[j][c] {
+                        best[j][c] = value;
+                        from[j][c] = (i, stage.chips);
+                    }
                 }
             }
         }
@@ -148,14 +174,47 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
     let mut stages = Vec::new();
     let mut j = n;
     while j > 0 {
-        let i = from[j][c];
-        let stage = costs.stage(i, j);
-        c -= stage.chips as usize;
+        let (i, g) = from[j][c];
+        let stage = costs.stage_on(i, j, g);
+        c -= g as usize;
         stages.push(stage);
         j = i;
     }
     stages.reverse();
     Some(stages)
+}
+
+/// The best (bottleneck, chips) over every contiguous partition and every group size of every
+/// stage, by exhaustive search: exponential, a reference for tests of the dynamic program and the
+/// ILP on short chains.
+pub fn brute_force(costs: &StageCosts, n: usize, max_chips: u32) -> Option<(u64, u32)> {
+    fn walk(
+        costs: &StageCosts,
+        n: usize,
+        at: usize,
+        chips: u32,
+        neck: u64,
+        max: u32,
+        best: &mut Option<(u64, u32)>,
+    ) {
+        if at == n {
+            if best.is_none_or(|b| (neck, chips) < b) {
+                *best = Some((neck, chips));
+            }
+            return;
+        }
+        for end in at + 1..=n {
+            for stage in costs.options(at, end) {
+                let used = chips + stage.chips;
+                if used <= max {
+                    walk(costs, n, end, used, neck.max(stage.cycles), max, best);
+                }
+            }
+        }
+    }
+    let mut best = None;
+    walk(costs, n, 0, 0, 0, max_chips, &mut best);
+    best
 }
 
 #[cfg(test)]
@@ -172,26 +231,6 @@ mod tests {
             tiled: vec![],
             cut_bytes: cut,
         }
-    }
-
-    /// Every partition, by brute force, for comparison.
-    fn brute(costs: &StageCosts, n: usize, max_chips: u32) -> Option<(u64, u32)> {
-        let mut best: Option<(u64, u32)> = None;
-        for mask in 0u32..(1 << (n - 1)) {
-            let mut cuts = vec![0];
-            cuts.extend((1..n).filter(|k| mask & (1 << (k - 1)) != 0));
-            cuts.push(n);
-            let stages: Vec<StageCut> = cuts.windows(2).map(|w| costs.stage(w[0], w[1])).collect();
-            if !stages.iter().all(|s| costs.allowed(s)) {
-                continue;
-            }
-            let chips: u32 = stages.iter().map(|s| s.chips).sum();
-            let neck = stages.iter().map(|s| s.cycles).max().unwrap_or(0);
-            if chips <= max_chips && best.is_none_or(|b| (neck, chips) < b) {
-                best = Some((neck, chips));
-            }
-        }
-        best
     }
 
     #[test]
@@ -220,7 +259,7 @@ mod tests {
                 });
                 assert_eq!(
                     dp,
-                    brute(&costs, blocks.len(), max_chips),
+                    brute_force(&costs, blocks.len(), max_chips),
                     "max_chips {max_chips}"
                 );
             }
