@@ -171,7 +171,7 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
             needed_bytes: costs.stage(0, chain.len()).bytes,
             chip_bytes: target.sram.bytes,
             min_chips,
-            chips: limit,
+            chips: opts.chips.unwrap_or(limit),
         });
     };
     // A second, independent solve where the instance is small: the ILP must reach the same
