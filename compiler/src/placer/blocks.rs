@@ -19,7 +19,8 @@ pub struct Block {
     /// Cycles the block keeps one chip busy: per unit kind the summed occupancy over the units of
     /// that kind, the largest kind.
     pub compute_cycles: u64,
-    /// Bytes of the weights first read by this block (at the placement's weight dtype).
+    /// Bytes of the weights only this block reads (at the placement's weight dtype); weights read
+    /// by several blocks are [`Shared`].
     pub weight_bytes: u64,
     /// The largest working set of one op (its non-weight operands and results, KV cache
     /// included), after tiling in time.
@@ -29,6 +30,15 @@ pub struct Block {
     /// Bytes of values produced at or before this block and read after it: what a cut after this
     /// block must send.
     pub cut_bytes: u64,
+}
+
+/// A weight several blocks read (a tied embedding, rotary tables): every stage holding one of
+/// its readers needs a copy, and a stage holding several needs only one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shared {
+    pub bytes: u64,
+    /// The blocks reading it, ascending.
+    pub readers: Vec<usize>,
 }
 
 /// The layer an op belongs to, from its ONNX node name: `layers.12`, `h.3`, `layer.5`, `blocks.0`.
@@ -57,8 +67,8 @@ fn weight_bytes(g: &Graph, v: lpuc_ir::ValueId, dtype: Option<DType>) -> u64 {
     }
 }
 
-/// The chain of blocks of `g`, in op order.
-pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> Vec<Block> {
+/// The chain of blocks of `g`, in op order, and the weights several blocks share.
+pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<Block>, Vec<Shared>) {
     let ops: Vec<OpId> = g.op_ids().collect();
     let keys: Vec<Option<String>> = ops.iter().map(|&o| layer_key(&g.provenance(o).node)).collect();
     let layered = {
@@ -91,21 +101,24 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> Vec<Bl
             block_of[o.index()] = b;
         }
     }
-    // Each value: producer block (graph inputs and weights: none) and last reading block.
+    // Each value: the last block reading it, and every block reading it (ops are in order, so a
+    // reader list is sorted; a block appears once).
     let n = runs.len();
     let mut last_reader = vec![None::<usize>; g.num_values()];
-    let mut first_reader = vec![None::<usize>; g.num_values()];
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); g.num_values()];
     for &o in &ops {
         for &v in &g.op(o).inputs {
             let b = block_of[o.index()];
             let l = &mut last_reader[v.index()];
             *l = Some(l.map_or(b, |x: usize| x.max(b)));
-            let f = &mut first_reader[v.index()];
-            *f = Some(f.map_or(b, |x: usize| x.min(b)));
+            if readers[v.index()].last() != Some(&b) {
+                readers[v.index()].push(b);
+            }
         }
     }
     let mut crossing = vec![0i128; n + 1];
     let mut weights = vec![0u64; n];
+    let mut shared = Vec::new();
     for v in g.value_ids() {
         let value = g.value(v);
         match value.kind {
@@ -118,8 +131,14 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> Vec<Bl
                 }
             }
             ValueKind::Weight { .. } => {
-                if let Some(b) = first_reader[v.index()] {
-                    weights[b] = weights[b].saturating_add(weight_bytes(g, v, weight_dtype));
+                let bytes = weight_bytes(g, v, weight_dtype);
+                match readers[v.index()].as_slice() {
+                    [] => {}
+                    [b] => weights[*b] = weights[*b].saturating_add(bytes),
+                    many => shared.push(Shared {
+                        bytes,
+                        readers: many.to_vec(),
+                    }),
                 }
             }
             ValueKind::Input => {}
@@ -132,7 +151,8 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> Vec<Bl
             u64::try_from(running.max(0)).unwrap_or(u64::MAX)
         })
         .collect();
-    runs.into_iter()
+    let chain = runs
+        .into_iter()
         .enumerate()
         .map(|(b, (name, members))| {
             let mut busy = [0u64; 3];
@@ -171,7 +191,8 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> Vec<Bl
                 cut_bytes: cut_bytes[b],
             }
         })
-        .collect()
+        .collect();
+    (chain, shared)
 }
 
 #[cfg(test)]

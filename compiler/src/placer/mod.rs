@@ -13,7 +13,7 @@ pub mod pipeline;
 pub mod report;
 pub mod tiling;
 
-use blocks::Block;
+use blocks::{Block, Shared};
 use lpuc_ir::{DType, Graph};
 use lpuc_target::{Distance, Target};
 use pipeline::{best_partition, Goal, StageCosts};
@@ -87,6 +87,7 @@ pub struct Placement {
     pub racks: u32,
     /// The slowest stage's cycles: one token's (or one batch's) steady-state pipeline interval.
     pub bottleneck_cycles: u64,
+    /// Weight bytes over all chips, a copy of each shared weight per stage that reads it included.
     pub weight_bytes: u64,
     pub stages: Vec<Stage>,
     /// Ops tiled in time because their working set exceeds a quarter of a chip's SRAM.
@@ -104,13 +105,14 @@ pub struct FailureDomains {
 }
 
 /// Merge adjacent blocks until there are at most `max` (evenly, keeping names of the first and
-/// last member).
-fn coarsen(blocks: Vec<Block>, max: usize) -> Vec<Block> {
+/// last member); shared weights' readers are renumbered, and a weight all of whose readers merge
+/// into one block becomes that block's own.
+fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, Vec<Shared>) {
     if blocks.len() <= max {
-        return blocks;
+        return (blocks, shared);
     }
     let per = blocks.len().div_ceil(max);
-    blocks
+    let mut merged: Vec<Block> = blocks
         .chunks(per)
         .map(|chunk| {
             let last = chunk.last().expect("chunks are non-empty");
@@ -128,16 +130,30 @@ fn coarsen(blocks: Vec<Block>, max: usize) -> Vec<Block> {
                 cut_bytes: last.cut_bytes,
             }
         })
-        .collect()
+        .collect();
+    let mut still_shared = Vec::new();
+    for w in shared {
+        let mut readers: Vec<usize> = w.readers.iter().map(|&r| r / per).collect();
+        readers.dedup();
+        match readers.as_slice() {
+            [one] => merged[*one].weight_bytes = merged[*one].weight_bytes.saturating_add(w.bytes),
+            _ => still_shared.push(Shared {
+                bytes: w.bytes,
+                readers,
+            }),
+        }
+    }
+    (merged, still_shared)
 }
 
 /// Place `g` onto the chips `opts` allows.
 pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placement, PlaceError> {
-    let chain = coarsen(blocks::blocks(g, target, opts.weight_dtype), MAX_BLOCKS);
+    let (chain, shared) = blocks::blocks(g, target, opts.weight_dtype);
+    let (chain, shared) = coarsen(chain, shared, MAX_BLOCKS);
     if chain.is_empty() {
         return Err(PlaceError::Empty);
     }
-    let costs = StageCosts::new(&chain, target);
+    let costs = StageCosts::with_shared(&chain, &shared, target);
     // The fewest chips any partition needs: every block on its own group.
     let upper: u32 = (0..chain.len())
         .map(|b| costs.stage(b, b + 1).chips)
@@ -240,7 +256,7 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
             blocks: (run[0].name.clone(), run[run.len() - 1].name.clone()),
             block_count: run.len(),
             ops: run.iter().map(|b| b.ops.len()).sum(),
-            weight_bytes: run.iter().map(|b| b.weight_bytes).sum(),
+            weight_bytes: costs.weights(cut.start, cut.end),
             activation_bytes: run.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
             transfer_in_bytes: costs.cut_in(cut.start),
             cycles: cut.cycles + if cut.start > 0 { extra_hops } else { 0 },

@@ -9,7 +9,7 @@
 //! over partitions of the first `j` blocks onto exactly `c` chips; the answer is exact for this
 //! cost model, in O(blocks^2 x chips) time, and deterministic (ties go to the earlier cut).
 
-use super::blocks::Block;
+use super::blocks::{Block, Shared};
 use lpuc_target::Target;
 
 /// One stage of a solution: blocks `[start, end)` on `chips` chips.
@@ -27,6 +27,7 @@ pub struct StageCut {
 /// The cost of every candidate stage, from the blocks and the target.
 pub struct StageCosts<'a> {
     blocks: &'a [Block],
+    shared: &'a [Shared],
     capacity: u64,
     link: f64,
     hop: u64,
@@ -35,8 +36,14 @@ pub struct StageCosts<'a> {
 
 impl<'a> StageCosts<'a> {
     pub fn new(blocks: &'a [Block], target: &Target) -> Self {
+        Self::with_shared(blocks, &[], target)
+    }
+
+    /// Costs of stages over `blocks`, where the `shared` weights cost each stage that reads them.
+    pub fn with_shared(blocks: &'a [Block], shared: &'a [Shared], target: &Target) -> Self {
         StageCosts {
             blocks,
+            shared,
             capacity: target.sram.bytes,
             link: target.link_bytes_per_cycle(),
             hop: target.c2c.hop_latency_cycles,
@@ -65,11 +72,27 @@ impl<'a> StageCosts<'a> {
     /// SRAM bytes blocks `[start, end)` need as one stage.
     fn bytes(&self, start: usize, end: usize) -> u64 {
         let run = &self.blocks[start..end];
-        let weights = run.iter().fold(0u64, |a, b| a.saturating_add(b.weight_bytes));
         let activation = run.iter().map(|b| b.activation_bytes).max().unwrap_or(0);
-        weights
+        self.weights(start, end)
             .saturating_add(activation)
             .saturating_add(self.cut_in(start))
+    }
+
+    /// Weight bytes a stage of blocks `[start, end)` holds: its blocks' own, and each shared
+    /// weight one of them reads, once.
+    pub fn weights(&self, start: usize, end: usize) -> u64 {
+        let run = &self.blocks[start..end];
+        let own = run.iter().fold(0u64, |a, b| a.saturating_add(b.weight_bytes));
+        // A shared weight once, if any block of the stage reads it.
+        let shared = self
+            .shared
+            .iter()
+            .filter(|w| {
+                let k = w.readers.partition_point(|&r| r < start);
+                w.readers.get(k).is_some_and(|&r| r < end)
+            })
+            .fold(0u64, |a, w| a.saturating_add(w.bytes));
+        own.saturating_add(shared)
     }
 
     /// The stage of blocks `[start, end)` on the fewest chips that hold it.
