@@ -165,6 +165,7 @@ fn chain() -> impl Strategy<Value = Vec<Block>> {
                 ops: vec![],
                 compute_cycles: compute,
                 weight_bytes: weights,
+                input_bytes: 0,
                 activation_bytes: act,
                 tiled: vec![],
                 cut_bytes: cut,

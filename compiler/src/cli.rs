@@ -39,7 +39,7 @@ pub struct ModelArgs {
     #[arg(long = "input", value_name = "NAME=DIMS", value_parser = parse_input)]
     pub inputs: Vec<(String, Vec<u64>)>,
     /// prefill: every sequence-like dim is the bucket; decode: one new token against a cache of
-    /// --bucket positions (names with past, cache or total are the cache; other sequence-like dims are 1).
+    /// --bucket positions (past/cache names: the bucket; total names: the bucket + 1; other sequence-like dims: 1).
     #[arg(long, value_enum, default_value_t = Phase::Prefill)]
     pub phase: Phase,
     /// Target: a built-in name (lpu-v1) or a path to a target description .toml file.

@@ -59,7 +59,7 @@ fn place_reports_the_stages_and_ops_prints_the_policy() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
-        text.contains("confirmed by ILP") && text.contains("h.1"),
+        text.contains("exact dynamic program") && text.contains("h.1"),
         "{text}"
     );
     let o = lpuc(&[

@@ -166,12 +166,17 @@ impl Target {
         {
             return bad("throughputs must be positive");
         }
+        let per_rack = self
+            .topology
+            .chips_per_node
+            .checked_mul(self.topology.nodes_per_rack);
         if self.topology.chips_per_node == 0
             || self.topology.nodes_per_rack == 0
             || self.c2c.bytes_per_second_per_direction == 0
+            || per_rack.is_none_or(|c| c > 1 << 16)
         {
             return bad(
-                "topology.chips_per_node, topology.nodes_per_rack and c2c bandwidth must be positive",
+                "topology.chips_per_node and nodes_per_rack must be positive with at most 65,536 chips a rack, and c2c bandwidth positive",
             );
         }
         if !self.vxm.passes.contains_key("default") || self.vxm.passes.values().any(|&p| p == 0) {
@@ -186,6 +191,8 @@ impl Target {
             self.mxm.weight_tile_load_cycles,
             self.vxm.pipeline_cycles,
             self.sxm.pipeline_cycles,
+            self.c2c.hop_latency_cycles,
+            self.c2c.sync_margin_cycles,
         ];
         if latency_params.iter().any(|&c| c > 1_000_000) || self.vxm.passes.values().any(|&p| p > 1000) {
             return bad("latency parameters above 1,000,000 cycles (or passes above 1000) are not plausible");

@@ -39,11 +39,24 @@ pub struct DimBinder {
     pub decode: bool,
 }
 
-/// Whether a sequence-like name counts cache positions (`past_sequence`, `cache_len`, `total_seq`)
-/// rather than new tokens.
-pub fn is_cache_like(name: &str) -> bool {
+/// How a decode step binds a dim name: cache positions (`past_sequence`, `cache_len`), cache plus
+/// the new token (`total_sequence_length`), or neither.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DecodeRole {
+    Cache,
+    Total,
+    Other,
+}
+
+fn decode_role(name: &str) -> DecodeRole {
     let n = name.to_ascii_lowercase();
-    n.contains("past") || n.contains("cache") || n.contains("total")
+    if n.contains("total") {
+        DecodeRole::Total
+    } else if n.contains("past") || n.contains("cache") {
+        DecodeRole::Cache
+    } else {
+        DecodeRole::Other
+    }
 }
 
 /// Whether a dim name looks like a sequence length.
@@ -65,10 +78,20 @@ impl DimBinder {
             return Some((v, DimSource::Explicit));
         }
         if is_identifier(name) {
-            if is_sequence_like(name) {
-                if self.decode && !is_cache_like(name) {
-                    return Some((1, DimSource::Bucket));
+            if self.decode {
+                // One new token against a cache of `--bucket` positions; an encoder's length
+                // (cross-attention) is not a decode dim and keeps the bucket.
+                let encoder = name.to_ascii_lowercase().contains("encoder");
+                match (decode_role(name), self.bucket) {
+                    (DecodeRole::Cache, Some(b)) => return Some((b, DimSource::Bucket)),
+                    (DecodeRole::Total, Some(b)) => return Some((b.saturating_add(1), DimSource::Bucket)),
+                    (DecodeRole::Other, _) if is_sequence_like(name) && !encoder => {
+                        return Some((1, DimSource::Bucket))
+                    }
+                    _ => {}
                 }
+            }
+            if is_sequence_like(name) {
                 if let Some(b) = self.bucket {
                     return Some((b, DimSource::Bucket));
                 }
@@ -162,6 +185,9 @@ mod tests {
         assert_eq!(b.bind("sequence"), Some((1, DimSource::Bucket)));
         assert_eq!(b.bind("past_sequence"), Some((4096, DimSource::Bucket)));
         assert_eq!(b.bind("past_sequence + sequence").map(|x| x.0), Some(4097));
+        assert_eq!(b.bind("total_sequence_length"), Some((4097, DimSource::Bucket)));
+        assert_eq!(b.bind("cache_len"), Some((4096, DimSource::Bucket)));
+        assert_eq!(b.bind("encoder_sequence_length"), Some((4096, DimSource::Bucket)));
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct Block {
     /// Bytes of the weights only this block reads (at the placement's weight dtype); weights read
     /// by several blocks are [`Shared`].
     pub weight_bytes: u64,
+    /// Bytes of the graph inputs only this block reads (a decode step's KV cache): resident for
+    /// the whole step, like weights.
+    pub input_bytes: u64,
     /// The largest working set of one op (its non-weight operands and results, KV cache
     /// included), after tiling in time.
     pub activation_bytes: u64,
@@ -32,8 +35,8 @@ pub struct Block {
     pub cut_bytes: u64,
 }
 
-/// A weight several blocks read (a tied embedding, rotary tables): every stage holding one of
-/// its readers needs a copy, and a stage holding several needs only one.
+/// A weight or graph input several blocks read (a tied embedding, rotary tables, a shared mask):
+/// every stage holding one of its readers needs a copy, and a stage holding several needs only one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Shared {
     pub bytes: u64,
@@ -118,6 +121,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
     }
     let mut crossing = vec![0i128; n + 1];
     let mut weights = vec![0u64; n];
+    let mut inputs = vec![0u64; n];
     let mut shared = Vec::new();
     for v in g.value_ids() {
         let value = g.value(v);
@@ -141,7 +145,17 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                     }),
                 }
             }
-            ValueKind::Input => {}
+            ValueKind::Input => {
+                let bytes = value.ty.size_bytes().unwrap_or(u64::MAX);
+                match readers[v.index()].as_slice() {
+                    [] => {}
+                    [b] => inputs[*b] = inputs[*b].saturating_add(bytes),
+                    many => shared.push(Shared {
+                        bytes,
+                        readers: many.to_vec(),
+                    }),
+                }
+            }
         }
     }
     let mut running = 0i128;
@@ -186,6 +200,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                 ops: members,
                 compute_cycles,
                 weight_bytes: weights[b],
+                input_bytes: inputs[b],
                 activation_bytes: activation,
                 tiled,
                 cut_bytes: cut_bytes[b],

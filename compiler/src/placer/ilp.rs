@@ -4,10 +4,13 @@
 //! One binary per candidate stage `[i, j)`; the chosen stages form a path from block 0 to the
 //! end (flow conservation at every block boundary), use at most the chips given, and a continuous
 //! `T` bounds every chosen stage's cycles; the objective is `T`. Cycles are scaled by the largest
-//! candidate so coefficients stay near 1. The solve is bounded by a fixed size rule (it runs only
-//! on small instances), never by a clock, so it decides the same way on any machine; a panic or
-//! error inside the solver is caught and reported as no answer. The decoded stages are re-checked
-//! (contiguity, chips, cycles recomputed from the cost model), never taken on the solver's word.
+//! candidate so coefficients stay near 1. A panic or error inside the solver is caught and reported
+//! as no answer, and the decoded stages are re-checked (contiguity, chips, SRAM, cycles recomputed
+//! from the cost model), never taken on the solver's word.
+//!
+//! It is a check, not part of `lpuc place`: microlp's branch and bound has no deterministic node
+//! limit, and chains of 14-24 blocks took from seconds to minutes (and gigabytes) in review, so
+//! only the tests run it, on short chains, to prove the dynamic program's optimum independently.
 
 use super::pipeline::{StageCosts, StageCut};
 use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverModel, Variable};
@@ -24,7 +27,7 @@ pub fn solve(costs: &StageCosts, blocks: usize, max_chips: u32) -> Option<Vec<St
     }
     let candidates: Vec<StageCut> = (0..blocks)
         .flat_map(|i| (i + 1..=blocks).map(move |j| (i, j)))
-        .flat_map(|(i, j)| costs.options(i, j))
+        .flat_map(|(i, j)| costs.options(i, j, max_chips))
         .filter(|s| s.chips <= max_chips)
         .collect();
     let scale = candidates.iter().map(|s| s.cycles).max().unwrap_or(1).max(1) as f64;
@@ -86,7 +89,8 @@ fn recheck(
     stages.sort_by_key(|s| s.start);
     let mut next = 0;
     for s in &stages {
-        if s.start != next || *s != costs.stage_on(s.start, s.end, s.chips) || !costs.allowed(s) {
+        let fits = s.bytes <= u64::from(s.chips).saturating_mul(costs.capacity());
+        if s.start != next || *s != costs.stage_on(s.start, s.end, s.chips) || !costs.allowed(s) || !fits {
             return None;
         }
         next = s.end;
@@ -112,6 +116,7 @@ mod tests {
                 ops: vec![],
                 compute_cycles: 10_000 + (i * 7919) % 5000,
                 weight_bytes: cap / 3 + (i * 104_729) % (cap / 4),
+                input_bytes: 0,
                 activation_bytes: 1 << 20,
                 tiled: vec![],
                 cut_bytes: 1 << 22,

@@ -31,7 +31,7 @@ pub struct StageCosts<'a> {
     capacity: u64,
     link: f64,
     hop: u64,
-    node_chips: u32,
+    pub(crate) node_chips: u32,
 }
 
 impl<'a> StageCosts<'a> {
@@ -49,6 +49,11 @@ impl<'a> StageCosts<'a> {
             hop: target.c2c.hop_latency_cycles,
             node_chips: target.topology.chips_per_node,
         }
+    }
+
+    /// SRAM bytes of one chip.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
     }
 
     /// Bytes sent into a stage starting at block `start`.
@@ -73,7 +78,9 @@ impl<'a> StageCosts<'a> {
     fn bytes(&self, start: usize, end: usize) -> u64 {
         let run = &self.blocks[start..end];
         let activation = run.iter().map(|b| b.activation_bytes).max().unwrap_or(0);
+        let inputs = run.iter().fold(0u64, |a, b| a.saturating_add(b.input_bytes));
         self.weights(start, end)
+            .saturating_add(inputs)
             .saturating_add(activation)
             .saturating_add(self.cut_in(start))
     }
@@ -103,12 +110,12 @@ impl<'a> StageCosts<'a> {
 
     /// Every allowed way to run blocks `[start, end)` as one stage: from the fewest chips that
     /// hold it up to a node's worth (more chips split the compute further and all-reduce more).
-    pub fn options(&self, start: usize, end: usize) -> Vec<StageCut> {
+    pub fn options(&self, start: usize, end: usize, max_chips: u32) -> Vec<StageCut> {
         let fewest = self.stage(start, end);
         if !self.allowed(&fewest) {
             return vec![];
         }
-        let most = fewest.chips.max(self.node_chips);
+        let most = fewest.chips.max(self.node_chips.min(max_chips));
         std::iter::once(fewest.clone())
             .chain((fewest.chips + 1..=most).map(|g| self.stage_on(start, end, g)))
             .collect()
@@ -126,13 +133,16 @@ impl<'a> StageCosts<'a> {
         // A split stage all-reduces each block's output over its group (ring: 2(g-1)/g of it).
         let all_reduce: u64 = if chips > 1 {
             run.iter()
-                .map(|b| self.transfer(b.cut_bytes.saturating_mul(2 * (g - 1)) / g) + self.hop)
+                .map(|b| {
+                    self.transfer(b.cut_bytes.saturating_mul(2 * (g - 1)) / g)
+                        .saturating_add(self.hop)
+                })
                 .fold(0u64, u64::saturating_add)
         } else {
             0
         };
         let incoming = if start > 0 {
-            self.transfer(self.cut_in(start)) + self.hop
+            self.transfer(self.cut_in(start)).saturating_add(self.hop)
         } else {
             0
         };
@@ -159,7 +169,15 @@ pub enum Goal {
 /// partition fits.
 pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<Vec<StageCut>> {
     let n = costs.blocks.len();
-    let cmax = max_chips as usize;
+    // More chips than every block on its own largest group can never be used.
+    let useful: u64 = (0..n)
+        .map(|b| {
+            let s = costs.stage(b, b + 1);
+            u64::from(s.chips.max(costs.node_chips))
+        })
+        .sum();
+    let cmax = u64::from(max_chips).min(useful) as usize;
+    let max_chips = cmax as u32;
     const NONE: u64 = u64::MAX;
     // best[j][c], with the stage start that achieved it.
     let mut best = vec![vec![NONE; cmax + 1]; n + 1];
@@ -168,7 +186,7 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
     let mut from = vec![vec![(0usize, 0u32); cmax + 1]; n + 1];
     for j in 1..=n {
         for i in 0..j {
-            for stage in costs.options(i, j) {
+            for stage in costs.options(i, j, max_chips) {
                 let g = stage.chips as usize;
                 if g > cmax {
                     continue;
@@ -227,7 +245,7 @@ pub fn brute_force(costs: &StageCosts, n: usize, max_chips: u32) -> Option<(u64,
             return;
         }
         for end in at + 1..=n {
-            for stage in costs.options(at, end) {
+            for stage in costs.options(at, end, max) {
                 let used = chips + stage.chips;
                 if used <= max {
                     walk(costs, n, end, used, neck.max(stage.cycles), max, best);
@@ -250,6 +268,7 @@ mod tests {
             ops: vec![],
             compute_cycles: compute,
             weight_bytes: weights,
+            input_bytes: 0,
             activation_bytes: 0,
             tiled: vec![],
             cut_bytes: cut,

@@ -31,7 +31,11 @@ pub fn placement_text(p: &Placement, clock_hz: u64) -> String {
         fd.racks.len()
     ));
     if !p.tiled.is_empty() {
+        let over = p.tiled.iter().filter(|t| !t.fits).count();
         out.push_str(&format!("tiled in time: {} op(s)", p.tiled.len()));
+        if over > 0 {
+            out.push_str(&format!(" ({over} still above a quarter of SRAM a tile)"));
+        }
         if let Some(big) = p.tiled.iter().max_by_key(|t| t.working_bytes) {
             out.push_str(&format!(
                 "; the largest, {} ({}), {:.1} MiB in tiles {:?} of {:.1} MiB",

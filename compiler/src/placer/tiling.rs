@@ -19,6 +19,8 @@ pub struct Tiled {
     pub tiles: Vec<u64>,
     pub working_bytes: u64,
     pub tile_bytes: u64,
+    /// Whether a tile fits the budget (the leading axes may be too small to split enough).
+    pub fits: bool,
 }
 
 fn bytes(g: &Graph, v: lpuc_ir::ValueId) -> u64 {
@@ -60,11 +62,22 @@ pub fn tiled_working_set(g: &Graph, o: OpId, budget: u64) -> (u64, Option<Tiled>
     if total == 1 {
         return (working, None);
     }
-    // What is resident per tile: split operands and results by their share of the tiles.
-    let share = |v: lpuc_ir::ValueId| -> u64 {
+    // What is resident per tile: split operands and results by their share of the tiles. A matrix
+    // product's right operand is needed whole along its rows and columns (only its batch axes
+    // split); the left operand and the result split on every leading axis.
+    let matmul = matches!(
+        op.kind,
+        lpuc_ir::OpKind::MatMul | lpuc_ir::OpKind::MatMulInteger | lpuc_ir::OpKind::QLinearMatMul
+    );
+    let right = if op.kind == lpuc_ir::OpKind::QLinearMatMul {
+        3
+    } else {
+        1
+    };
+    let share = |v: lpuc_ir::ValueId, splittable: usize| -> u64 {
         let d = g.value(v).ty.shape.dims();
         let divisor: u64 = if d.len() == rank {
-            (0..rank)
+            (0..splittable.min(rank))
                 .filter(|&a| tiles[a] > 1 && d[a] == out[a])
                 .map(|a| tiles[a])
                 .product()
@@ -73,10 +86,20 @@ pub fn tiled_working_set(g: &Graph, o: OpId, budget: u64) -> (u64, Option<Tiled>
         };
         bytes(g, v).div_ceil(divisor.max(1))
     };
-    let tile_bytes = operands
+    let tile_bytes = op
+        .inputs
         .iter()
-        .chain(&op.outputs)
-        .map(|&v| share(v))
+        .enumerate()
+        .filter(|(_, v)| operands.contains(v))
+        .map(|(i, &v)| {
+            let splittable = if matmul && i == right {
+                rank.saturating_sub(2)
+            } else {
+                rank
+            };
+            share(v, splittable)
+        })
+        .chain(op.outputs.iter().map(|&v| share(v, rank)))
         .fold(0u64, u64::saturating_add);
     let p = g.provenance(o);
     (
@@ -87,6 +110,7 @@ pub fn tiled_working_set(g: &Graph, o: OpId, budget: u64) -> (u64, Option<Tiled>
             tiles,
             working_bytes: working,
             tile_bytes,
+            fits: tile_bytes <= budget,
         }),
     )
 }
