@@ -181,7 +181,7 @@ proptest! {
     #[test]
     fn the_ilp_agrees_with_the_dynamic_program(blocks in chain(), chips in 1u32..16) {
         let t = Target::lpu_v1();
-        let costs = StageCosts::new(&blocks, &t);
+        let costs = StageCosts::new(&blocks, &t).without_distance();
         let neck = |s: Vec<lpuc::placer::pipeline::StageCut>| s.iter().map(|x| x.cycles).max();
         let dp = best_partition(&costs, chips, Goal::Fastest).map(neck);
         let ilp = lpuc::placer::ilp::solve(&costs, blocks.len(), chips).map(neck);

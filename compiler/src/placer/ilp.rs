@@ -8,7 +8,9 @@
 //! as no answer, and the decoded stages are re-checked (contiguity, chips, SRAM, cycles recomputed
 //! from the cost model), never taken on the solver's word.
 //!
-//! It is a check, not part of `lpuc place`: microlp's branch and bound has no deterministic node
+//! It prices every incoming transfer as one hop (a stage's position is not a variable), so it is
+//! compared with the dynamic program on [`StageCosts::without_distance`]. It is a check, not part of
+//! `lpuc place`: microlp's branch and bound has no deterministic node
 //! limit, and chains of 14-24 blocks took from seconds to minutes (and gigabytes) in review, so
 //! only the tests run it, on short chains, to prove the dynamic program's optimum independently.
 
@@ -122,7 +124,7 @@ mod tests {
                 cut_bytes: 1 << 22,
             })
             .collect();
-        let costs = StageCosts::new(&blocks, &t);
+        let costs = StageCosts::new(&blocks, &t).without_distance();
         for chips in [4, 6, 9, 12] {
             let dp = best_partition(&costs, chips, Goal::Fastest).map(|s| s.iter().map(|x| x.cycles).max());
             let ilp = solve(&costs, blocks.len(), chips).map(|s| s.iter().map(|x| x.cycles).max());

@@ -15,7 +15,7 @@ pub mod tiling;
 
 use blocks::{Block, Shared};
 use lpuc_ir::{DType, Graph};
-use lpuc_target::{Distance, Target};
+use lpuc_target::Target;
 use pipeline::{best_partition, Goal, StageCosts};
 use serde::Serialize;
 use thiserror::Error;
@@ -195,7 +195,7 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
     // bound has no deterministic node limit and can take minutes on 20-block chains, so a compile
     // never waits for it.
     let method = format!(
-        "layer-wise pipeline, exact dynamic program over {} blocks (optimal for this cost model, hops between nodes and racks aside)",
+        "layer-wise pipeline, exact dynamic program over {} blocks (optimal for this cost model)",
         chain.len()
     );
     let chips_used: u32 = cuts.iter().map(|s| s.chips).sum();
@@ -224,13 +224,6 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
         } else {
             "bottleneck"
         };
-        // The incoming transfer's real distance, now that chips are numbered.
-        let hops = match (first_chip > 0).then(|| target.distance(first_chip - 1, first_chip)) {
-            Some(Distance::CrossRack) => 3,
-            Some(Distance::SameRack) => 2,
-            _ => 1,
-        };
-        let extra_hops = (hops - 1u64).saturating_mul(target.c2c.hop_latency_cycles);
         stages.push(Stage {
             first_chip,
             chips: cut.chips,
@@ -241,9 +234,7 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
             weight_bytes: costs.weights(cut.start, cut.end),
             activation_bytes: run.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
             transfer_in_bytes: costs.cut_in(cut.start),
-            cycles: cut
-                .cycles
-                .saturating_add(if cut.start > 0 { extra_hops } else { 0 }),
+            cycles: cut.cycles,
             sram_bytes_per_chip: per_chip,
             sram_utilization: per_chip as f64 / target.sram.bytes as f64,
             cut: reason,

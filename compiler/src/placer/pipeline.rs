@@ -6,7 +6,9 @@
 //! A group of several blocks stays inside one node (its all-reduces use the node's local links);
 //! only a single block too large for a node may take a larger group.
 //! `best[j][c]` is the smallest bottleneck (the slowest stage's compute plus incoming transfer)
-//! over partitions of the first `j` blocks onto exactly `c` chips; the answer is exact for this
+//! over partitions of the first `j` blocks onto exactly `c` chips. Chips are numbered in stage
+//! order, so a stage continuing after `c` chips starts at chip `c`, and its incoming transfer pays
+//! the extra hops of leaving a node or a rack exactly there; the answer is exact for this
 //! cost model, in O(blocks^2 x chips) time, and deterministic (ties go to the earlier cut).
 
 use super::blocks::{Block, Shared};
@@ -18,7 +20,8 @@ pub struct StageCut {
     pub start: usize,
     pub end: usize,
     pub chips: u32,
-    /// The stage's cycles: compute (split over the group), all-reduces, and the incoming transfer.
+    /// The stage's cycles: compute (split over the group), all-reduces, and the incoming transfer
+    /// (in a partition, with the extra hops of leaving a node or rack where it starts).
     pub cycles: u64,
     /// SRAM bytes the stage needs over its group.
     pub bytes: u64,
@@ -32,6 +35,10 @@ pub struct StageCosts<'a> {
     link: f64,
     hop: u64,
     pub(crate) node_chips: u32,
+    /// Chips a rack, and whether a stage's incoming transfer pays the extra hops of crossing a
+    /// node or a rack (the chip numbering fixes where each stage starts).
+    rack_chips: u32,
+    distance_aware: bool,
 }
 
 impl<'a> StageCosts<'a> {
@@ -48,7 +55,32 @@ impl<'a> StageCosts<'a> {
             link: target.link_bytes_per_cycle(),
             hop: target.c2c.hop_latency_cycles,
             node_chips: target.topology.chips_per_node,
+            rack_chips: target.chips_per_rack(),
+            distance_aware: true,
         }
+    }
+
+    /// The same costs with every incoming transfer priced as one hop wherever the stage starts,
+    /// the position-free model the ILP encodes.
+    pub fn without_distance(mut self) -> Self {
+        self.distance_aware = false;
+        self
+    }
+
+    /// Extra cycles of a stage's incoming transfer when it starts at `chip`: one more hop to leave
+    /// a node, two to leave a rack (as the report prices it).
+    pub fn extra_hops(&self, start_block: usize, chip: u32) -> u64 {
+        if !self.distance_aware || start_block == 0 || chip == 0 {
+            return 0;
+        }
+        let extra = if chip.is_multiple_of(self.rack_chips) {
+            2
+        } else if chip.is_multiple_of(self.node_chips) {
+            1
+        } else {
+            0
+        };
+        self.hop.saturating_mul(extra)
     }
 
     /// SRAM bytes of one chip.
@@ -196,7 +228,8 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
                     if prev == NONE {
                         continue;
                     }
-                    let value = prev.max(stage.cycles);
+                    let start_chip = (c - g) as u32;
+                    let value = prev.max(stage.cycles.saturating_add(costs.extra_hops(i, start_chip)));
                     if value < best[j][c] {
                         best[j][c] = value;
                         from[j][c] = (i, stage.chips);
@@ -216,8 +249,10 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
     let mut j = n;
     while j > 0 {
         let (i, g) = from[j][c];
-        let stage = costs.stage_on(i, j, g);
+        let mut stage = costs.stage_on(i, j, g);
         c -= g as usize;
+        // Its incoming transfer's real distance, now that its first chip is known.
+        stage.cycles = stage.cycles.saturating_add(costs.extra_hops(i, c as u32));
         stages.push(stage);
         j = i;
     }
@@ -248,7 +283,8 @@ pub fn brute_force(costs: &StageCosts, n: usize, max_chips: u32) -> Option<(u64,
             for stage in costs.options(at, end, max) {
                 let used = chips + stage.chips;
                 if used <= max {
-                    walk(costs, n, end, used, neck.max(stage.cycles), max, best);
+                    let cycles = stage.cycles.saturating_add(costs.extra_hops(at, chips));
+                    walk(costs, n, end, used, neck.max(cycles), max, best);
                 }
             }
         }
