@@ -172,15 +172,9 @@ impl ModelBuilder {
     }
 
     /// An int64 initializer holding `values`.
-    pub fn int64s(mut self, name: &str, values: &[i64]) -> Self {
-        self.graph.initializer.push(TensorProto {
-            name: name.into(),
-            data_type: I64,
-            dims: vec![values.len() as i64],
-            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
-        self
+    pub fn int64s(self, name: &str, values: &[i64]) -> Self {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.raw(name, I64, &[values.len() as i64], bytes)
     }
 
     pub fn node(self, name: &str, op: &str, inputs: &[&str], outputs: &[&str]) -> Self {

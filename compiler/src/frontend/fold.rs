@@ -92,10 +92,9 @@ pub fn evaluate(kind: &OpKind, inputs: &[(&TensorType, &Values)], out: &TensorTy
             let all = concat_values(&parts)?;
             let mut offsets = Vec::new();
             let mut base = 0usize;
-            for (t, v) in inputs {
+            for (_, v) in inputs {
                 offsets.push(base);
                 base += v.len();
-                let _ = t;
             }
             let mut map = Vec::new();
             each_index(out_dims, |idx| {
@@ -140,7 +139,6 @@ pub fn evaluate(kind: &OpKind, inputs: &[(&TensorType, &Values)], out: &TensorTy
         OpKind::Gather { axis } => {
             let d = dims(0);
             let idx_vals = inputs[1].1.to_ints();
-            let n = idx_vals.len();
             let checked = |ds: &[u64]| ds.iter().try_fold(1u64, |a, &x| a.checked_mul(x));
             let (outer, inner) = (checked(&d[..*axis])?, checked(&d[axis + 1..])?);
             let mut map = Vec::new();
@@ -155,7 +153,6 @@ pub fn evaluate(kind: &OpKind, inputs: &[(&TensorType, &Values)], out: &TensorTy
                     }
                 }
             }
-            let _ = n;
             inputs[0].1.pick(&map)
         }
         OpKind::Transpose { perm } => {
@@ -182,13 +179,11 @@ pub fn evaluate(kind: &OpKind, inputs: &[(&TensorType, &Values)], out: &TensorTy
         }
         OpKind::Trilu { upper, k } => {
             let d = dims(0);
-            let (rows, cols) = (d[d.len() - 2], d[d.len() - 1]);
             let mut keep = Vec::new();
             each_index(d, |idx| {
                 let (r, c) = (idx[d.len() - 2] as i64, idx[d.len() - 1] as i64);
                 keep.push(if *upper { c - r >= *k } else { c - r <= *k });
             });
-            let _ = (rows, cols);
             let zero = Values::Int(vec![0]).cast(out.dtype);
             let all = concat_values(&[inputs[0].1.clone(), zero])?;
             let n = inputs[0].1.len();

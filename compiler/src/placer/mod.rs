@@ -200,13 +200,6 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
     );
     let chips_used: u32 = cuts.iter().map(|s| s.chips).sum();
     let racks = target.racks_for(chips_used);
-    if racks > 1 && !opts.allow_cross_rack {
-        return Err(PlaceError::CrossRack {
-            chips: chips_used,
-            racks,
-            per_rack: target.chips_per_rack(),
-        });
-    }
     let mut first_chip = 0u32;
     let mut stages = Vec::with_capacity(cuts.len());
     for (k, cut) in cuts.iter().enumerate() {

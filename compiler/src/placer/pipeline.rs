@@ -136,8 +136,9 @@ impl<'a> StageCosts<'a> {
 
     /// The stage of blocks `[start, end)` on the fewest chips that hold it.
     pub fn stage(&self, start: usize, end: usize) -> StageCut {
-        let chips = u32::try_from(self.bytes(start, end).div_ceil(self.capacity).max(1)).unwrap_or(u32::MAX);
-        self.stage_on(start, end, chips)
+        let bytes = self.bytes(start, end);
+        let chips = u32::try_from(bytes.div_ceil(self.capacity).max(1)).unwrap_or(u32::MAX);
+        self.priced(start, end, chips, bytes)
     }
 
     /// Every allowed way to run blocks `[start, end)` as one stage: from the fewest chips that
@@ -148,15 +149,20 @@ impl<'a> StageCosts<'a> {
             return vec![];
         }
         let most = fewest.chips.max(self.node_chips.min(max_chips));
+        let bytes = fewest.bytes;
         std::iter::once(fewest.clone())
-            .chain((fewest.chips + 1..=most).map(|g| self.stage_on(start, end, g)))
+            .chain((fewest.chips + 1..=most).map(|g| self.priced(start, end, g, bytes)))
             .collect()
     }
 
     /// The stage of blocks `[start, end)` on a group of `chips` (at least the fewest that hold it).
     pub fn stage_on(&self, start: usize, end: usize, chips: u32) -> StageCut {
+        self.priced(start, end, chips, self.bytes(start, end))
+    }
+
+    /// A stage's cycles on `chips`, its SRAM `bytes` already known.
+    fn priced(&self, start: usize, end: usize, chips: u32, bytes: u64) -> StageCut {
         let run = &self.blocks[start..end];
-        let bytes = self.bytes(start, end);
         let g = u64::from(chips);
         let compute = run
             .iter()

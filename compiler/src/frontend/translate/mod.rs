@@ -210,7 +210,7 @@ pub fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Plan, Reject
     if let Some(plan) = elementwise::translate(node, opset, ops)? {
         return Ok(plan);
     }
-    if let Some(plan) = nn::translate(node, opset, ops)? {
+    if let Some(plan) = nn::translate(node, ops)? {
         return Ok(plan);
     }
     if let Some(plan) = layout::translate(node, opset, ops)? {

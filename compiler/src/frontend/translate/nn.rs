@@ -8,7 +8,7 @@ use crate::frontend::consts::{Const, Values};
 use crate::frontend::model::Node;
 use lpuc_ir::{BinaryOp, DType, OpKind, PoolKind, ReduceOp, TensorType, UnaryOp, Window};
 
-pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Option<Plan>, Reject> {
+pub(super) fn translate(node: &Node, ops: &Operands) -> Result<Option<Plan>, Reject> {
     let present = |range: std::ops::Range<usize>| range.filter(|&i| ops.present(i)).collect::<Vec<_>>();
     let plan = match node.op_type.as_str() {
         "MatMul" => Plan::op(OpKind::MatMul, vec![0, 1]),
@@ -251,10 +251,7 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
             inputs: vec![Operand::Input(0)],
             outputs: vec![0, 1, 2],
         }]),
-        _ => {
-            let _ = opset;
-            return Ok(None);
-        }
+        _ => return Ok(None),
     };
     Ok(Some(plan))
 }
