@@ -353,10 +353,17 @@ fn emulate(dir: &std::path::Path) -> i32 {
     let verdict = lpuc_emulator::emulate_artifact(&artifact);
     if verdict.is_ok() {
         let s = &verdict.stats;
-        println!(
-            "ok: {} instructions replayed; makespan {} cycles confirmed; peak SRAM {} bytes at cycle {}; no dependency, unit or SRAM fault",
-            s.instructions, s.makespan, s.peak_sram_bytes, s.peak_sram_cycle
-        );
+        if s.chips.len() > 1 || s.transfers > 0 {
+            println!(
+                "ok: {} instructions and {} transfers ({} hops) replayed on {} chips; makespan {} cycles confirmed; peak SRAM {} bytes on a chip at cycle {}; no dependency, unit, link, route or SRAM fault",
+                s.instructions, s.transfers, s.hops, s.chips.len(), s.makespan, s.peak_sram_bytes, s.peak_sram_cycle
+            );
+        } else {
+            println!(
+                "ok: {} instructions replayed; makespan {} cycles confirmed; peak SRAM {} bytes at cycle {}; no dependency, unit or SRAM fault",
+                s.instructions, s.makespan, s.peak_sram_bytes, s.peak_sram_cycle
+            );
+        }
         0
     } else {
         eprintln!(

@@ -16,4 +16,6 @@ pub mod text;
 pub use dir::{read_artifact, write_artifact, Artifact, ArtifactError, ARTIFACT_FILES};
 pub use manifest::Manifest;
 pub use report::{CriticalStep, Report, SramReport, UnitReport};
-pub use schedule::{Buffer, BufferId, BufferKind, InstrId, Instruction, Schedule, SCHEDULE_FORMAT};
+pub use schedule::{
+    Buffer, BufferId, BufferKind, Hop, InstrId, Instruction, Schedule, Transfer, TransferId, SCHEDULE_FORMAT,
+};

@@ -1,9 +1,12 @@
 //! An independent, cycle-accurate replay of an lpuc artifact.
 //!
 //! Like regalloc2's checker, the emulator shares no code with the scheduler: it reads only the
-//! artifact (schedule, report, target description) and replays it event by event, cycle by cycle,
-//! tracking when every result becomes readable, which unit is busy and what occupies SRAM. It
-//! reports every rule the schedule breaks, each with the cycle, unit and instructions involved.
+//! artifact (schedule, report, target description) and replays it in cycle order, tracking when
+//! every result becomes readable or arrives from another chip, which unit and which link is busy
+//! and what occupies each chip's SRAM. It reports every rule the schedule breaks, each with the
+//! cycle, chip, unit, instructions and transfers involved. Durations come from the target's cost
+//! model and link model (`Target::cost`, `Target::hop_cycles`), routes are checked against the
+//! target's link set (`Target::link`): the target description is the shared truth.
 //!
 //! **Architecture invariant:** this crate never depends on the `lpuc` compiler crate.
 
@@ -12,7 +15,7 @@ mod replay;
 mod structure;
 
 pub use fault::{Fault, FaultKind};
-pub use replay::Stats;
+pub use replay::{ChipStats, Stats};
 
 use lpuc_artifact::digest::sha256_hex;
 use lpuc_artifact::{Artifact, Schedule};
@@ -41,7 +44,7 @@ pub fn emulate_schedule(schedule: &Schedule, target: &Target) -> Verdict {
             faults,
         };
     }
-    let (stats, replay_faults) = replay::replay(schedule);
+    let (stats, replay_faults) = replay::replay(schedule, target);
     faults.extend(replay_faults);
     if stats.makespan != schedule.makespan_cycles {
         faults.push(Fault::new(
@@ -122,3 +125,6 @@ pub fn emulate_artifact(a: &Artifact) -> Verdict {
     }
     verdict
 }
+
+#[cfg(test)]
+mod tests;

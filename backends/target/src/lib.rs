@@ -11,5 +11,5 @@ pub mod units;
 
 pub use cost::{Cost, Work};
 pub use desc::{Target, TargetError};
-pub use topology::{ChipLocation, Distance};
+pub use topology::{ChipLocation, Distance, LinkKind};
 pub use units::{UnitId, UnitKind};

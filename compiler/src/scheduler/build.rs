@@ -17,7 +17,7 @@ pub struct SramUse {
     pub weight_bytes: u64,
 }
 
-/// Schedule `g` on one chip of `target`.
+/// Schedule `g` on one chip of `target` (chip 0, no transfers).
 pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse), ScheduleError> {
     let placed = list_schedule(g, target)?;
     let makespan = placed.iter().map(Placed::done).max().unwrap_or(0);
@@ -101,6 +101,7 @@ pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse),
                 dtype: value.ty.dtype,
                 shape: value.ty.shape.dims().to_vec(),
                 bytes: sizes[v.index()],
+                chip: 0,
                 offset: offsets[v.index()],
             }
         })
@@ -116,6 +117,7 @@ pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse),
             let prov = g.provenance(p.op);
             Instruction {
                 id: InstrId(i as u32),
+                chip: 0,
                 unit: p.unit,
                 start: p.start,
                 occupancy: p.cost.occupancy,
@@ -135,8 +137,10 @@ pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse),
         target: target.name.clone(),
         sram_capacity_bytes: capacity,
         makespan_cycles: makespan,
+        chips: 1,
         buffers,
         instructions,
+        transfers: Vec::new(),
     };
     let sram = SramUse {
         peak_bytes: peak,
