@@ -5,7 +5,7 @@
 use lpuc::driver::place;
 use lpuc::placer::blocks::Block;
 use lpuc::placer::pipeline::{best_partition, brute_force, Goal, StageCosts};
-use lpuc::placer::{PlaceError, PlaceOptions, Placement};
+use lpuc::placer::{Partition, PlaceError, PlaceOptions, Placement};
 use lpuc_examples::catalog::preset;
 use lpuc_examples::nn::Variant;
 use lpuc_examples::standalone::{write_model, Weights};
@@ -14,7 +14,10 @@ use lpuc_tests::{example, scratch};
 use proptest::prelude::*;
 
 fn assert_sound(p: &Placement, ops: usize) {
-    let t = Target::lpu_v1();
+    assert_sound_on(p, ops, &Target::lpu_v1());
+}
+
+fn assert_sound_on(p: &Placement, ops: usize, t: &Target) {
     assert_eq!(
         p.stages.iter().map(|s| s.ops).sum::<usize>(),
         ops,
@@ -38,20 +41,33 @@ fn gpt2_pipelines_over_the_chips_it_is_given() {
     let (one, _) = place(&opts, &PlaceOptions::default()).unwrap();
     assert_eq!(one.chips_used, 1, "the fewest chips that fit by default");
     assert_sound(&one, ops);
-    let (four, _) = place(
-        &opts,
-        &PlaceOptions {
-            chips: Some(4),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    assert_sound(&four, ops);
-    assert!(four.stages.len() > 1 && four.bottleneck_cycles < one.bottleneck_cycles);
-    assert!(four
+    let four_chips = |partition| PlaceOptions {
+        chips: Some(4),
+        partition,
+        ..Default::default()
+    };
+    // Layer-wise: a pipeline of single chips, cut at layer boundaries.
+    let (layer, _) = place(&opts, &four_chips(Partition::Layer)).unwrap();
+    assert_sound(&layer, ops);
+    assert!(layer.stages.len() > 1 && layer.bottleneck_cycles < one.bottleneck_cycles);
+    assert!(layer.stages.iter().all(|s| s.chips == 1));
+    assert!(layer
         .stages
         .iter()
         .any(|s| s.blocks.0 == "h.0" || s.blocks.1 == "h.0"));
+    // Tensor-wise: one stage, its ops split over all four chips.
+    let (tensor, _) = place(&opts, &four_chips(Partition::Tensor)).unwrap();
+    assert_sound(&tensor, ops);
+    assert_eq!((tensor.stages.len(), tensor.stages[0].chips), (1, 4));
+    assert_eq!(tensor.stages[0].sharding, "ilp");
+    assert!(tensor.bottleneck_cycles < one.bottleneck_cycles);
+    // Auto searches both and their mixes, so it is never slower than either.
+    let (auto, _) = place(&opts, &four_chips(Partition::Auto)).unwrap();
+    assert_sound(&auto, ops);
+    assert!(auto.bottleneck_cycles <= layer.bottleneck_cycles.min(tensor.bottleneck_cycles));
+    // Hybrid: every stage a split group.
+    let (hybrid, _) = place(&opts, &four_chips(Partition::Hybrid)).unwrap();
+    assert!(hybrid.stages.iter().all(|s| s.chips >= 2));
 }
 
 #[test]
@@ -80,7 +96,10 @@ fn the_70b_shaped_decoder_places_across_racks_only_when_allowed() {
         p.chips_used,
         p.racks
     );
-    assert!(p.stages.len() >= 80, "a stage per layer at least");
+    assert!(
+        p.stages.iter().all(|s| s.chips == 1 || s.sharding != "single"),
+        "split stages say how they were split"
+    );
     let no_cross = PlaceOptions {
         allow_cross_rack: false,
         ..int8.clone()
@@ -95,6 +114,7 @@ fn the_70b_shaped_decoder_places_across_racks_only_when_allowed() {
         chips: Some(576),
         weight_dtype: Some(lpuc_ir::DType::F16),
         allow_cross_rack: true,
+        ..Default::default()
     };
     match place(&opts, &fp16) {
         Err(lpuc::driver::CompileError::Placement(PlaceError::TooFewChips { min_chips, chips, .. })) => {
@@ -113,6 +133,7 @@ fn prefill_at_4096_fits_by_tiling_attention_in_time() {
         chips: Some(576),
         weight_dtype: Some(lpuc_ir::DType::I8),
         allow_cross_rack: true,
+        ..Default::default()
     };
     // 70B-shaped, int8: fits 576 chips once attention's 64 x 4096 x 4096 scores run in tiles.
     let config = preset("llama", "llama2-70b").unwrap();
@@ -169,6 +190,7 @@ fn chain() -> impl Strategy<Value = Vec<Block>> {
                 activation_bytes: act,
                 tiled: vec![],
                 cut_bytes: cut,
+                groups: vec![],
             })
             .collect()
     })
@@ -208,6 +230,66 @@ proptest! {
                     prop_assert!(s.bytes <= u64::from(s.chips) * t.sram.bytes);
                 }
             }
+        }
+    }
+}
+
+#[path = "graph_gen.rs"]
+mod graph_gen;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// Tensor-wise sharding of a random graph as one block: the chosen split is never worse than
+    /// the heuristic's, every op gets a strategy, and a chip's resident bytes shrink with the group.
+    #[test]
+    fn the_sharding_ilp_is_never_worse_than_the_heuristic(
+        rows in prop_oneof![Just(1u64), Just(8), Just(64), Just(96)],
+        cols in prop_oneof![Just(16u64), Just(128), Just(320)],
+        steps in proptest::collection::vec(graph_gen::step(), 1..20),
+        ways in prop_oneof![Just(2u64), Just(4), Just(8)],
+    ) {
+        let g = lpuc::passes::run_passes(graph_gen::build(rows, cols, &steps)).unwrap();
+        let t = Target::lpu_v1();
+        let ops: Vec<lpuc_ir::OpId> = g.op_ids().collect();
+        let outputs = g.outputs().to_vec();
+        let bytes = |v: lpuc_ir::ValueId| g.value(v).ty.size_bytes().unwrap();
+        let split = lpuc::placer::sharding::shard(&g, &ops, ways, &t, &|_| true, &|v| outputs.contains(&v), &bytes);
+        let whole = lpuc::placer::sharding::shard(&g, &ops, 1, &t, &|_| true, &|v| outputs.contains(&v), &bytes);
+        prop_assert_eq!(split.choice.len(), ops.len());
+        prop_assert!(split.cycles <= split.heuristic_cycles, "{} > {}", split.cycles, split.heuristic_cycles);
+        prop_assert!(split.bytes_per_chip <= whole.bytes_per_chip + (1 << 20));
+        prop_assert!(whole.collectives.is_empty());
+    }
+
+    /// Placing a random graph on chips with a small SRAM: every op is placed exactly once, stages
+    /// are contiguous on consecutive chips, and no chip is over capacity.
+    #[test]
+    fn random_graphs_place_soundly(
+        rows in prop_oneof![Just(8u64), Just(64), Just(96)],
+        cols in prop_oneof![Just(128u64), Just(320)],
+        steps in proptest::collection::vec(graph_gen::step(), 1..16),
+        chips in 1u32..12,
+        sram_kib in prop_oneof![Just(256u64), Just(1024), Just(8192)],
+        partition in prop_oneof![Just(Partition::Auto), Just(Partition::Layer), Just(Partition::Tensor), Just(Partition::Hybrid)],
+    ) {
+        let g = lpuc::passes::run_passes(graph_gen::build(rows, cols, &steps)).unwrap();
+        let mut t = Target::lpu_v1();
+        t.sram.bytes = sram_kib << 10;
+        let opts = PlaceOptions { chips: Some(chips), partition, ..Default::default() };
+        match lpuc::placer::place(&g, &t, &opts) {
+            Ok(p) => {
+                assert_sound_on(&p, g.num_ops(), &t);
+                prop_assert!(p.chips_used <= chips);
+                match partition {
+                    Partition::Layer => prop_assert!(p.stages.iter().all(|s| s.chips == 1)),
+                    Partition::Tensor => prop_assert_eq!(p.stages.len(), 1),
+                    Partition::Hybrid => prop_assert!(p.stages.iter().all(|s| s.chips >= 2)),
+                    Partition::Auto => {}
+                }
+            }
+            Err(PlaceError::TooFewChips { min_chips, .. }) => prop_assert!(min_chips > chips || partition != Partition::Auto),
+            Err(e) => prop_assert!(false, "unexpected {e}"),
         }
     }
 }

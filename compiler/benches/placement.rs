@@ -45,6 +45,7 @@ fn main() {
                 chips: Some(chips),
                 weight_dtype: Some(lpuc_ir::DType::I8),
                 allow_cross_rack: true,
+                ..Default::default()
             };
             let t = Instant::now();
             let result = place(&opts, &place_opts);

@@ -97,6 +97,10 @@ pub enum Command {
         /// Let the placement span racks (the critical path then crosses global links).
         #[arg(long)]
         allow_cross_rack: bool,
+        /// How to partition: auto (fastest), layer (pipeline of single chips), tensor (one
+        /// split group), hybrid (pipeline of split groups).
+        #[arg(long, value_enum, default_value_t = crate::placer::Partition::Auto)]
+        partition: crate::placer::Partition,
         /// Output format: text for people, json for tools.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -210,9 +214,11 @@ pub fn run(cli: Cli) -> i32 {
             chips,
             weight_dtype,
             allow_cross_rack,
+            partition,
             format,
         } => {
             let opts = crate::placer::PlaceOptions {
+                partition,
                 chips,
                 weight_dtype: weight_dtype.map(WeightDtype::dtype),
                 allow_cross_rack,

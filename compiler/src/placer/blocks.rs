@@ -6,10 +6,12 @@
 //! chip, the weight bytes it keeps resident, its activation working set, and the bytes that cross
 //! the cut after it.
 
+use super::sharding::{shard, Method};
 use super::tiling::{tiled_working_set, Tiled};
 use crate::scheduler::work::work_of;
-use lpuc_ir::{DType, Graph, OpId, ValueKind};
+use lpuc_ir::{DType, Graph, OpId, ValueId, ValueKind};
 use lpuc_target::{Target, UnitKind};
+use std::collections::BTreeMap;
 
 /// A contiguous run of ops placed as a unit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +35,75 @@ pub struct Block {
     /// Bytes of values produced at or before this block and read after it: what a cut after this
     /// block must send.
     pub cut_bytes: u64,
+    /// The block's tensor-wise sharding per group size it can run on, ascending by `ways`; empty
+    /// for a block built by hand (the placer then splits it evenly, see `pipeline`).
+    pub groups: Vec<GroupCost>,
+}
+
+/// A block's cost on a group of chips, from its sharding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCost {
+    pub ways: u32,
+    /// Compute and collectives.
+    pub cycles: u64,
+    /// Its own weights and inputs a chip holds.
+    pub bytes_per_chip: u64,
+    pub method: Method,
+    /// What the heuristic alone found (for the report's ILP-vs-heuristic figures).
+    pub heuristic_cycles: u64,
+}
+
+/// Group sizes a stage may use: every size up to a node, then powers of two for single blocks
+/// too large for a node.
+pub fn group_sizes(node_chips: u32) -> Vec<u32> {
+    let mut sizes: Vec<u32> = (1..=node_chips).collect();
+    let mut g = node_chips.next_power_of_two();
+    while g <= 64 {
+        if g > node_chips {
+            sizes.push(g);
+        }
+        g *= 2;
+    }
+    sizes
+}
+
+/// A block's structure without its names: ops, shapes, and where each operand comes from. Equal
+/// signatures shard identically, so a model's 80 identical layers are solved once.
+fn signature(
+    g: &Graph,
+    members: &[OpId],
+    counted: &dyn Fn(ValueId) -> bool,
+    read_outside: &dyn Fn(ValueId) -> bool,
+) -> String {
+    use std::fmt::Write;
+    let local: BTreeMap<OpId, usize> = members.iter().enumerate().map(|(i, &o)| (o, i)).collect();
+    let mut sig = String::new();
+    for &o in members {
+        let op = g.op(o);
+        let _ = write!(sig, "{:?}(", op.kind);
+        for &v in &op.inputs {
+            let value = g.value(v);
+            let from = match value.kind {
+                ValueKind::Computed { producer } => match local.get(&producer) {
+                    Some(i) => format!("%{i}"),
+                    None => "out".into(),
+                },
+                ValueKind::Weight { .. } => format!("w{}", u8::from(counted(v))),
+                ValueKind::Input => format!("i{}", u8::from(counted(v))),
+            };
+            let _ = write!(sig, "{from}:{},", value.ty);
+        }
+        for &v in &op.outputs {
+            let _ = write!(
+                sig,
+                "->{}{}",
+                g.value(v).ty,
+                if read_outside(v) { "!" } else { "" }
+            );
+        }
+        sig.push(';');
+    }
+    sig
 }
 
 /// A weight or graph input several blocks read (a tied embedding, rotary tables, a shared mask):
@@ -165,10 +236,55 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
             u64::try_from(running.max(0)).unwrap_or(u64::MAX)
         })
         .collect();
+    let is_output: Vec<bool> = {
+        let mut o = vec![false; g.num_values()];
+        for &v in g.outputs() {
+            o[v.index()] = true;
+        }
+        o
+    };
+    let sizes = group_sizes(target.topology.chips_per_node);
+    let mut solved: BTreeMap<(String, u32), GroupCost> = BTreeMap::new();
     let chain = runs
         .into_iter()
         .enumerate()
         .map(|(b, (name, members))| {
+            // A weight or input is this block's own when no other block reads it; a result
+            // leaves the block when a later block (or the caller) reads it.
+            let counted = |v: ValueId| readers[v.index()].len() <= 1;
+            let read_outside =
+                |v: ValueId| is_output[v.index()] || last_reader[v.index()].is_some_and(|r| r > b);
+            let stored = |v: ValueId| match g.value(v).kind {
+                ValueKind::Weight { .. } => weight_bytes(g, v, weight_dtype),
+                _ => g.value(v).ty.size_bytes().unwrap_or(u64::MAX),
+            };
+            let sig = signature(g, &members, &counted, &read_outside);
+            let groups: Vec<GroupCost> = sizes
+                .iter()
+                .map(|&ways| {
+                    solved
+                        .entry((sig.clone(), ways))
+                        .or_insert_with(|| {
+                            let s = shard(
+                                g,
+                                &members,
+                                u64::from(ways),
+                                target,
+                                &counted,
+                                &read_outside,
+                                &stored,
+                            );
+                            GroupCost {
+                                ways,
+                                cycles: s.cycles,
+                                bytes_per_chip: s.bytes_per_chip,
+                                method: s.method,
+                                heuristic_cycles: s.heuristic_cycles,
+                            }
+                        })
+                        .clone()
+                })
+                .collect();
             let mut busy = [0u64; 3];
             let mut activation = 0u64;
             let mut tiled = Vec::new();
@@ -204,6 +320,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                 activation_bytes: activation,
                 tiled,
                 cut_bytes: cut_bytes[b],
+                groups,
             }
         })
         .collect();

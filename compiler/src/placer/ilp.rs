@@ -122,6 +122,7 @@ mod tests {
                 activation_bytes: 1 << 20,
                 tiled: vec![],
                 cut_bytes: 1 << 22,
+                groups: vec![],
             })
             .collect();
         let costs = StageCosts::new(&blocks, &t).without_distance();

@@ -11,6 +11,7 @@ pub mod blocks;
 pub mod ilp;
 pub mod pipeline;
 pub mod report;
+pub mod sharding;
 pub mod tiling;
 
 use blocks::{Block, Shared};
@@ -26,9 +27,25 @@ const MAX_BLOCKS: usize = 256;
 /// Most chips a placement may use.
 pub const MAX_CHIPS: u32 = 1 << 16;
 
+/// How the model may be partitioned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Partition {
+    /// Whatever is fastest: pipeline stages, each on one chip or a tensor-split group.
+    #[default]
+    Auto,
+    /// Layer-wise only: pipeline stages of one chip each.
+    Layer,
+    /// Tensor-wise only: one stage, every op split over one group.
+    Tensor,
+    /// Both: pipeline stages, each on a tensor-split group of two or more chips.
+    Hybrid,
+}
+
 /// What the user asked of the placement.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlaceOptions {
+    pub partition: Partition,
     /// Chips available; `None` places onto the fewest that fit.
     pub chips: Option<u32>,
     /// Storage dtype of float weights (`None`: the model's own).
@@ -65,8 +82,14 @@ pub struct Stage {
     pub weight_bytes: u64,
     pub activation_bytes: u64,
     pub transfer_in_bytes: u64,
-    /// Compute, all-reduce and incoming-transfer cycles of the stage.
+    /// Compute, collective and incoming-transfer cycles of the stage.
     pub cycles: u64,
+    /// How its blocks' ops were split over the group: `ilp` (every block proven optimal),
+    /// `heuristic`, `mixed`, or `single` (one chip).
+    pub sharding: &'static str,
+    /// The stage's compute and collectives had the heuristic decided every block (equal to the
+    /// sharded part of `cycles` when it did).
+    pub heuristic_cycles: u64,
     /// SRAM bytes the stage needs per chip of its group.
     pub sram_bytes_per_chip: u64,
     pub sram_utilization: f64,
@@ -129,6 +152,34 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
                 activation_bytes: chunk.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
                 tiled: chunk.iter().flat_map(|b| b.tiled.iter().cloned()).collect(),
                 cut_bytes: last.cut_bytes,
+                // Members are sharded independently (each hands on whole values), so a merged
+                // block runs on the group sizes all members have, at their summed cost.
+                groups: chunk[0]
+                    .groups
+                    .iter()
+                    .filter_map(|first| {
+                        let members: Option<Vec<&blocks::GroupCost>> = chunk
+                            .iter()
+                            .map(|b| b.groups.iter().find(|c| c.ways == first.ways))
+                            .collect();
+                        let members = members?;
+                        Some(blocks::GroupCost {
+                            ways: first.ways,
+                            cycles: members.iter().fold(0u64, |a, c| a.saturating_add(c.cycles)),
+                            bytes_per_chip: members
+                                .iter()
+                                .fold(0u64, |a, c| a.saturating_add(c.bytes_per_chip)),
+                            method: if members.iter().all(|c| c.method == first.method) {
+                                first.method
+                            } else {
+                                sharding::Method::Heuristic
+                            },
+                            heuristic_cycles: members
+                                .iter()
+                                .fold(0u64, |a, c| a.saturating_add(c.heuristic_cycles)),
+                        })
+                    })
+                    .collect(),
             }
         })
         .collect();
@@ -154,7 +205,7 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
     if chain.is_empty() {
         return Err(PlaceError::Empty);
     }
-    let costs = StageCosts::with_shared(&chain, &shared, target);
+    let costs = StageCosts::with_shared(&chain, &shared, target).with_partition(opts.partition);
     // The fewest chips any partition needs: every block on its own group.
     let upper: u32 = (0..chain.len())
         .map(|b| costs.stage(b, b + 1).chips)
@@ -185,7 +236,7 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
             });
         }
         return Err(PlaceError::TooFewChips {
-            needed_bytes: costs.stage(0, chain.len()).bytes,
+            needed_bytes: costs.bytes(0, chain.len()),
             chip_bytes: target.sram.bytes,
             min_chips,
             chips: opts.chips.unwrap_or(limit),
@@ -194,10 +245,18 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
     // The ILP (ilp.rs) is an independent check of this optimum in the tests; microlp's branch and
     // bound has no deterministic node limit and can take minutes on 20-block chains, so a compile
     // never waits for it.
+    let proven = chain
+        .iter()
+        .filter(|b| b.groups.iter().all(|c| c.method != sharding::Method::Heuristic))
+        .count();
     let method = format!(
-        "layer-wise pipeline, exact dynamic program over {} blocks (optimal for this cost model)",
-        chain.len()
-    );
+        "pipeline stages by exact dynamic program over {} blocks; ops split over each stage's group by ILP ({} of {} blocks proven optimal at every group size, the rest by heuristic); {:?} partitioning",
+        chain.len(),
+        proven,
+        chain.len(),
+        opts.partition
+    )
+    .to_lowercase();
     let chips_used: u32 = cuts.iter().map(|s| s.chips).sum();
     let racks = target.racks_for(chips_used);
     let mut first_chip = 0u32;
@@ -208,6 +267,22 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
         let mut stage_racks: Vec<u32> = (first_chip..=last_chip).map(|c| target.locate(c).rack).collect();
         stage_racks.dedup();
         let per_chip = cut.bytes.div_ceil(u64::from(cut.chips));
+        let costs_here: Vec<&blocks::GroupCost> = run
+            .iter()
+            .filter_map(|b| b.groups.iter().find(|c| c.ways == cut.chips))
+            .collect();
+        let heuristic_cycles = costs_here
+            .iter()
+            .fold(0u64, |a, c| a.saturating_add(c.heuristic_cycles));
+        let sharding = if cut.chips == 1 {
+            "single"
+        } else if costs_here.iter().all(|c| c.method == sharding::Method::Ilp) {
+            "ilp"
+        } else if costs_here.iter().all(|c| c.method == sharding::Method::Heuristic) {
+            "heuristic"
+        } else {
+            "mixed"
+        };
         let reason = if k + 1 == cuts.len() {
             "end"
         } else if cut.chips > costs.stage(cut.start, cut.end).chips {
@@ -228,6 +303,8 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
             activation_bytes: run.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
             transfer_in_bytes: costs.cut_in(cut.start),
             cycles: cut.cycles,
+            sharding,
+            heuristic_cycles,
             sram_bytes_per_chip: per_chip,
             sram_utilization: per_chip as f64 / target.sram.bytes as f64,
             cut: reason,

@@ -12,6 +12,7 @@
 //! cost model, in O(blocks^2 x chips) time, and deterministic (ties go to the earlier cut).
 
 use super::blocks::{Block, Shared};
+use super::Partition;
 use lpuc_target::Target;
 
 /// One stage of a solution: blocks `[start, end)` on `chips` chips.
@@ -39,6 +40,7 @@ pub struct StageCosts<'a> {
     /// node or a rack (the chip numbering fixes where each stage starts).
     rack_chips: u32,
     distance_aware: bool,
+    partition: Partition,
 }
 
 impl<'a> StageCosts<'a> {
@@ -57,6 +59,23 @@ impl<'a> StageCosts<'a> {
             node_chips: target.topology.chips_per_node,
             rack_chips: target.chips_per_rack(),
             distance_aware: true,
+            partition: Partition::Auto,
+        }
+    }
+
+    /// The same costs with stages limited to what `partition` allows.
+    pub fn with_partition(mut self, partition: Partition) -> Self {
+        self.partition = partition;
+        self
+    }
+
+    /// Whether `partition` allows blocks `[start, end)` on `chips` as one stage.
+    fn partition_allows(&self, start: usize, end: usize, chips: u32) -> bool {
+        match self.partition {
+            Partition::Auto => true,
+            Partition::Layer => chips == 1,
+            Partition::Tensor => start == 0 && end == self.blocks.len(),
+            Partition::Hybrid => chips >= 2,
         }
     }
 
@@ -101,13 +120,21 @@ impl<'a> StageCosts<'a> {
         (bytes as f64 / self.link).ceil() as u64
     }
 
-    /// Whether blocks `[start, end)` may form one stage: a group larger than a node holds one block.
+    /// Whether blocks `[start, end)` may form one stage. A hand-built (evenly split) group larger
+    /// than a node holds one block; a sharded stage may take any of its group sizes, since its
+    /// collectives are priced with the extra hop of leaving a node.
     pub fn allowed(&self, stage: &StageCut) -> bool {
-        stage.chips <= self.node_chips || stage.end - stage.start == 1
+        self.sharded(stage.start) || stage.chips <= self.node_chips || stage.end - stage.start == 1
     }
 
-    /// SRAM bytes blocks `[start, end)` need as one stage.
-    fn bytes(&self, start: usize, end: usize) -> u64 {
+    /// Whether the blocks carry their sharding (built from a graph) rather than only totals
+    /// (built by hand in tests, split evenly over a group).
+    fn sharded(&self, start: usize) -> bool {
+        !self.blocks[start].groups.is_empty()
+    }
+
+    /// SRAM bytes blocks `[start, end)` need as one stage, over all chips, split evenly.
+    pub fn bytes(&self, start: usize, end: usize) -> u64 {
         let run = &self.blocks[start..end];
         let activation = run.iter().map(|b| b.activation_bytes).max().unwrap_or(0);
         let inputs = run.iter().fold(0u64, |a, b| a.saturating_add(b.input_bytes));
@@ -115,6 +142,45 @@ impl<'a> StageCosts<'a> {
             .saturating_add(inputs)
             .saturating_add(activation)
             .saturating_add(self.cut_in(start))
+    }
+
+    /// SRAM bytes one chip of a group of `chips` needs for blocks `[start, end)`, or `None` when
+    /// a block has no sharding for that group size. Sharded: each block's own weights and inputs
+    /// as its sharding stores them; shared weights, the largest working set and the incoming
+    /// values split evenly (blocks hand each other values split along their first evenly
+    /// dividing axis, see `sharding::problem::boundary_layout`).
+    pub fn bytes_per_chip(&self, start: usize, end: usize, chips: u32) -> Option<u64> {
+        if chips == 0 {
+            return None;
+        }
+        if !self.sharded(start) {
+            return Some(self.bytes(start, end).div_ceil(u64::from(chips)));
+        }
+        let run = &self.blocks[start..end];
+        let mut own = 0u64;
+        for b in run {
+            let cost = b.groups.iter().find(|c| c.ways == chips)?;
+            own = own.saturating_add(cost.bytes_per_chip);
+        }
+        let shared = self
+            .weights(start, end)
+            .saturating_sub(run.iter().fold(0u64, |a, b| a.saturating_add(b.weight_bytes)));
+        let activation = run.iter().map(|b| b.activation_bytes).max().unwrap_or(0);
+        Some(
+            own.saturating_add(shared.div_ceil(u64::from(chips)))
+                .saturating_add(activation.div_ceil(u64::from(chips)))
+                .saturating_add(self.cut_in(start).div_ceil(u64::from(chips))),
+        )
+    }
+
+    /// Group sizes a sharded stage starting at block `start` may run on, ascending.
+    fn sizes(&self, start: usize) -> Vec<u32> {
+        self.blocks[start].groups.iter().map(|c| c.ways).collect()
+    }
+
+    fn fits(&self, start: usize, end: usize, chips: u32) -> Option<u64> {
+        self.bytes_per_chip(start, end, chips)
+            .filter(|&b| b <= self.capacity)
     }
 
     /// Weight bytes a stage of blocks `[start, end)` holds: its blocks' own, and each shared
@@ -134,50 +200,97 @@ impl<'a> StageCosts<'a> {
         own.saturating_add(shared)
     }
 
-    /// The stage of blocks `[start, end)` on the fewest chips that hold it.
+    /// The stage of blocks `[start, end)` on the fewest chips that hold it (`chips` is
+    /// `u32::MAX` when no group size does).
     pub fn stage(&self, start: usize, end: usize) -> StageCut {
-        let bytes = self.bytes(start, end);
-        let chips = u32::try_from(bytes.div_ceil(self.capacity).max(1)).unwrap_or(u32::MAX);
-        self.priced(start, end, chips, bytes)
+        if !self.sharded(start) {
+            let bytes = self.bytes(start, end);
+            let chips = u32::try_from(bytes.div_ceil(self.capacity).max(1)).unwrap_or(u32::MAX);
+            return self.priced(start, end, chips, bytes.div_ceil(u64::from(chips)));
+        }
+        match self
+            .sizes(start)
+            .into_iter()
+            .find_map(|g| Some((g, self.fits(start, end, g)?)))
+        {
+            Some((g, per_chip)) => self.priced(start, end, g, per_chip),
+            None => StageCut {
+                start,
+                end,
+                chips: u32::MAX,
+                cycles: u64::MAX,
+                bytes: u64::MAX,
+            },
+        }
     }
 
     /// Every allowed way to run blocks `[start, end)` as one stage: from the fewest chips that
-    /// hold it up to a node's worth (more chips split the compute further and all-reduce more).
+    /// hold it up to a node's worth (more chips split the compute further and exchange more).
     pub fn options(&self, start: usize, end: usize, max_chips: u32) -> Vec<StageCut> {
         let fewest = self.stage(start, end);
-        if !self.allowed(&fewest) {
+        if fewest.chips == u32::MAX || !self.allowed(&fewest) {
             return vec![];
         }
-        let most = fewest.chips.max(self.node_chips.min(max_chips));
-        let bytes = fewest.bytes;
-        std::iter::once(fewest.clone())
-            .chain((fewest.chips + 1..=most).map(|g| self.priced(start, end, g, bytes)))
-            .collect()
+        // Sharded stages may use any of their group sizes; hand-built ones up to a node.
+        let most = if self.sharded(start) {
+            max_chips
+        } else {
+            fewest.chips.max(self.node_chips.min(max_chips))
+        };
+        let mut out = vec![fewest.clone()];
+        out.retain(|s| self.partition_allows(start, end, s.chips));
+        let larger: Vec<u32> = if self.sharded(start) {
+            self.sizes(start)
+        } else {
+            (fewest.chips + 1..=most).collect()
+        };
+        for g in larger {
+            if g > fewest.chips && g <= most && self.partition_allows(start, end, g) {
+                if let Some(per_chip) = self.fits(start, end, g) {
+                    out.push(self.priced(start, end, g, per_chip));
+                }
+            }
+        }
+        out
     }
 
     /// The stage of blocks `[start, end)` on a group of `chips` (at least the fewest that hold it).
     pub fn stage_on(&self, start: usize, end: usize, chips: u32) -> StageCut {
-        self.priced(start, end, chips, self.bytes(start, end))
+        let per_chip = self.bytes_per_chip(start, end, chips).unwrap_or(u64::MAX);
+        self.priced(start, end, chips, per_chip)
     }
 
-    /// A stage's cycles on `chips`, its SRAM `bytes` already known.
-    fn priced(&self, start: usize, end: usize, chips: u32, bytes: u64) -> StageCut {
+    /// A stage's cycles on `chips`, one chip's SRAM bytes already known.
+    fn priced(&self, start: usize, end: usize, chips: u32, per_chip: u64) -> StageCut {
         let run = &self.blocks[start..end];
         let g = u64::from(chips);
-        let compute = run
-            .iter()
-            .fold(0u64, |a, b| a.saturating_add(b.compute_cycles))
-            .div_ceil(g);
-        // A split stage all-reduces each block's output over its group (ring: 2(g-1)/g of it).
-        let all_reduce: u64 = if chips > 1 {
+        let work = if self.sharded(start) {
+            // Compute and collectives of each block's sharding on this group.
             run.iter()
                 .map(|b| {
-                    self.transfer(b.cut_bytes.saturating_mul(2 * (g - 1)) / g)
-                        .saturating_add(self.hop)
+                    b.groups
+                        .iter()
+                        .find(|c| c.ways == chips)
+                        .map_or(u64::MAX, |c| c.cycles)
                 })
                 .fold(0u64, u64::saturating_add)
         } else {
-            0
+            let compute = run
+                .iter()
+                .fold(0u64, |a, b| a.saturating_add(b.compute_cycles))
+                .div_ceil(g);
+            // A hand-built stage all-reduces each block's output over its group (ring).
+            let all_reduce: u64 = if chips > 1 {
+                run.iter()
+                    .map(|b| {
+                        self.transfer(b.cut_bytes.saturating_mul(2 * (g - 1)) / g)
+                            .saturating_add(self.hop)
+                    })
+                    .fold(0u64, u64::saturating_add)
+            } else {
+                0
+            };
+            compute.saturating_add(all_reduce)
         };
         let incoming = if start > 0 {
             self.transfer(self.cut_in(start)).saturating_add(self.hop)
@@ -188,8 +301,8 @@ impl<'a> StageCosts<'a> {
             start,
             end,
             chips,
-            cycles: compute.saturating_add(all_reduce).saturating_add(incoming),
-            bytes,
+            cycles: work.saturating_add(incoming),
+            bytes: per_chip.saturating_mul(g),
         }
     }
 }
@@ -211,7 +324,8 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
     let useful: u64 = (0..n)
         .map(|b| {
             let s = costs.stage(b, b + 1);
-            u64::from(s.chips.max(costs.node_chips))
+            let largest = costs.blocks[b].groups.last().map_or(0, |c| c.ways);
+            u64::from(s.chips.max(costs.node_chips).max(largest))
         })
         .sum();
     let cmax = u64::from(max_chips).min(useful) as usize;
@@ -314,6 +428,7 @@ mod tests {
             activation_bytes: 0,
             tiled: vec![],
             cut_bytes: cut,
+            groups: vec![],
         }
     }
 

@@ -49,7 +49,7 @@ pub fn placement_text(p: &Placement, clock_hz: u64) -> String {
         out.push('\n');
     }
     out.push('\n');
-    out.push_str("stage  chips        racks  blocks                                   ops   weights MiB  sram/chip  cycles      cut\n");
+    out.push_str("stage  chips        racks  blocks                                   ops   weights MiB  sram/chip  cycles      split      heuristic   cut\n");
     for (k, s) in p.stages.iter().enumerate() {
         let chips = if s.chips == 1 {
             format!("{}", s.first_chip)
@@ -63,12 +63,14 @@ pub fn placement_text(p: &Placement, clock_hz: u64) -> String {
             format!("{} .. {} ({})", s.blocks.0, s.blocks.1, s.block_count)
         };
         out.push_str(&format!(
-            "{k:>5}  {chips:<11}  {:>5}  {blocks:<40} {:>5} {:>12.1}  {:>8.1}%  {:>10}  {}\n",
+            "{k:>5}  {chips:<11}  {:>5}  {blocks:<40} {:>5} {:>12.1}  {:>8.1}%  {:>10}  {:<9}  {:>10}  {}\n",
             racks.join(","),
             s.ops,
             mib(s.weight_bytes),
             s.sram_utilization * 100.0,
             s.cycles,
+            s.sharding,
+            s.heuristic_cycles,
             s.cut
         ));
     }

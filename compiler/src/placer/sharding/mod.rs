@@ -1,0 +1,174 @@
+//! Tensor-wise placement: how each op of a block runs on a group of chips.
+//!
+//! Every op picks a strategy ([`strategies`]: replicated, split along a result axis, or split along
+//! a matmul's contraction); values change layout between ops by collectives priced from the link
+//! model ([`layout`]). The choice minimises the block's compute plus collectives with a chip's
+//! share of the block's weights bounded ([`problem`]). Two solvers: an exact ILP ([`ilp`]) for blocks
+//! small enough to prove, and a greedy heuristic ([`greedy`]) always; the cheaper valid answer wins
+//! (the ILP's is never worse when it answers, since the heuristic's choice is feasible for it).
+//! On a transformer layer this rediscovers Megatron: projections split by columns, the next
+//! matmul by rows, one reduction of partial sums per sub-block.
+
+pub mod greedy;
+pub mod ilp;
+pub mod layout;
+pub mod problem;
+pub mod strategies;
+
+use layout::Collective;
+use lpuc_ir::{Graph, OpId, ValueId};
+use lpuc_target::Target;
+use problem::Problem;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Which solver decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Proven optimal by the ILP.
+    Ilp,
+    /// The heuristic (the block is too big for the ILP, or the solver failed).
+    Heuristic,
+    /// One chip: every op runs whole, nothing to choose.
+    Single,
+}
+
+/// A block's sharding on a group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sharding {
+    pub ways: u64,
+    /// The strategy name chosen per op, in block order.
+    pub choice: Vec<String>,
+    #[serde(skip)]
+    pub choice_index: Vec<usize>,
+    /// Compute plus collectives, in cycles.
+    pub cycles: u64,
+    /// The heuristic's cycles on the same block (equal to `cycles` when it decided).
+    pub heuristic_cycles: u64,
+    /// Weight and input bytes a chip holds.
+    pub bytes_per_chip: u64,
+    pub method: Method,
+    pub collectives: BTreeMap<Collective, u64>,
+}
+
+/// Shard `ops` (one block, program order) over `ways` chips. `counted`: whether a weight or
+/// input's bytes belong to this block; `read_outside`: whether a result is read after it;
+/// `stored_bytes`: a weight's or input's size as stored.
+pub fn shard(
+    g: &Graph,
+    ops: &[OpId],
+    ways: u64,
+    target: &Target,
+    counted: &dyn Fn(ValueId) -> bool,
+    read_outside: &dyn Fn(ValueId) -> bool,
+    stored_bytes: &dyn Fn(ValueId) -> u64,
+) -> Sharding {
+    let p = Problem::new(g, ops, ways, target, counted, read_outside, stored_bytes);
+    solve(&p)
+}
+
+/// Solve an already built problem with both solvers and keep the better answer.
+pub fn solve(p: &Problem) -> Sharding {
+    let heuristic = greedy::solve(p);
+    let h = p.evaluate(&heuristic);
+    // A chip's share: an even split of the counted residents, with 5% and 1 MiB of slack, and
+    // never less than what the heuristic found (so the ILP can always match it).
+    let counted: u64 = p
+        .residents
+        .iter()
+        .filter(|r| r.counted)
+        .fold(0u64, |a, r| a.saturating_add(r.bytes));
+    let even = counted.div_ceil(p.ways);
+    let budget = even
+        .saturating_add(even / 20)
+        .saturating_add(1 << 20)
+        .max(h.bytes_per_chip);
+    let exact = (p.ways > 1).then(|| ilp::solve(p, budget)).flatten();
+    let (choice, method, eval) = match exact {
+        Some(c) => {
+            let e = p.evaluate(&c);
+            if e.cycles <= h.cycles {
+                (c, Method::Ilp, e)
+            } else {
+                (heuristic, Method::Heuristic, h)
+            }
+        }
+        None => (heuristic, Method::Heuristic, h),
+    };
+    Sharding {
+        ways: p.ways,
+        choice: choice
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| p.strategies[k][s].name.clone())
+            .collect(),
+        collectives: p.collectives(&choice),
+        choice_index: choice,
+        cycles: eval.cycles,
+        heuristic_cycles: h.cycles,
+        bytes_per_chip: eval.bytes_per_chip,
+        method: if p.ways == 1 { Method::Single } else { method },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lpuc_ir::{BinaryOp, DType, OpKind, Provenance, TensorType, UnaryOp};
+
+    fn prov(n: &str) -> Provenance {
+        Provenance {
+            node: n.into(),
+            op_type: n.into(),
+        }
+    }
+
+    /// x -> MatMul(W1) -> Relu -> MatMul(W2) -> Add(x): a transformer MLP with its residual.
+    fn mlp() -> Graph {
+        let mut g = Graph::new("mlp");
+        let x = g.add_input("x", TensorType::new(DType::F16, vec![1, 128, 1024]));
+        let w1 = g.add_weight("w1", TensorType::new(DType::F16, vec![1024, 4096]), "w1");
+        let w2 = g.add_weight("w2", TensorType::new(DType::F16, vec![4096, 1024]), "w2");
+        let h = g.add_op(OpKind::MatMul, vec![x, w1], "h", prov("up")).unwrap();
+        let a = g
+            .add_op(OpKind::Unary(UnaryOp::Relu), vec![h], "a", prov("act"))
+            .unwrap();
+        let d = g.add_op(OpKind::MatMul, vec![a, w2], "d", prov("down")).unwrap();
+        let y = g
+            .add_op(OpKind::Binary(BinaryOp::Add), vec![d, x], "y", prov("residual"))
+            .unwrap();
+        g.add_output(y);
+        g
+    }
+
+    #[test]
+    fn the_mlp_shards_as_megatron_does() {
+        let g = mlp();
+        let t = Target::lpu_v1();
+        let ops: Vec<OpId> = g.op_ids().collect();
+        let outputs = g.outputs().to_vec();
+        let bytes = |v: ValueId| g.value(v).ty.size_bytes().unwrap();
+        let weights = |v: ValueId| matches!(g.value(v).kind, lpuc_ir::ValueKind::Weight { .. });
+        let s = shard(&g, &ops, 8, &t, &weights, &|v| outputs.contains(&v), &bytes);
+        assert_eq!(s.method, Method::Ilp);
+        // Columns, elementwise on the split, rows (partial sums), then one reduction.
+        assert_eq!(s.choice[0], "S2");
+        assert_eq!(s.choice[1], "S2");
+        assert_eq!(s.choice[2], "K");
+        let reductions: u64 = s
+            .collectives
+            .iter()
+            .filter(|(c, _)| matches!(c, Collective::AllReduce | Collective::ReduceScatter))
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(reductions, 1, "{:?}", s.collectives);
+        // Both weights split eightfold.
+        assert_eq!(s.bytes_per_chip, 2 * 1024 * 4096 * 2 / 8);
+        assert!(s.cycles <= s.heuristic_cycles);
+        // On one chip nothing is split and nothing is sent.
+        let one = shard(&g, &ops, 1, &t, &weights, &|v| outputs.contains(&v), &bytes);
+        assert!(one.collectives.is_empty());
+        assert!(one.cycles > s.cycles, "eight chips are faster than one");
+    }
+}

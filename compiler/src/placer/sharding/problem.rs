@@ -1,0 +1,333 @@
+//! One block's sharding problem: its ops' strategies, the resharding cost on every edge, and the
+//! SRAM each choice keeps resident. Both solvers read it, and [`Problem::evaluate`] is the single
+//! judge of a choice (the ILP's answer is re-evaluated here, never taken from the solver).
+//!
+//! Cost of a choice = sum over ops of the strategy's compute (occupancy over the units of its
+//! kind) + sum over edges inside the block of the collective that turns the producer's layout into
+//! the one the consumer needs + for every value crossing the block's edge, the collective between
+//! the boundary layout ([`boundary_layout`]: split along the first evenly dividing axis) and the
+//! layout its producer gives or its consumer needs. Weights and graph inputs are stored in the layout their
+//! readers need (split: 1/g a chip); a value read in two layouts is stored twice.
+
+use super::layout::{kind_index, Change, Collective, Layout, LinkModel};
+use super::strategies::{strategies, Strategy};
+use lpuc_ir::{DType, Graph, OpId, ValueId, ValueKind};
+use lpuc_target::Target;
+use std::collections::BTreeMap;
+
+/// An edge inside the block: op `consumer`'s input `input` is op `producer`'s result.
+#[derive(Clone, Debug)]
+pub struct Edge {
+    pub producer: usize,
+    pub consumer: usize,
+    pub input: usize,
+    pub bytes: u64,
+    pub elements: u64,
+    pub dtype: DType,
+}
+
+/// A value computed before the block, read by op `consumer` at input `input`; it arrives in
+/// `layout`.
+#[derive(Clone, Debug)]
+pub struct Arrival {
+    pub consumer: usize,
+    pub input: usize,
+    pub layout: Layout,
+    pub bytes: u64,
+    pub elements: u64,
+    pub dtype: DType,
+}
+
+/// How blocks hand values to each other on a group of `ways`: split along the first axis that
+/// divides evenly (the sequence of a prefill, the hidden size of a decode step), or whole when
+/// none does. Splitting keeps a chip's share of the incoming activations at 1/ways.
+pub fn boundary_layout(dims: &[u64], ways: u64) -> Layout {
+    if ways <= 1 {
+        return Layout::Replicated;
+    }
+    dims.iter()
+        .position(|&d| d > 1 && d >= ways && d % ways == 0)
+        .map_or(Layout::Replicated, Layout::Split)
+}
+
+/// A weight or graph input read by the block.
+#[derive(Clone, Debug)]
+pub struct Resident {
+    pub value: ValueId,
+    pub bytes: u64,
+    /// (op index, input index) of every read in the block.
+    pub reads: Vec<(usize, usize)>,
+    /// Whether its bytes count against this block (a value several blocks share is counted by
+    /// the placer once per stage instead).
+    pub counted: bool,
+}
+
+/// A block's problem on a group of `ways` chips.
+pub struct Problem {
+    pub ways: u64,
+    pub ops: Vec<OpId>,
+    pub strategies: Vec<Vec<Strategy>>,
+    /// Compute cycles per op per strategy (`u64::MAX` when the target cannot run it).
+    pub compute: Vec<Vec<u64>>,
+    pub edges: Vec<Edge>,
+    pub arrivals: Vec<Arrival>,
+    pub residents: Vec<Resident>,
+    /// Per op, per strategy: the collectives at the block's edges: its result leaving in the
+    /// boundary layout (when a later block reads it) and its inputs from earlier blocks arriving
+    /// in theirs.
+    pub leaving: Vec<Vec<u64>>,
+    /// Per op: the layout its result leaves the block in, when a later block reads it.
+    pub leaves: Vec<Option<Layout>>,
+    links: LinkModel,
+}
+
+/// What a choice costs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evaluation {
+    pub cycles: u64,
+    /// Resident bytes a chip holds (counted residents only).
+    pub bytes_per_chip: u64,
+}
+
+fn value_bytes(g: &Graph, v: ValueId) -> u64 {
+    g.value(v).ty.size_bytes().unwrap_or(u64::MAX)
+}
+
+impl Problem {
+    /// The problem of ops `ops` (in program order) on `ways` chips; `counted` says which
+    /// residents' bytes the block owns, `read_outside` which results are read after the block,
+    /// `stored_bytes` how large a weight or input is as stored (weights at the placement's dtype).
+    pub fn new(
+        g: &Graph,
+        ops: &[OpId],
+        ways: u64,
+        target: &Target,
+        counted: &dyn Fn(ValueId) -> bool,
+        read_outside: &dyn Fn(ValueId) -> bool,
+        stored_bytes: &dyn Fn(ValueId) -> u64,
+    ) -> Problem {
+        let links = LinkModel::new(target);
+        let index: BTreeMap<OpId, usize> = ops.iter().enumerate().map(|(i, &o)| (o, i)).collect();
+        let units = [target.mxm.count, target.vxm.count, target.sxm.count].map(|c| u64::from(c).max(1));
+        let strategies: Vec<Vec<Strategy>> = ops.iter().map(|&o| strategies(g, o, ways)).collect();
+        let compute = strategies
+            .iter()
+            .map(|list| {
+                list.iter()
+                    .map(|s| {
+                        let per = units[kind_index(s.work.unit_kind())];
+                        target
+                            .cost(&s.work)
+                            .map_or(u64::MAX, |c| c.occupancy.div_ceil(per))
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut edges = Vec::new();
+        let mut arrivals = Vec::new();
+        let mut residents: Vec<Resident> = Vec::new();
+        let mut resident_of: BTreeMap<ValueId, usize> = BTreeMap::new();
+        for (c, &o) in ops.iter().enumerate() {
+            for (i, &v) in g.op(o).inputs.iter().enumerate() {
+                let value = g.value(v);
+                match value.kind {
+                    ValueKind::Computed { producer } => {
+                        let bytes = value_bytes(g, v);
+                        let elements = value.ty.shape.num_elements().unwrap_or(u64::MAX);
+                        let dtype = value.ty.dtype;
+                        match index.get(&producer) {
+                            Some(&p) => edges.push(Edge {
+                                producer: p,
+                                consumer: c,
+                                input: i,
+                                bytes,
+                                elements,
+                                dtype,
+                            }),
+                            None => arrivals.push(Arrival {
+                                consumer: c,
+                                input: i,
+                                layout: boundary_layout(value.ty.shape.dims(), ways),
+                                bytes,
+                                elements,
+                                dtype,
+                            }),
+                        }
+                    }
+                    ValueKind::Weight { .. } | ValueKind::Input => {
+                        let r = *resident_of.entry(v).or_insert_with(|| {
+                            residents.push(Resident {
+                                value: v,
+                                bytes: stored_bytes(v),
+                                reads: vec![],
+                                counted: counted(v),
+                            });
+                            residents.len() - 1
+                        });
+                        residents[r].reads.push((c, i));
+                    }
+                }
+            }
+        }
+        let leaves: Vec<Option<Layout>> = ops
+            .iter()
+            .map(|&o| {
+                let op = g.op(o);
+                op.outputs
+                    .iter()
+                    .any(|&v| read_outside(v))
+                    .then(|| boundary_layout(g.value(op.outputs[0]).ty.shape.dims(), ways))
+            })
+            .collect();
+        // Per op: the cost of its result leaving the block in the boundary layout, and of its
+        // inputs arriving from earlier blocks, per strategy.
+        let mut leaving: Vec<Vec<u64>> = ops
+            .iter()
+            .enumerate()
+            .map(|(k, &o)| {
+                let op = g.op(o);
+                let out = op.outputs[0];
+                let escapes = leaves[k].is_some();
+                strategies[k]
+                    .iter()
+                    .map(|s| {
+                        if !escapes {
+                            return 0;
+                        }
+                        let ty = &g.value(out).ty;
+                        links.reshard(
+                            s.output,
+                            boundary_layout(ty.shape.dims(), ways),
+                            value_bytes(g, out),
+                            ty.shape.num_elements().unwrap_or(u64::MAX),
+                            ty.dtype,
+                            ways,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        for a in &arrivals {
+            for (s, cost) in leaving[a.consumer].iter_mut().enumerate() {
+                let need = strategies[a.consumer][s].inputs[a.input];
+                *cost =
+                    cost.saturating_add(links.reshard(a.layout, need, a.bytes, a.elements, a.dtype, ways));
+            }
+        }
+        Problem {
+            ways,
+            ops: ops.to_vec(),
+            strategies,
+            compute,
+            edges,
+            arrivals,
+            residents,
+            leaving,
+            leaves,
+            links,
+        }
+    }
+
+    /// The link figures collectives are priced with.
+    pub fn links(&self) -> &LinkModel {
+        &self.links
+    }
+
+    /// Cycles of edge `e` when its producer runs strategy `sp` and its consumer `sc`.
+    pub fn edge_cost(&self, e: &Edge, sp: usize, sc: usize) -> u64 {
+        let from = self.strategies[e.producer][sp].output;
+        let to = self.strategies[e.consumer][sc].inputs[e.input];
+        self.links
+            .reshard(from, to, e.bytes, e.elements, e.dtype, self.ways)
+    }
+
+    /// Bytes a chip holds of resident `r` in `layout`.
+    pub fn resident_bytes(&self, r: &Resident, layout: Layout) -> u64 {
+        match layout {
+            Layout::Split(_) => r.bytes.div_ceil(self.ways),
+            _ => r.bytes,
+        }
+    }
+
+    /// The cost and resident bytes of `choice` (a strategy index per op).
+    pub fn evaluate(&self, choice: &[usize]) -> Evaluation {
+        let mut cycles = 0u64;
+        for (k, &s) in choice.iter().enumerate() {
+            cycles = cycles
+                .saturating_add(self.compute[k][s])
+                .saturating_add(self.leaving[k][s]);
+        }
+        for e in &self.edges {
+            cycles = cycles.saturating_add(self.edge_cost(e, choice[e.producer], choice[e.consumer]));
+        }
+        Evaluation {
+            cycles,
+            bytes_per_chip: self.bytes_of(choice),
+        }
+    }
+
+    /// Resident bytes a chip holds under `choice`: each counted resident once per layout read.
+    pub fn bytes_of(&self, choice: &[usize]) -> u64 {
+        let mut total = 0u64;
+        for r in self.residents.iter().filter(|r| r.counted) {
+            let mut layouts: Vec<Layout> = r
+                .reads
+                .iter()
+                .map(|&(op, input)| self.strategies[op][choice[op]].inputs[input])
+                .collect();
+            layouts.sort();
+            layouts.dedup();
+            for l in layouts {
+                total = total.saturating_add(self.resident_bytes(r, l));
+            }
+        }
+        total
+    }
+
+    /// The collectives `choice` needs, by kind, with how many of each.
+    pub fn collectives(&self, choice: &[usize]) -> BTreeMap<Collective, u64> {
+        let mut out = BTreeMap::new();
+        let mut note = |from: Layout, to: Layout| {
+            if let Change::By(c) = Collective::between(from, to) {
+                *out.entry(c).or_insert(0) += 1;
+            }
+        };
+        for e in &self.edges {
+            note(
+                self.strategies[e.producer][choice[e.producer]].output,
+                self.strategies[e.consumer][choice[e.consumer]].inputs[e.input],
+            );
+        }
+        for a in &self.arrivals {
+            note(
+                a.layout,
+                self.strategies[a.consumer][choice[a.consumer]].inputs[a.input],
+            );
+        }
+        for (k, &s) in choice.iter().enumerate() {
+            if let Some(layout) = self.leaves[k] {
+                note(self.strategies[k][s].output, layout);
+            }
+        }
+        out
+    }
+}
+
+impl LinkModel {
+    /// Cycles to turn `from` into `to` for a tensor of `bytes`; `u64::MAX` when impossible.
+    pub fn reshard(
+        &self,
+        from: Layout,
+        to: Layout,
+        bytes: u64,
+        elements: u64,
+        dtype: DType,
+        ways: u64,
+    ) -> u64 {
+        match Collective::between(from, to) {
+            Change::Free => 0,
+            Change::By(c) => self.cycles(c, bytes, elements, dtype, ways),
+            Change::Impossible => u64::MAX,
+        }
+    }
+}
