@@ -54,7 +54,7 @@ fn gpt2_pipelines_over_the_chips_it_is_given() {
     assert!(layer
         .stages
         .iter()
-        .any(|s| s.blocks.0 == "h.0" || s.blocks.1 == "h.0"));
+        .any(|s| s.blocks.0.starts_with("h.0") || s.blocks.1.starts_with("h.0")));
     // Tensor-wise: one stage, its ops split over all four chips.
     let (tensor, _) = place(&opts, &four_chips(Partition::Tensor)).unwrap();
     assert_sound(&tensor, ops);
@@ -127,15 +127,16 @@ fn the_70b_shaped_decoder_places_across_racks_only_when_allowed() {
 }
 
 #[test]
-fn prefill_at_4096_fits_by_tiling_attention_in_time() {
+fn prefill_at_4096_tiles_attention_and_says_how_many_chips_it_needs() {
     let dir = scratch("placement_prefill");
     let int8 = PlaceOptions {
-        chips: Some(576),
         weight_dtype: Some(lpuc_ir::DType::I8),
         allow_cross_rack: true,
         ..Default::default()
     };
-    // 70B-shaped, int8: fits 576 chips once attention's 64 x 4096 x 4096 scores run in tiles.
+    // 70B-shaped, int8 weights, float32 activations at 4096 tokens: attention's 64 x 4096 x 4096
+    // scores run in tiles, and with every chip's activations counted in the layouts its
+    // sharding leaves them, 576 chips are too few: the error says how many it needs.
     let config = preset("llama", "llama2-70b").unwrap();
     let written = write_model(
         &config,
@@ -147,12 +148,21 @@ fn prefill_at_4096_fits_by_tiling_attention_in_time() {
     .unwrap();
     let opts = lpuc_tests::options(written.model_path, Some(4096));
     let (p, _) = place(&opts, &int8).unwrap();
-    assert!(p.chips_used <= 576, "{}", p.chips_used);
     assert!(p
         .tiled
         .iter()
         .any(|t| t.op == "Softmax" && t.tile_bytes < t.working_bytes));
-    // 7B-shaped, fp16: one rack, so no hop of the critical path leaves it.
+    let on_576 = PlaceOptions {
+        chips: Some(576),
+        ..int8.clone()
+    };
+    match place(&opts, &on_576) {
+        Err(lpuc::driver::CompileError::Placement(PlaceError::TooFewChips { min_chips, chips, .. })) => {
+            assert_eq!((chips, min_chips), (576, p.chips_used));
+        }
+        other => panic!("expected too few chips, got {other:?}"),
+    }
+    // 7B-shaped, fp16 weights, 512 tokens: one rack, so no hop of the critical path leaves it.
     let config = preset("llama", "llama2-7b").unwrap();
     let written = write_model(
         &config,
@@ -162,7 +172,7 @@ fn prefill_at_4096_fits_by_tiling_attention_in_time() {
         "p7.onnx",
     )
     .unwrap();
-    let opts = lpuc_tests::options(written.model_path, Some(4096));
+    let opts = lpuc_tests::options(written.model_path, Some(512));
     let fp16 = PlaceOptions {
         weight_dtype: Some(lpuc_ir::DType::F16),
         ..Default::default()

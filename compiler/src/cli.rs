@@ -64,6 +64,8 @@ pub enum Command {
         /// Stop after a stage and print its IR to stdout instead of writing an artifact.
         #[arg(long, value_name = "STAGE")]
         stop_after: Option<Stage>,
+        #[command(flatten)]
+        place: PlaceArgs,
     },
     /// Check that every op of a model can be scheduled statically; list every violation.
     Check {
@@ -88,19 +90,8 @@ pub enum Command {
     Place {
         #[command(flatten)]
         model: ModelArgs,
-        /// Chips available (default: the fewest that fit, reported).
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::placer::MAX_CHIPS)))]
-        chips: Option<u32>,
-        /// Storage dtype of the float weights (default: the model's own).
-        #[arg(long, value_enum)]
-        weight_dtype: Option<WeightDtype>,
-        /// Let the placement span racks (the critical path then crosses global links).
-        #[arg(long)]
-        allow_cross_rack: bool,
-        /// How to partition: auto (fastest), layer (pipeline of single chips), tensor (one
-        /// split group), hybrid (pipeline of split groups).
-        #[arg(long, value_enum, default_value_t = crate::placer::Partition::Auto)]
-        partition: crate::placer::Partition,
+        #[command(flatten)]
+        place: PlaceArgs,
         /// Output format: text for people, json for tools.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -119,6 +110,43 @@ pub enum Command {
 pub enum Phase {
     Prefill,
     Decode,
+}
+
+/// How a model is spread over chips (`compile` and `place`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct PlaceArgs {
+    /// Chips available (default: one if the model fits it, else the fewest that fit, reported).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::placer::MAX_CHIPS)))]
+    chips: Option<u32>,
+    /// Storage dtype of the float weights (default: the model's own).
+    #[arg(long, value_enum)]
+    weight_dtype: Option<WeightDtype>,
+    /// Let the placement span racks (the critical path then crosses global links).
+    #[arg(long)]
+    allow_cross_rack: bool,
+    /// How to partition: auto (fastest), layer (pipeline of single chips), tensor (one split
+    /// group), hybrid (pipeline of split groups).
+    #[arg(long, value_enum, default_value_t = crate::placer::Partition::Auto)]
+    partition: crate::placer::Partition,
+}
+
+impl PlaceArgs {
+    fn options(&self) -> crate::placer::PlaceOptions {
+        crate::placer::PlaceOptions {
+            partition: self.partition,
+            chips: self.chips,
+            weight_dtype: self.weight_dtype.map(WeightDtype::dtype),
+            allow_cross_rack: self.allow_cross_rack,
+        }
+    }
+
+    /// Whether any placement flag was given (otherwise a model that fits one chip stays on one).
+    fn given(&self) -> bool {
+        self.chips.is_some()
+            || self.weight_dtype.is_some()
+            || self.allow_cross_rack
+            || self.partition != crate::placer::Partition::Auto
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -205,26 +233,17 @@ pub fn run(cli: Cli) -> i32 {
             model,
             out,
             stop_after,
-        } => compile(&model.options(), out, stop_after),
+            place,
+        } => compile(
+            &model.options(),
+            place.given().then(|| place.options()),
+            out,
+            stop_after,
+        ),
         Command::Check { model, format } => check(&model.options(), format),
         Command::Emulate { dir } => emulate(&dir),
         Command::Report { dir, format } => report(&dir, format),
-        Command::Place {
-            model,
-            chips,
-            weight_dtype,
-            allow_cross_rack,
-            partition,
-            format,
-        } => {
-            let opts = crate::placer::PlaceOptions {
-                partition,
-                chips,
-                weight_dtype: weight_dtype.map(WeightDtype::dtype),
-                allow_cross_rack,
-            };
-            place(&model.options(), &opts, format)
-        }
+        Command::Place { model, place, format } => place_model(&model.options(), &place.options(), format),
         Command::Ops { format } => {
             print!("{}", crate::checker::policy_text::render(format));
             0
@@ -245,7 +264,12 @@ fn fail(e: &CompileError) -> i32 {
     e.exit_code()
 }
 
-fn compile(opts: &CompileOptions, out: Option<PathBuf>, stop_after: Option<Stage>) -> i32 {
+fn compile(
+    opts: &CompileOptions,
+    place: Option<crate::placer::PlaceOptions>,
+    out: Option<PathBuf>,
+    stop_after: Option<Stage>,
+) -> i32 {
     if let Some(stage) = stop_after {
         return match driver::lower_to(opts, stage) {
             Ok(g) => {
@@ -259,7 +283,7 @@ fn compile(opts: &CompileOptions, out: Option<PathBuf>, stop_after: Option<Stage
         eprintln!("error: -o DIR is required");
         return 2;
     };
-    let artifact = match driver::compile(opts) {
+    let artifact = match driver::compile_placed(opts, place.as_ref()) {
         Ok(a) => a,
         Err(e) => return fail(&e),
     };
@@ -267,8 +291,18 @@ fn compile(opts: &CompileOptions, out: Option<PathBuf>, stop_after: Option<Stage
         return fail(&CompileError::Write(e.to_string()));
     }
     let r = &artifact.report;
+    let chips = match &r.placement {
+        Some(p) => format!(
+            " on {} chip(s) in {} rack(s), {} stage(s), {} transfers",
+            p.chips_used,
+            p.racks,
+            p.stages.len(),
+            artifact.schedule.transfers.len()
+        ),
+        None => String::new(),
+    };
     println!(
-        "compiled {} for {}: {} instructions, makespan {} cycles ({:.3} us), peak SRAM {:.2} MiB of {:.2} MiB -> {}",
+        "compiled {} for {}{chips}: {} instructions, makespan {} cycles ({:.3} us), peak SRAM {:.2} MiB of {:.2} MiB -> {}",
         opts.model.display(),
         r.target,
         r.instructions,
@@ -329,13 +363,13 @@ fn check(opts: &CompileOptions, format: Format) -> i32 {
     }
 }
 
-fn place(opts: &CompileOptions, place_opts: &crate::placer::PlaceOptions, format: Format) -> i32 {
+fn place_model(opts: &CompileOptions, place_opts: &crate::placer::PlaceOptions, format: Format) -> i32 {
     match driver::place(opts, place_opts) {
         Ok((placement, target)) => {
             match format {
                 Format::Text => print!(
                     "{}",
-                    crate::placer::report::placement_text(&placement, target.clock_hz)
+                    lpuc_artifact::placement::placement_text(&placement, target.clock_hz)
                 ),
                 Format::Json => println!(
                     "{}",

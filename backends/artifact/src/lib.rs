@@ -9,13 +9,14 @@
 pub mod digest;
 pub mod dir;
 pub mod manifest;
+pub mod placement;
 pub mod report;
 pub mod schedule;
 pub mod text;
 
 pub use dir::{read_artifact, write_artifact, Artifact, ArtifactError, ARTIFACT_FILES};
 pub use manifest::Manifest;
-pub use report::{CriticalStep, Report, SramReport, UnitReport};
+pub use report::{ChipReport, CriticalStep, Report, SramReport, UnitReport};
 pub use schedule::{
     Buffer, BufferId, BufferKind, Hop, InstrId, Instruction, Schedule, Transfer, TransferId, SCHEDULE_FORMAT,
 };

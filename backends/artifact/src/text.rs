@@ -138,11 +138,15 @@ pub fn report_text(r: &Report) -> String {
         "instr", "unit", "start", "end", "share", "waits", "op"
     );
     for s in &r.critical_path {
+        let unit = match s.chip {
+            Some(c) => format!("{c}:{}", s.unit),
+            None => s.unit.to_string(),
+        };
         let _ = writeln!(
             out,
             "  {:>6} {:<5} {:>10} {:>10} {:>6.2}%  {:<5} {:<10} {}",
             format!("#{}", s.instruction),
-            s.unit.to_string(),
+            unit,
             s.start,
             s.end,
             100.0 * s.share,
@@ -167,6 +171,33 @@ pub fn report_text(r: &Report) -> String {
             u.busy_cycles,
             100.0 * u.utilization
         );
+    }
+    if !r.chips.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "chips:");
+        let _ = writeln!(
+            out,
+            "  {:>5} {:>5} {:>5} {:>7} {:>12} {:>12} {:>12} {:>8}",
+            "chip", "node", "rack", "instrs", "weights MiB", "inputs MiB", "peak MiB", "sram"
+        );
+        for c in &r.chips {
+            let _ = writeln!(
+                out,
+                "  {:>5} {:>5} {:>5} {:>7} {:>12.2} {:>12.2} {:>12.2} {:>7.1}%",
+                c.chip,
+                c.node,
+                c.rack,
+                c.instructions,
+                mib(c.weight_bytes),
+                mib(c.input_bytes),
+                mib(c.peak_bytes),
+                100.0 * c.sram_utilization
+            );
+        }
+    }
+    if let Some(p) = &r.placement {
+        let _ = writeln!(out);
+        out.push_str(&crate::placement::placement_text(p, r.clock_hz));
     }
     out
 }

@@ -5,7 +5,9 @@ use crate::checker::{check_model, Category, Violation};
 use crate::frontend::{bind::DimBinder, load_model, lower::lower};
 use crate::passes::run_passes;
 use crate::placer::{PlaceOptions, Placement};
-use crate::scheduler::{report::build_report, schedule_graph, work::work_of};
+use crate::scheduler::report::{build_report, build_system_report};
+use crate::scheduler::system::schedule_system;
+use crate::scheduler::{schedule_graph, work::work_of, ScheduleError};
 use lpuc_artifact::digest::{hex, sha256_hex};
 use lpuc_artifact::{Artifact, Manifest};
 use lpuc_ir::{verify, Graph};
@@ -128,8 +130,17 @@ pub fn place(opts: &CompileOptions, place_opts: &PlaceOptions) -> Result<(Placem
     Ok((placement, target))
 }
 
-/// The whole pipeline: an artifact, or why there is none.
+/// The whole pipeline: an artifact, or why there is none. A model that fits one chip is
+/// scheduled on one; one that does not is placed on the fewest chips that hold it.
 pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
+    compile_placed(opts, None)
+}
+
+/// [`compile`] with placement options: with `Some`, always placed (even on one chip) as they say.
+pub fn compile_placed(
+    opts: &CompileOptions,
+    place_opts: Option<&PlaceOptions>,
+) -> Result<Artifact, CompileError> {
     let (target, target_toml) = Target::load(&opts.target)?;
     let outcome = check_for(opts, &target)?;
     let Some(graph) = outcome.graph else {
@@ -139,27 +150,48 @@ pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
         stage: "passes",
         errors,
     })?;
-    let (schedule, sram) = schedule_graph(&graph, &target).map_err(|source| {
-        // How many chips it would take: the placer's fewest, racks allowed.
-        let everywhere = PlaceOptions {
-            allow_cross_rack: true,
-            ..Default::default()
-        };
-        CompileError::Resources {
-            source,
-            dims: outcome
-                .bound_dims
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            chips: crate::placer::place(&graph, &target, &everywhere)
-                .ok()
-                .map(|p| p.chips_used)
-                .filter(|&c| c > 1),
+    let dims = || {
+        outcome
+            .bound_dims
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // One chip when no placement was asked for and the model fits it.
+    let single = match place_opts {
+        Some(_) => None,
+        None => match schedule_graph(&graph, &target) {
+            Ok(done) => Some(done),
+            Err(ScheduleError::DoesNotFit { .. }) => None,
+            Err(source) => {
+                return Err(CompileError::Resources {
+                    source,
+                    dims: dims(),
+                    chips: None,
+                })
+            }
+        },
+    };
+    let defaults = PlaceOptions::default();
+    let place_opts = place_opts.unwrap_or(&defaults);
+    let (schedule, report) = match single {
+        Some((schedule, sram)) => {
+            let report = build_report(&schedule, &target, sram);
+            (schedule, report)
         }
-    })?;
-    let report = build_report(&schedule, &target, sram);
+        None => {
+            let (placement, plan) = crate::placer::place_with_plan(&graph, &target, place_opts)?;
+            let (schedule, chips) = schedule_system(&graph, &plan, place_opts.weight_dtype, &target)
+                .map_err(|source| CompileError::Resources {
+                    source,
+                    dims: dims(),
+                    chips: None,
+                })?;
+            let report = build_system_report(&schedule, &target, &chips, placement);
+            (schedule, report)
+        }
+    };
     let mut options = BTreeMap::new();
     // A target file is recorded by name; its exact content is pinned by target_sha256 and
     // target.toml, and an absolute path would make artifacts differ between machines.
@@ -169,6 +201,19 @@ pub fn compile(opts: &CompileOptions) -> Result<Artifact, CompileError> {
     options.insert("target".to_string(), target_option);
     for (k, v) in &opts.binder.explicit {
         options.insert(format!("dim.{k}"), v.to_string());
+    }
+    if let Some(p) = Some(place_opts).filter(|_| report.placement.is_some()) {
+        if let Some(n) = p.chips {
+            options.insert("chips".to_string(), n.to_string());
+        }
+        options.insert(
+            "partition".to_string(),
+            format!("{:?}", p.partition).to_lowercase(),
+        );
+        if let Some(d) = p.weight_dtype {
+            options.insert("weight_dtype".to_string(), d.name().to_string());
+        }
+        options.insert("allow_cross_rack".to_string(), p.allow_cross_rack.to_string());
     }
     if let Some(b) = opts.binder.batch {
         options.insert("batch".to_string(), b.to_string());

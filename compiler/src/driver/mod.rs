@@ -5,5 +5,5 @@ mod compile;
 pub mod conformance;
 mod errors;
 
-pub use compile::{check, compile, lower_to, place, CheckOutcome, CompileOptions, Stage};
+pub use compile::{check, compile, compile_placed, lower_to, place, CheckOutcome, CompileOptions, Stage};
 pub use errors::CompileError;

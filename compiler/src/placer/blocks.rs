@@ -27,8 +27,10 @@ pub struct Block {
     /// Bytes of the graph inputs only this block reads (a decode step's KV cache): resident for
     /// the whole step, like weights.
     pub input_bytes: u64,
-    /// The largest working set of one op (its non-weight operands and results, KV cache
-    /// included), after tiling in time.
+    /// Activation bytes the block needs at once: the larger of its largest op's working set
+    /// (non-weight operands and results, after tiling in time) and the peak of its results live
+    /// in program order (results read later, graph outputs such as a KV cache's new entries, stay
+    /// to the block's end).
     pub activation_bytes: u64,
     /// Ops of the block tiled in time to fit.
     pub tiled: Vec<Tiled>,
@@ -48,9 +50,13 @@ pub struct GroupCost {
     pub cycles: u64,
     /// Its own weights and inputs a chip holds.
     pub bytes_per_chip: u64,
+    /// Activations a chip holds at once under this sharding.
+    pub activation_per_chip: u64,
     pub method: Method,
     /// What the heuristic alone found (for the report's ILP-vs-heuristic figures).
     pub heuristic_cycles: u64,
+    /// The strategy index chosen for each of the block's ops (see `sharding::strategies`).
+    pub choice: Vec<usize>,
 }
 
 /// Group sizes a stage may use: every size up to a node, then powers of two for single blocks
@@ -128,6 +134,23 @@ pub fn layer_key(node: &str) -> Option<String> {
     })
 }
 
+/// The sub-module of a layer an op belongs to: `layers.12/self_attn`, `h.3/mlp`; just the layer
+/// for ops directly under it (a residual `Add`).
+pub fn sub_block_key(node: &str) -> Option<String> {
+    let layer = layer_key(node)?;
+    let comps: Vec<&str> = node.split('/').collect();
+    // The path component naming the layer, and the one after it unless that is the op's own name.
+    let sub = comps
+        .iter()
+        .position(|c| layer_key(c).as_deref() == Some(layer.as_str()))
+        .filter(|&i| i + 2 < comps.len())
+        .map(|i| comps[i + 1]);
+    Some(match sub {
+        Some(sub) => format!("{layer}/{sub}"),
+        None => layer,
+    })
+}
+
 /// Bytes of a weight stored at `dtype` (when given, for float weights).
 fn weight_bytes(g: &Graph, v: lpuc_ir::ValueId, dtype: Option<DType>) -> u64 {
     let ty = &g.value(v).ty;
@@ -141,15 +164,51 @@ fn weight_bytes(g: &Graph, v: lpuc_ir::ValueId, dtype: Option<DType>) -> u64 {
     }
 }
 
+/// Merge each run without a weight matrix (a norm, a residual add: their weights are vectors)
+/// into the run after it (the last ones into the run before), so blocks are the sub-modules that
+/// carry matrices and a cut falls where a residual value crosses.
+fn merge_light_runs(g: &Graph, runs: Vec<(String, Vec<OpId>)>) -> Vec<(String, Vec<OpId>)> {
+    let heavy = |members: &[OpId]| {
+        members.iter().any(|&o| {
+            g.op(o).inputs.iter().any(|&v| {
+                matches!(g.value(v).kind, ValueKind::Weight { .. }) && g.value(v).ty.shape.rank() >= 2
+            })
+        })
+    };
+    let mut out: Vec<(String, Vec<OpId>)> = Vec::new();
+    let mut pending: Vec<OpId> = Vec::new();
+    for (name, members) in runs {
+        if heavy(&members) {
+            let mut all = std::mem::take(&mut pending);
+            all.extend(members);
+            out.push((name, all));
+        } else {
+            pending.extend(members);
+        }
+    }
+    if !pending.is_empty() {
+        match out.last_mut() {
+            Some((_, members)) => members.extend(pending),
+            None => out.push(("(all)".into(), pending)),
+        }
+    }
+    out
+}
+
 /// The chain of blocks of `g`, in op order, and the weights several blocks share.
 pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<Block>, Vec<Shared>) {
     let ops: Vec<OpId> = g.op_ids().collect();
-    let keys: Vec<Option<String>> = ops.iter().map(|&o| layer_key(&g.provenance(o).node)).collect();
+    let layers: Vec<Option<String>> = ops.iter().map(|&o| layer_key(&g.provenance(o).node)).collect();
     let layered = {
-        let mut distinct: Vec<&String> = keys.iter().flatten().collect();
+        let mut distinct: Vec<&String> = layers.iter().flatten().collect();
         distinct.dedup();
         distinct.len() >= 2
     };
+    // Blocks follow a layer's sub-modules (attention, MLP), so a stage may end inside a layer.
+    let keys: Vec<Option<String>> = ops
+        .iter()
+        .map(|&o| sub_block_key(&g.provenance(o).node))
+        .collect();
     // Runs of equal keys; without layer names every op is its own block.
     let mut runs: Vec<(String, Vec<OpId>)> = Vec::new();
     let mut seen_layer = false;
@@ -168,6 +227,9 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
             Some((k, members)) if layered && *k == key => members.push(o),
             _ => runs.push((key, vec![o])),
         }
+    }
+    if layered {
+        runs = merge_light_runs(g, runs);
     }
     let mut block_of = vec![0usize; g.num_ops()];
     for (b, (_, members)) in runs.iter().enumerate() {
@@ -244,6 +306,13 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
         o
     };
     let sizes = group_sizes(target.topology.chips_per_node);
+    // The last op reading each value.
+    let mut last_op: Vec<Option<OpId>> = vec![None; g.num_values()];
+    for &o in &ops {
+        for &v in &g.op(o).inputs {
+            last_op[v.index()] = Some(o);
+        }
+    }
     let mut solved: BTreeMap<(String, u32), GroupCost> = BTreeMap::new();
     let chain = runs
         .into_iter()
@@ -278,8 +347,10 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                                 ways,
                                 cycles: s.cycles,
                                 bytes_per_chip: s.bytes_per_chip,
+                                activation_per_chip: s.activation_per_chip,
                                 method: s.method,
                                 heuristic_cycles: s.heuristic_cycles,
+                                choice: s.choice_index,
                             }
                         })
                         .clone()
@@ -291,6 +362,11 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
             // ASSUMPTION: a tile may take a quarter of SRAM, leaving the rest for weights, the
             // next tile's operands (double buffering) and transfers.
             let budget = target.sram.bytes / 4;
+            // Live bytes in program order: each result from its op until its last reader in
+            // the block (kept to the end when a later block or the caller reads it); a tiled op's
+            // result counts at its tile's share.
+            let mut live = 0u64;
+            let mut size_of: BTreeMap<ValueId, u64> = BTreeMap::new();
             for &o in &members {
                 let work = work_of(g, o);
                 let occupancy = target.cost(&work).map_or(u64::MAX, |c| c.occupancy);
@@ -301,8 +377,26 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                 };
                 busy[k] = busy[k].saturating_add(occupancy);
                 let (working, tiling) = tiled_working_set(g, o, budget);
+                let tiled_op = tiling.is_some();
                 tiled.extend(tiling);
                 activation = activation.max(working);
+                for &v in &g.op(o).outputs {
+                    let full = g.value(v).ty.size_bytes().unwrap_or(u64::MAX);
+                    let bytes = if tiled_op { full.min(working) } else { full };
+                    size_of.insert(v, bytes);
+                    live = live.saturating_add(bytes);
+                }
+                activation = activation.max(live);
+                for &v in &g.op(o).inputs {
+                    let done_here = last_op[v.index()] == Some(o)
+                        && !is_output[v.index()]
+                        && last_reader[v.index()].is_none_or(|r| r <= b);
+                    if done_here {
+                        if let Some(bytes) = size_of.remove(&v) {
+                            live = live.saturating_sub(bytes);
+                        }
+                    }
+                }
             }
             let counts = [target.mxm.count, target.vxm.count, target.sxm.count];
             let compute_cycles = busy
@@ -345,5 +439,23 @@ mod tests {
         assert_eq!(layer_key("node_layers_7_mlp").as_deref(), Some("layers.7"));
         assert_eq!(layer_key("/model/embed_tokens/Gather"), None);
         assert_eq!(layer_key("/h/Add"), None);
+    }
+
+    #[test]
+    fn sub_blocks_follow_the_module_under_the_layer() {
+        assert_eq!(
+            sub_block_key("/model/layers.12/self_attn/q_proj/MatMul").as_deref(),
+            Some("layers.12/self_attn")
+        );
+        assert_eq!(
+            sub_block_key("/model/layers.12/Add_1").as_deref(),
+            Some("layers.12")
+        );
+        assert_eq!(
+            sub_block_key("/transformer/h.3/mlp/c_fc/MatMul").as_deref(),
+            Some("h.3/mlp")
+        );
+        assert_eq!(sub_block_key("node_layers_7_mlp").as_deref(), Some("layers.7"));
+        assert_eq!(sub_block_key("/model/embed_tokens/Gather"), None);
     }
 }

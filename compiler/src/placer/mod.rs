@@ -10,11 +10,11 @@
 pub mod blocks;
 pub mod ilp;
 pub mod pipeline;
-pub mod report;
 pub mod sharding;
 pub mod tiling;
 
 use blocks::{Block, Shared};
+pub use lpuc_artifact::placement::{FailureDomains, Placement, Stage};
 use lpuc_ir::{DType, Graph};
 use lpuc_target::Target;
 use pipeline::{best_partition, Goal, StageCosts};
@@ -65,66 +65,15 @@ pub enum PlaceError {
     },
     #[error("the model needs at least {chips} chips, which span {racks} racks of {per_rack}; pass --allow-cross-rack to let the critical path cross racks")]
     CrossRack { chips: u32, racks: u32, per_rack: u32 },
+    #[error("block '{block}' does not fit any group of chips: split over {largest} chips it still needs {bytes_per_chip} bytes a chip, and a chip has {chip_bytes} bytes of SRAM; use a smaller --bucket")]
+    BlockTooLarge {
+        block: String,
+        largest: u32,
+        bytes_per_chip: u64,
+        chip_bytes: u64,
+    },
     #[error("the model has no ops to place")]
     Empty,
-}
-
-/// One pipeline stage as placed.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Stage {
-    pub first_chip: u32,
-    pub chips: u32,
-    pub racks: Vec<u32>,
-    /// The first and last block of the stage.
-    pub blocks: (String, String),
-    pub block_count: usize,
-    pub ops: usize,
-    pub weight_bytes: u64,
-    pub activation_bytes: u64,
-    pub transfer_in_bytes: u64,
-    /// Compute, collective and incoming-transfer cycles of the stage.
-    pub cycles: u64,
-    /// How its blocks' ops were split over the group: `ilp` (every block proven optimal),
-    /// `heuristic`, `mixed`, or `single` (one chip).
-    pub sharding: &'static str,
-    /// The stage's compute and collectives had the heuristic decided every block (equal to the
-    /// sharded part of `cycles` when it did).
-    pub heuristic_cycles: u64,
-    /// SRAM bytes the stage needs per chip of its group.
-    pub sram_bytes_per_chip: u64,
-    pub sram_utilization: f64,
-    /// Why the stage ends where it does: "capacity" (the next block would need another chip),
-    /// "bottleneck" (a cut balances the pipeline), "speed" (a larger group than memory needs, to
-    /// split the compute), or "end".
-    pub cut: &'static str,
-}
-
-/// A placement of the whole model.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Placement {
-    /// Which method decided and how sure it is.
-    pub method: String,
-    pub blocks: usize,
-    pub chips_used: u32,
-    pub chips_given: Option<u32>,
-    pub racks: u32,
-    /// The slowest stage's cycles: one token's (or one batch's) steady-state pipeline interval.
-    pub bottleneck_cycles: u64,
-    /// Weight bytes over all chips, a copy of each shared weight per stage that reads it included.
-    pub weight_bytes: u64,
-    pub stages: Vec<Stage>,
-    /// Ops tiled in time because their working set exceeds a quarter of a chip's SRAM.
-    pub tiled: Vec<tiling::Tiled>,
-    /// The chips, nodes and racks this replica of the model depends on: losing any one stops it.
-    pub failure_domains: FailureDomains,
-}
-
-/// What one replica depends on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FailureDomains {
-    pub chips: u32,
-    pub nodes: Vec<u32>,
-    pub racks: Vec<u32>,
 }
 
 /// Merge adjacent blocks until there are at most `max` (evenly, keeping names of the first and
@@ -169,6 +118,11 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
                             bytes_per_chip: members
                                 .iter()
                                 .fold(0u64, |a, c| a.saturating_add(c.bytes_per_chip)),
+                            activation_per_chip: members
+                                .iter()
+                                .map(|c| c.activation_per_chip)
+                                .max()
+                                .unwrap_or(0),
                             method: if members.iter().all(|c| c.method == first.method) {
                                 first.method
                             } else {
@@ -177,6 +131,7 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
                             heuristic_cycles: members
                                 .iter()
                                 .fold(0u64, |a, c| a.saturating_add(c.heuristic_cycles)),
+                            choice: members.iter().flat_map(|c| c.choice.iter().copied()).collect(),
                         })
                     })
                     .collect(),
@@ -198,14 +153,43 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
     (merged, still_shared)
 }
 
+/// One stage as the scheduler needs it: its chips, its ops in program order, and the strategy
+/// index each op runs (into `sharding::strategies::strategies(g, op, chips)`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagePlan {
+    pub first_chip: u32,
+    pub chips: u32,
+    pub ops: Vec<lpuc_ir::OpId>,
+    pub choice: Vec<usize>,
+}
+
 /// Place `g` onto the chips `opts` allows.
 pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placement, PlaceError> {
+    place_with_plan(g, target, opts).map(|(p, _)| p)
+}
+
+/// [`place`], with the per-stage plan the fabric scheduler executes.
+pub fn place_with_plan(
+    g: &Graph,
+    target: &Target,
+    opts: &PlaceOptions,
+) -> Result<(Placement, Vec<StagePlan>), PlaceError> {
     let (chain, shared) = blocks::blocks(g, target, opts.weight_dtype);
     let (chain, shared) = coarsen(chain, shared, MAX_BLOCKS);
     if chain.is_empty() {
         return Err(PlaceError::Empty);
     }
     let costs = StageCosts::with_shared(&chain, &shared, target).with_partition(opts.partition);
+    // A block no group size holds cannot be placed however many chips there are.
+    if let Some(b) = (0..chain.len()).find(|&b| costs.stage(b, b + 1).chips == u32::MAX) {
+        let largest = chain[b].groups.last().map_or(1, |c| c.ways);
+        return Err(PlaceError::BlockTooLarge {
+            block: chain[b].name.clone(),
+            largest,
+            bytes_per_chip: costs.bytes_per_chip(b, b + 1, largest).unwrap_or(u64::MAX),
+            chip_bytes: target.sram.bytes,
+        });
+    }
     // The fewest chips any partition needs: every block on its own group.
     let upper: u32 = (0..chain.len())
         .map(|b| costs.stage(b, b + 1).chips)
@@ -247,10 +231,14 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
     // never waits for it.
     let proven = chain
         .iter()
-        .filter(|b| b.groups.iter().all(|c| c.method != sharding::Method::Heuristic))
+        .filter(|b| {
+            b.groups
+                .iter()
+                .all(|c| matches!(c.method, sharding::Method::Ilp | sharding::Method::Single))
+        })
         .count();
     let method = format!(
-        "pipeline stages by exact dynamic program over {} blocks; ops split over each stage's group by ILP ({} of {} blocks proven optimal at every group size, the rest by heuristic); {:?} partitioning",
+        "pipeline stages by exact dynamic program over {} blocks; ops split over each stage's group by ILP ({} of {} blocks proven optimal at every group size; the rest by the ILP's best within its node limit or the heuristic); {:?} partitioning",
         chain.len(),
         proven,
         chain.len(),
@@ -261,6 +249,7 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
     let racks = target.racks_for(chips_used);
     let mut first_chip = 0u32;
     let mut stages = Vec::with_capacity(cuts.len());
+    let mut plans = Vec::with_capacity(cuts.len());
     for (k, cut) in cuts.iter().enumerate() {
         let run = &chain[cut.start..cut.end];
         let last_chip = first_chip + cut.chips - 1;
@@ -271,9 +260,10 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
             .iter()
             .filter_map(|b| b.groups.iter().find(|c| c.ways == cut.chips))
             .collect();
-        let heuristic_cycles = costs_here
-            .iter()
-            .fold(0u64, |a, c| a.saturating_add(c.heuristic_cycles));
+        // The same stage had the heuristic split every block: the sharded part swapped.
+        let heuristic_cycles = costs_here.iter().fold(cut.cycles, |a, c| {
+            a.saturating_sub(c.cycles).saturating_add(c.heuristic_cycles)
+        });
         let sharding = if cut.chips == 1 {
             "single"
         } else if costs_here.iter().all(|c| c.method == sharding::Method::Ilp) {
@@ -303,11 +293,24 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
             activation_bytes: run.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
             transfer_in_bytes: costs.cut_in(cut.start),
             cycles: cut.cycles,
-            sharding,
+            sharding: sharding.to_string(),
             heuristic_cycles,
             sram_bytes_per_chip: per_chip,
             sram_utilization: per_chip as f64 / target.sram.bytes as f64,
-            cut: reason,
+            cut: reason.to_string(),
+        });
+        plans.push(StagePlan {
+            first_chip,
+            chips: cut.chips,
+            ops: run.iter().flat_map(|b| b.ops.iter().copied()).collect(),
+            choice: run
+                .iter()
+                .flat_map(|b| {
+                    let cost = b.groups.iter().find(|c| c.ways == cut.chips);
+                    // A hand-built block has no sharding: every op whole (strategy 0).
+                    cost.map_or_else(|| vec![0; b.ops.len()], |c| c.choice.clone())
+                })
+                .collect(),
         });
         first_chip += cut.chips;
     }
@@ -316,7 +319,7 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
     nodes.dedup();
     let mut rack_ids: Vec<u32> = (0..=last_chip).map(|c| target.locate(c).rack).collect();
     rack_ids.dedup();
-    Ok(Placement {
+    let placement = Placement {
         method,
         blocks: chain.len(),
         chips_used,
@@ -331,5 +334,6 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
             nodes,
             racks: rack_ids,
         },
-    })
+    };
+    Ok((placement, plans))
 }

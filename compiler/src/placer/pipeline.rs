@@ -53,7 +53,9 @@ impl<'a> StageCosts<'a> {
         StageCosts {
             blocks,
             shared,
-            capacity: target.sram.bytes,
+            // ASSUMPTION: a tenth of each chip's SRAM stays free for what the estimate cannot see
+            // (results the schedule keeps alive longer than program order, fragmentation).
+            capacity: target.sram.bytes - target.sram.bytes / 10,
             link: target.link_bytes_per_cycle(),
             hop: target.c2c.hop_latency_cycles,
             node_chips: target.topology.chips_per_node,
@@ -145,9 +147,10 @@ impl<'a> StageCosts<'a> {
     }
 
     /// SRAM bytes one chip of a group of `chips` needs for blocks `[start, end)`, or `None` when
-    /// a block has no sharding for that group size. Sharded: each block's own weights and inputs
-    /// as its sharding stores them; shared weights, the largest working set and the incoming
-    /// values split evenly (blocks hand each other values split along their first evenly
+    /// a block has no sharding for that group size. Sharded: each block's own weights, inputs and
+    /// activations as its sharding holds them (activations layout-aware, in program order, the
+    /// largest block's); shared weights, the incoming values and the outgoing ones (cut for
+    /// sending) split evenly (blocks hand each other values split along their first evenly
     /// dividing axis, see `sharding::problem::boundary_layout`).
     pub fn bytes_per_chip(&self, start: usize, end: usize, chips: u32) -> Option<u64> {
         if chips == 0 {
@@ -158,18 +161,21 @@ impl<'a> StageCosts<'a> {
         }
         let run = &self.blocks[start..end];
         let mut own = 0u64;
+        let mut activation = 0u64;
         for b in run {
             let cost = b.groups.iter().find(|c| c.ways == chips)?;
             own = own.saturating_add(cost.bytes_per_chip);
+            activation = activation.max(cost.activation_per_chip);
         }
         let shared = self
             .weights(start, end)
             .saturating_sub(run.iter().fold(0u64, |a, b| a.saturating_add(b.weight_bytes)));
-        let activation = run.iter().map(|b| b.activation_bytes).max().unwrap_or(0);
         Some(
             own.saturating_add(shared.div_ceil(u64::from(chips)))
-                .saturating_add(activation.div_ceil(u64::from(chips)))
-                .saturating_add(self.cut_in(start).div_ceil(u64::from(chips))),
+                .saturating_add(activation)
+                .saturating_add(self.cut_in(start).div_ceil(u64::from(chips)))
+                // The outgoing values, cut into pieces for the next stage while they are sent.
+                .saturating_add(self.blocks[end - 1].cut_bytes.div_ceil(u64::from(chips))),
         )
     }
 

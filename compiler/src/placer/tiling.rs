@@ -7,21 +7,8 @@
 //! other operand (a weight, K^T along the rows) stays whole. The last axis is never split: it is
 //! what softmax, normalisations and matrix rows reduce over. Compute cycles do not change.
 
+pub use lpuc_artifact::placement::Tiled;
 use lpuc_ir::{Graph, OpId, ValueKind};
-use serde::Serialize;
-
-/// One tiled op, for the report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Tiled {
-    pub node: String,
-    pub op: &'static str,
-    /// Tiles per axis of the result, outermost first (1 where the axis is not split).
-    pub tiles: Vec<u64>,
-    pub working_bytes: u64,
-    pub tile_bytes: u64,
-    /// Whether a tile fits the budget (the leading axes may be too small to split enough).
-    pub fits: bool,
-}
 
 fn bytes(g: &Graph, v: lpuc_ir::ValueId) -> u64 {
     g.value(v).ty.size_bytes().unwrap_or(u64::MAX)
@@ -106,7 +93,7 @@ pub fn tiled_working_set(g: &Graph, o: OpId, budget: u64) -> (u64, Option<Tiled>
         tile_bytes,
         Some(Tiled {
             node: p.node.clone(),
-            op: op.kind.name(),
+            op: op.kind.name().to_string(),
             tiles,
             working_bytes: working,
             tile_bytes,

@@ -9,6 +9,7 @@ pub mod build;
 pub mod list_schedule;
 pub mod report;
 pub mod sram_alloc;
+pub mod system;
 pub mod work;
 
 pub use build::{schedule_graph, SramUse};
@@ -23,7 +24,7 @@ fn mib(bytes: &u64) -> f64 {
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum ScheduleError {
     #[error(
-        "the model does not fit one chip's SRAM: it needs {needed} bytes ({:.1} MiB) {measure}, {available} bytes ({:.1} MiB) are available; weights alone are {weights} bytes. Use a smaller --bucket (or --phase decode for one token against a KV cache); compiling onto several chips needs the fabric schedule, which is not built yet",
+        "the model does not fit one chip's SRAM: it needs {needed} bytes ({:.1} MiB) {measure}, {available} bytes ({:.1} MiB) are available; weights alone are {weights} bytes. Give it more chips with --chips N, or use a smaller --bucket (or --phase decode for one token against a KV cache)",
         mib(.needed),
         mib(.available)
     )]
@@ -33,6 +34,20 @@ pub enum ScheduleError {
         needed: u64,
         available: u64,
         weights: u64,
+    },
+    #[error(
+        "chip {chip} of the placement overflows its SRAM: it needs {needed} bytes ({:.1} MiB) {measure}, {available} bytes ({:.1} MiB) are available, {weights} bytes of them weights; the largest live then: {largest}. The placer's estimate of its working set was too low: give it more chips with --chips N, or use a smaller --bucket",
+        mib(.needed),
+        mib(.available)
+    )]
+    ChipDoesNotFit {
+        chip: u32,
+        measure: &'static str,
+        needed: u64,
+        available: u64,
+        weights: u64,
+        /// The largest buffers live at the peak, with their sizes.
+        largest: String,
     },
     #[error("node '{node}' ({op}): the target cannot execute it: {reason}")]
     Unexecutable {

@@ -1,31 +1,94 @@
 //! The report: critical path, per-unit utilization and SRAM figures, derived from a schedule.
 
 use super::build::SramUse;
-use lpuc_artifact::{CriticalStep, Instruction, Report, Schedule, SramReport, UnitReport};
+use super::system::ChipSram;
+use lpuc_artifact::placement::Placement;
+use lpuc_artifact::{
+    ChipReport, CriticalStep, Instruction, Report, Schedule, SramReport, Transfer, UnitReport,
+};
 use lpuc_target::Target;
 use std::collections::BTreeMap;
 
-/// Build the report of `s`.
-pub fn build_report(s: &Schedule, target: &Target, sram: SramUse) -> Report {
-    let makespan = s.makespan_cycles;
-    let units = target
+/// Busy time per unit name, summed over chips; utilization over all `chips`.
+fn unit_reports(s: &Schedule, target: &Target) -> Vec<UnitReport> {
+    let span = s.makespan_cycles.saturating_mul(u64::from(s.chips.max(1)));
+    let mut busy: BTreeMap<lpuc_target::UnitId, (u64, u64)> = BTreeMap::new();
+    for i in &s.instructions {
+        let e = busy.entry(i.unit).or_default();
+        e.0 += 1;
+        e.1 += i.occupancy;
+    }
+    target
         .units()
         .into_iter()
         .map(|unit| {
-            let on_unit = s.instructions.iter().filter(|i| i.unit == unit);
-            let (count, busy) = on_unit.fold((0u64, 0u64), |(c, b), i| (c + 1, b + i.occupancy));
+            let (count, busy) = busy.get(&unit).copied().unwrap_or_default();
             UnitReport {
                 unit,
                 instructions: count,
                 busy_cycles: busy,
-                utilization: if makespan == 0 {
-                    0.0
-                } else {
-                    busy as f64 / makespan as f64
-                },
+                utilization: if span == 0 { 0.0 } else { busy as f64 / span as f64 },
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Build the report of a multi-chip schedule `s` placed as `placement`.
+pub fn build_system_report(
+    s: &Schedule,
+    target: &Target,
+    chips: &[ChipSram],
+    placement: Placement,
+) -> Report {
+    let makespan = s.makespan_cycles;
+    // The chip with the highest peak; the earliest peak among equals.
+    let top = chips
+        .iter()
+        .min_by_key(|c| (std::cmp::Reverse(c.peak_bytes), c.peak_cycle))
+        .copied()
+        .unwrap_or_default();
+    Report {
+        target: s.target.clone(),
+        clock_hz: target.clock_hz,
+        makespan_cycles: makespan,
+        makespan_us: target.cycles_to_us(makespan),
+        instructions: s.instructions.len() as u64,
+        critical_path: critical_path(s),
+        units: unit_reports(s, target),
+        sram: SramReport {
+            capacity_bytes: target.sram.bytes,
+            peak_bytes: top.peak_bytes,
+            peak_cycle: top.peak_cycle,
+            weight_bytes: top.weight_bytes,
+            high_water_bytes: top.high_water_bytes,
+        },
+        chips: chips
+            .iter()
+            .enumerate()
+            .map(|(c, x)| {
+                let at = target.locate(c as u32);
+                ChipReport {
+                    chip: c as u32,
+                    node: at.node,
+                    rack: at.rack,
+                    instructions: x.instructions,
+                    weight_bytes: x.weight_bytes,
+                    input_bytes: x.input_bytes,
+                    peak_bytes: x.peak_bytes,
+                    peak_cycle: x.peak_cycle,
+                    high_water_bytes: x.high_water_bytes,
+                    sram_utilization: x.high_water_bytes as f64 / target.sram.bytes as f64,
+                }
+            })
+            .collect(),
+        placement: Some(placement),
+    }
+}
+
+/// Build the report of `s`.
+pub fn build_report(s: &Schedule, target: &Target, sram: SramUse) -> Report {
+    let makespan = s.makespan_cycles;
+    let units = unit_reports(s, target);
     Report {
         target: s.target.clone(),
         clock_hz: target.clock_hz,
@@ -41,6 +104,8 @@ pub fn build_report(s: &Schedule, target: &Target, sram: SramUse) -> Report {
             weight_bytes: sram.weight_bytes,
             high_water_bytes: sram.high_water_bytes,
         },
+        chips: Vec::new(),
+        placement: None,
     }
 }
 
@@ -64,7 +129,11 @@ pub fn critical_path(s: &Schedule) -> Vec<CriticalStep> {
             writer.insert(b.0, i);
         }
     }
-    let mut chain: Vec<(&Instruction, &'static str)> = Vec::new();
+    let mut carried: BTreeMap<u32, &Transfer> = BTreeMap::new();
+    for t in &s.transfers {
+        carried.insert(t.to.0, t);
+    }
+    let mut chain: Vec<(&Instruction, String)> = Vec::new();
     let mut current = last;
     loop {
         let data = current
@@ -73,31 +142,60 @@ pub fn critical_path(s: &Schedule) -> Vec<CriticalStep> {
             .filter_map(|b| writer.get(&b.0).copied())
             .filter(|p| p.done_cycle() == current.start)
             .min_by_key(|p| p.id);
+        // A transfer that arrived last among the inputs, and the instruction that fed it.
+        let moved = || {
+            current
+                .reads
+                .iter()
+                .filter_map(|b| carried.get(&b.0).copied())
+                .max_by_key(|t| (t.hops.last().map_or(0, |h| h.end), std::cmp::Reverse(t.id)))
+                .and_then(|t| {
+                    let mut src = t;
+                    loop {
+                        if let Some(p) = writer.get(&src.from.0) {
+                            return Some((t, *p));
+                        }
+                        src = carried.get(&src.from.0)?;
+                    }
+                })
+        };
         let unit = || {
             s.instructions
                 .iter()
-                .filter(|p| p.unit == current.unit && p.id != current.id && p.busy_until() == current.start)
+                .filter(|p| {
+                    p.chip == current.chip
+                        && p.unit == current.unit
+                        && p.id != current.id
+                        && p.busy_until() == current.start
+                })
                 .min_by_key(|p| p.id)
         };
-        match (data, current.start) {
-            (_, 0) => {
-                chain.push((current, "start"));
-                break;
-            }
-            (Some(p), _) => {
-                chain.push((current, "data"));
-                current = p;
-            }
-            (None, _) => match unit() {
-                Some(p) => {
-                    chain.push((current, "unit"));
-                    current = p;
-                }
-                None => {
-                    chain.push((current, "start"));
-                    break;
-                }
-            },
+        if current.start == 0 {
+            chain.push((current, "start".into()));
+            break;
+        }
+        if let Some(p) = data {
+            chain.push((current, "data".into()));
+            current = p;
+        } else if let Some(p) = unit() {
+            chain.push((current, "unit".into()));
+            current = p;
+        } else if let Some(p) = s
+            .instructions
+            .iter()
+            .filter(|p| p.chip == current.chip && p.start == current.start && p.id < current.id)
+            .max_by_key(|p| p.id)
+        {
+            // Issued in order on its chip, right after an instruction that issued this cycle.
+            chain.push((current, "issue".into()));
+            current = p;
+        } else if let Some((t, p)) = moved() {
+            let from = t.hops.first().map_or(p.chip, |h| h.from_chip);
+            chain.push((current, format!("transfer {} from chip {from}", t.id)));
+            current = p;
+        } else {
+            chain.push((current, "start".into()));
+            break;
         }
     }
     chain.reverse();
@@ -110,12 +208,13 @@ pub fn critical_path(s: &Schedule) -> Vec<CriticalStep> {
             let until = starts.get(k + 1).copied().unwrap_or(i.done_cycle());
             CriticalStep {
                 instruction: i.id.0,
+                chip: (s.chips > 1).then_some(i.chip),
                 unit: i.unit,
                 op: i.op.clone(),
                 node: i.node.clone(),
                 start: i.start,
                 end: i.done_cycle(),
-                waits_on: why.to_string(),
+                waits_on: why.clone(),
                 share: (until - i.start) as f64 / makespan,
             }
         })

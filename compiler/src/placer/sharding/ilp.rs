@@ -15,20 +15,34 @@
 //! small (a transformer layer: a few hundred binaries). Costs are scaled so coefficients stay near
 //! one. The answer is decoded and re-evaluated by [`Problem::evaluate`]; a panic or error inside
 //! the solver, or an answer over the budget, is no answer. Only blocks of at most [`MAX_ILP_OPS`]
-//! ops are given to the solver: a size rule, so the same block gets the same method on any
-//! machine.
+//! ops are given to the solver, and branch and bound stops after [`NODE_LIMIT`] nodes (microlp's
+//! deterministic limit; good_lp builds the model, microlp solves it with that option), so the
+//! same block gets the same answer on any machine; an answer cut short by the limit is used only
+//! if it beats the heuristic, and is reported as not proven.
 
 use super::layout::Layout;
 use super::problem::Problem;
-use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverModel, Variable};
+use good_lp::{microlp, variable, Expression, ProblemVariables, SolverModel, Variable};
 use std::collections::BTreeMap;
 
 /// Largest block the ILP is given.
 pub const MAX_ILP_OPS: usize = 200;
 
-/// The optimal choice within `budget` resident bytes a chip, or `None` (too big, infeasible, or
-/// the solver failed).
-pub fn solve(p: &Problem, budget: u64) -> Option<Vec<usize>> {
+/// Branch-and-bound nodes a solve may explore: a deterministic budget (the same answer on a fast
+/// or a slow machine), where a time limit would not be.
+pub const NODE_LIMIT: u64 = 2_000;
+
+/// An answer of the ILP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub choice: Vec<usize>,
+    /// Proven optimal (else the best found within [`NODE_LIMIT`]).
+    pub optimal: bool,
+}
+
+/// The optimal choice within `budget` resident bytes a chip (or the best found within the node
+/// limit), or `None` (too big, infeasible, no solution within the limit, or the solver failed).
+pub fn solve(p: &Problem, budget: u64) -> Option<Answer> {
     if p.ops.is_empty() || p.ops.len() > MAX_ILP_OPS {
         return None;
     }
@@ -47,10 +61,19 @@ pub fn solve(p: &Problem, budget: u64) -> Option<Vec<usize>> {
     let scale = finite_max * p.ops.len() as f64;
     let answer = std::panic::catch_unwind(|| {
         let mut vars = ProblemVariables::new();
+        // Variables are numbered in creation order, which is how microlp reports their values;
+        // the strategy binaries come first.
+        let mut count = 0usize;
+        let mut x_index: Vec<Vec<usize>> = Vec::new();
         let x: Vec<Vec<Variable>> = p
             .strategies
             .iter()
-            .map(|list| list.iter().map(|_| vars.add(variable().binary())).collect())
+            .map(|list| {
+                let row: Vec<Variable> = list.iter().map(|_| vars.add(variable().binary())).collect();
+                x_index.push((count..count + row.len()).collect());
+                count += row.len();
+                row
+            })
             .collect();
         let mut objective = Expression::from(0.0);
         let mut constraints = Vec::new();
@@ -116,20 +139,30 @@ pub fn solve(p: &Problem, budget: u64) -> Option<Vec<usize>> {
         for c in constraints {
             model = model.with(c);
         }
-        model.solve().ok().map(|sol| {
-            x.iter()
-                .map(|row| row.iter().position(|&v| sol.value(v) > 0.5).unwrap_or(0))
-                .collect::<Vec<usize>>()
-        })
+        let mut options = ::microlp::SolveOptions::default();
+        options.node_limit = Some(NODE_LIMIT);
+        let outcome = model.as_inner().solve_with(options).ok()?;
+        let optimal = outcome.is_optimal();
+        let values: Vec<f64> = outcome.solution()?.iter().map(|(_, v)| v).collect();
+        let choice = x_index
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .position(|&i| values.get(i).is_some_and(|&v| v > 0.5))
+                    .unwrap_or(0)
+            })
+            .collect::<Vec<usize>>();
+        Some(Answer { choice, optimal })
     })
     .ok()
     .flatten()?;
     // Re-judge the answer: a valid pick per op, within the budget.
     let valid = answer
+        .choice
         .iter()
         .enumerate()
         .all(|(k, &s)| s < p.strategies[k].len() && usable(k, s));
-    (valid && p.bytes_of(&answer) <= budget).then_some(answer)
+    (valid && p.bytes_of(&answer.choice) <= budget).then_some(answer)
 }
 
 impl Problem {

@@ -14,8 +14,11 @@
 //!
 //! Inside a node every chip has a direct link to every other, so each step is one round of
 //! transfers over disjoint links: ceil(piece / link bandwidth) plus one hop's latency and
-//! synchronisation margin. ASSUMPTION: a group larger than a node pays one more hop per round and
-//! the same bandwidth (its rounds cross global links, each used once per round).
+//! synchronisation margin. A group larger than a node is joined by one global link per pair of
+//! nodes (per pair of racks beyond a rack), so a round sends every piece between two nodes over
+//! that one link, one after another (`chips_per_node^2` pieces), over three hops (local, global,
+//! local); past a rack, `chips_per_rack^2` pieces over seven. This is what keeps tensor-parallel
+//! groups inside a node unless memory forces them out.
 
 use lpuc_ir::DType;
 use lpuc_target::{Target, UnitKind, Work};
@@ -92,6 +95,7 @@ pub struct LinkModel {
     clock_hz: u64,
     round_latency: u64,
     node_chips: u64,
+    rack_chips: u64,
     target: Target,
 }
 
@@ -105,6 +109,7 @@ impl LinkModel {
                 .hop_latency_cycles
                 .saturating_add(target.c2c.sync_margin_cycles),
             node_chips: u64::from(target.topology.chips_per_node),
+            rack_chips: u64::from(target.chips_per_rack()),
             target: target.clone(),
         }
     }
@@ -117,8 +122,15 @@ impl LinkModel {
 
     /// Cycles of one round in which every chip sends `piece` bytes to each peer.
     fn round(&self, piece: u64, ways: u64) -> u64 {
-        let hops = if ways > self.node_chips { 2 } else { 1 };
+        let (serial, hops) = if ways > self.rack_chips {
+            (self.rack_chips.saturating_mul(self.rack_chips), 7)
+        } else if ways > self.node_chips {
+            (self.node_chips * self.node_chips, 3)
+        } else {
+            (1, 1)
+        };
         self.send_cycles(piece)
+            .saturating_mul(serial)
             .saturating_add(self.round_latency.saturating_mul(hops))
     }
 

@@ -28,6 +28,8 @@ use std::collections::BTreeMap;
 pub enum Method {
     /// Proven optimal by the ILP.
     Ilp,
+    /// The ILP's best within its node limit, better than the heuristic but not proven optimal.
+    IlpBounded,
     /// The heuristic (the block is too big for the ILP, or the solver failed).
     Heuristic,
     /// One chip: every op runs whole, nothing to choose.
@@ -48,6 +50,8 @@ pub struct Sharding {
     pub heuristic_cycles: u64,
     /// Weight and input bytes a chip holds.
     pub bytes_per_chip: u64,
+    /// Activation bytes a chip holds at once (see `Problem::activation_peak`).
+    pub activation_per_chip: u64,
     pub method: Method,
     pub collectives: BTreeMap<Collective, u64>,
 }
@@ -65,7 +69,23 @@ pub fn shard(
     stored_bytes: &dyn Fn(ValueId) -> u64,
 ) -> Sharding {
     let p = Problem::new(g, ops, ways, target, counted, read_outside, stored_bytes);
-    solve(&p)
+    let mut s = solve(&p);
+    // Results the scheduler will run in tiles (the same regions it forms) count at their tiles'
+    // size; every other result whole, in its layout.
+    let (tile_above, tile_bytes) = crate::scheduler::system::tiles::thresholds(target);
+    let chosen: Vec<strategies::Strategy> = s
+        .choice_index
+        .iter()
+        .enumerate()
+        .map(|(k, &c)| p.strategies[k][c].clone())
+        .collect();
+    let tiled: std::collections::BTreeSet<usize> =
+        crate::scheduler::system::tiles::regions(g, ops, &chosen, ways, tile_above, tile_bytes)
+            .into_iter()
+            .flat_map(|r| r.members)
+            .collect();
+    s.activation_per_chip = p.activation_peak(g, &s.choice_index, &tiled, tile_bytes);
+    s
 }
 
 /// Solve an already built problem with both solvers and keep the better answer.
@@ -86,10 +106,15 @@ pub fn solve(p: &Problem) -> Sharding {
         .max(h.bytes_per_chip);
     let exact = (p.ways > 1).then(|| ilp::solve(p, budget)).flatten();
     let (choice, method, eval) = match exact {
-        Some(c) => {
-            let e = p.evaluate(&c);
+        Some(answer) => {
+            let e = p.evaluate(&answer.choice);
+            let method = if answer.optimal {
+                Method::Ilp
+            } else {
+                Method::IlpBounded
+            };
             if e.cycles <= h.cycles {
-                (c, Method::Ilp, e)
+                (answer.choice, method, e)
             } else {
                 (heuristic, Method::Heuristic, h)
             }
@@ -108,6 +133,7 @@ pub fn solve(p: &Problem) -> Sharding {
         cycles: eval.cycles,
         heuristic_cycles: h.cycles,
         bytes_per_chip: eval.bytes_per_chip,
+        activation_per_chip: 0,
         method: if p.ways == 1 { Method::Single } else { method },
     }
 }

@@ -284,6 +284,68 @@ impl Problem {
         total
     }
 
+    /// Activation bytes one chip holds at once under `choice`, in program order: each result in
+    /// its layout (a split one at 1/ways) from its op to its last reader in the block (to the
+    /// end when a later block reads it), plus the whole copy a reader gathers for a moment. The
+    /// results of ops in `tiled` (regions the scheduler runs tile by tile) count as two tiles of
+    /// at most `tile_bytes`, and so do the copies their readers gather.
+    pub fn activation_peak(
+        &self,
+        g: &Graph,
+        choice: &[usize],
+        tiled: &std::collections::BTreeSet<usize>,
+        tile_bytes: u64,
+    ) -> u64 {
+        let on_chip = |bytes: u64, layout: Layout| match layout {
+            Layout::Split(_) => bytes.div_ceil(self.ways),
+            _ => bytes,
+        };
+        // Last reader in the block of each op's result (none: only read later, or never).
+        let mut last: Vec<Option<usize>> = vec![None; self.ops.len()];
+        for e in &self.edges {
+            last[e.producer] = Some(last[e.producer].map_or(e.consumer, |l: usize| l.max(e.consumer)));
+        }
+        let mut live = 0u64;
+        let mut peak = 0u64;
+        let mut ends: Vec<Vec<u64>> = vec![Vec::new(); self.ops.len()];
+        for (k, &o) in self.ops.iter().enumerate() {
+            let st = &self.strategies[k][choice[k]];
+            let size = |bytes: u64| {
+                if tiled.contains(&k) {
+                    bytes.min(2 * tile_bytes)
+                } else {
+                    bytes
+                }
+            };
+            let mut made = 0u64;
+            for (r, &v) in g.op(o).outputs.iter().enumerate() {
+                let layout = if r == 0 { st.output } else { Layout::Replicated };
+                made = made.saturating_add(size(on_chip(value_bytes(g, v), layout)));
+            }
+            // Whole copies this op's inputs need for a moment.
+            let gathered = self
+                .edges
+                .iter()
+                .filter(|e| e.consumer == k)
+                .filter(|e| {
+                    let from = self.strategies[e.producer][choice[e.producer]].output;
+                    let to = st.inputs[e.input];
+                    from != to && to == Layout::Replicated
+                })
+                .fold(0u64, |a, e| a.saturating_add(size(e.bytes)));
+            live = live.saturating_add(made);
+            peak = peak.max(live.saturating_add(gathered));
+            // Read by a later block, or by nothing: kept to the block's end.
+            if let (Some(l), None) = (last[k], self.leaves[k]) {
+                ends[l].push(made);
+            }
+            for freed in std::mem::take(&mut ends[k]) {
+                live = live.saturating_sub(freed);
+            }
+        }
+        peak
+    }
+
     /// The collectives `choice` needs, by kind, with how many of each.
     pub fn collectives(&self, choice: &[usize]) -> BTreeMap<Collective, u64> {
         let mut out = BTreeMap::new();

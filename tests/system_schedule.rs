@@ -1,0 +1,175 @@
+//! Multi-chip compiles end to end: every example placed onto chips in every partitioning, its
+//! fabric schedule (instructions on units, transfers on links) accepted by the independent
+//! emulator; a group spanning two nodes exchanging in two levels; tiling in time; determinism;
+//! and a snapshot of a multi-chip report.
+
+use lpuc::driver::compile_placed;
+use lpuc::placer::sharding::shard;
+use lpuc::placer::{Partition, PlaceOptions, StagePlan};
+use lpuc::scheduler::system::schedule_system;
+use lpuc_artifact::text::report_text;
+use lpuc_emulator::{emulate_artifact, emulate_schedule};
+use lpuc_target::Target;
+use lpuc_tests::{example, options};
+
+const EXAMPLES: [&str; 6] = [
+    "gpt2_prefill.onnx",
+    "gpt2_decode.onnx",
+    "bert_encoder.onnx",
+    "llama_prefill.onnx",
+    "llama_decode.onnx",
+    "resnet_small.onnx",
+];
+
+fn on(chips: u32, partition: Partition) -> PlaceOptions {
+    PlaceOptions {
+        chips: Some(chips),
+        partition,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn every_example_compiles_onto_chips_and_the_emulator_accepts_it() {
+    let target = Target::lpu_v1();
+    for model in EXAMPLES {
+        for partition in [
+            Partition::Layer,
+            Partition::Tensor,
+            Partition::Hybrid,
+            Partition::Auto,
+        ] {
+            let opts = options(example(model), Some(64));
+            let a = compile_placed(&opts, Some(&on(8, partition)))
+                .unwrap_or_else(|e| panic!("{model} {partition:?}: {e}"));
+            let verdict = emulate_artifact(&a);
+            assert!(verdict.is_ok(), "{model} {partition:?}: {:#?}", verdict.faults);
+            let p = a
+                .report
+                .placement
+                .as_ref()
+                .expect("a placed compile reports its placement");
+            assert_eq!(p.chips_used, a.schedule.chips);
+            assert_eq!(a.report.chips.len() as u32, a.schedule.chips);
+            for c in &a.report.chips {
+                assert!(
+                    c.high_water_bytes <= target.sram.bytes,
+                    "{model}: chip {} over",
+                    c.chip
+                );
+            }
+            match partition {
+                Partition::Layer => assert!(p.stages.iter().all(|s| s.chips == 1)),
+                Partition::Tensor => assert_eq!(p.stages.len(), 1),
+                Partition::Hybrid => assert!(p.stages.iter().all(|s| s.chips >= 2)),
+                Partition::Auto => {}
+            }
+            // A chip holds only buffers it reads or writes; every transfer moves at least a hop.
+            assert!(a.schedule.transfers.iter().all(|t| !t.hops.is_empty()));
+        }
+    }
+}
+
+#[test]
+fn a_group_of_two_nodes_gathers_and_reduces_in_two_levels() {
+    use lpuc_ir::{BinaryOp, DType, Graph, OpKind, Provenance, TensorType, UnaryOp};
+    // A transformer MLP with weights large enough that they must be split 16 ways.
+    let mut g = Graph::new("mlp");
+    let prov = |n: &str| Provenance {
+        node: n.into(),
+        op_type: n.into(),
+    };
+    let x = g.add_input("x", TensorType::new(DType::F32, vec![1, 256, 1024]));
+    let w1 = g.add_weight("w1", TensorType::new(DType::F32, vec![1024, 4096]), "w1");
+    let w2 = g.add_weight("w2", TensorType::new(DType::F32, vec![4096, 1024]), "w2");
+    let h = g.add_op(OpKind::MatMul, vec![x, w1], "h", prov("up")).unwrap();
+    let a = g
+        .add_op(OpKind::Unary(UnaryOp::Relu), vec![h], "a", prov("act"))
+        .unwrap();
+    let d = g.add_op(OpKind::MatMul, vec![a, w2], "d", prov("down")).unwrap();
+    let y = g
+        .add_op(OpKind::Binary(BinaryOp::Add), vec![d, x], "y", prov("residual"))
+        .unwrap();
+    let z = g
+        .add_op(OpKind::Unary(UnaryOp::Tanh), vec![y], "z", prov("out"))
+        .unwrap();
+    g.add_output(z);
+    let target = Target::lpu_v1();
+    let ops: Vec<lpuc_ir::OpId> = g.op_ids().collect();
+    let outputs = g.outputs().to_vec();
+    let bytes = |v: lpuc_ir::ValueId| g.value(v).ty.size_bytes().unwrap();
+    let s = shard(
+        &g,
+        &ops,
+        16,
+        &target,
+        &|_| true,
+        &|v| outputs.contains(&v),
+        &bytes,
+    );
+    assert!(
+        !s.collectives.is_empty(),
+        "a 16-way split needs collectives: {:?}",
+        s.choice
+    );
+    let plan = vec![StagePlan {
+        first_chip: 0,
+        chips: 16,
+        ops: ops.clone(),
+        choice: s.choice_index.clone(),
+    }];
+    let (schedule, chips) = schedule_system(&g, &plan, None, &target).unwrap();
+    let verdict = emulate_schedule(&schedule, &target);
+    assert!(verdict.is_ok(), "{:#?}", verdict.faults);
+    assert_eq!(chips.len(), 16);
+    // Some hops leave a node, and none carries a piece between two chips of different nodes
+    // other than through the nodes' one global link.
+    let crossing = schedule
+        .transfers
+        .iter()
+        .flat_map(|t| &t.hops)
+        .filter(|h| h.from_chip / 8 != h.to_chip / 8)
+        .count();
+    assert!(crossing > 0);
+    // Two levels: far fewer transfers than every chip sending a piece to every other chip for
+    // each collective.
+    let collectives: u64 = s.collectives.values().sum();
+    assert!(
+        (schedule.transfers.len() as u64) < collectives * 16 * 15,
+        "{}",
+        schedule.transfers.len()
+    );
+}
+
+#[test]
+fn tiles_in_time_let_a_long_sequence_fit_one_chip() {
+    // Attention's 4 x 8192 x 8192 float32 scores (1 GiB) on one chip of 220 MiB: only tiled.
+    let a = compile_placed(&options(example("transformer_block.onnx"), Some(8192)), None).unwrap();
+    let verdict = emulate_artifact(&a);
+    assert!(verdict.is_ok(), "{:#?}", verdict.faults);
+    assert_eq!(a.schedule.chips, 1);
+    let softmaxes = a
+        .schedule
+        .instructions
+        .iter()
+        .filter(|i| i.op == "Softmax")
+        .count();
+    assert!(softmaxes > 1, "the softmax runs as {softmaxes} tile(s)");
+    assert!(a.report.sram.peak_bytes <= a.report.sram.capacity_bytes);
+}
+
+#[test]
+fn a_multi_chip_compile_is_deterministic() {
+    let opts = options(example("llama_prefill.onnx"), Some(64));
+    let a = compile_placed(&opts, Some(&on(8, Partition::Auto))).unwrap();
+    let b = compile_placed(&opts, Some(&on(8, Partition::Auto))).unwrap();
+    assert_eq!(a.schedule, b.schedule);
+    assert_eq!(report_text(&a.report), report_text(&b.report));
+}
+
+#[test]
+fn a_multi_chip_report_reads_as_expected() {
+    let opts = options(example("gpt2_prefill.onnx"), Some(32));
+    let a = compile_placed(&opts, Some(&on(4, Partition::Hybrid))).unwrap();
+    insta::assert_snapshot!(report_text(&a.report));
+}
