@@ -201,6 +201,7 @@ fn chain() -> impl Strategy<Value = Vec<Block>> {
                 tiled: vec![],
                 cut_bytes: cut,
                 groups: vec![],
+                parts: vec![],
             })
             .collect()
     })

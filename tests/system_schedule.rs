@@ -116,6 +116,7 @@ fn a_group_of_two_nodes_gathers_and_reduces_in_two_levels() {
         first_chip: 0,
         chips: 16,
         ops: ops.clone(),
+        blocks: vec![ops.len()],
         choice: s.choice_index.clone(),
     }];
     let (schedule, chips) = schedule_system(&g, &plan, None, &target).unwrap();

@@ -40,6 +40,9 @@ pub struct Block {
     /// The block's tensor-wise sharding per group size it can run on, ascending by `ways`; empty
     /// for a block built by hand (the placer then splits it evenly, see `pipeline`).
     pub groups: Vec<GroupCost>,
+    /// Op counts of the blocks merged into this one (just `ops.len()` unless coarsened): the
+    /// units the sharding was solved on, which the scheduler tiles alike.
+    pub parts: Vec<usize>,
 }
 
 /// A block's cost on a group of chips, from its sharding.
@@ -405,6 +408,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                 .map(|(&b, c)| b.div_ceil(u64::from(c).max(1)))
                 .max()
                 .unwrap_or(0);
+            let count = members.len();
             Block {
                 name,
                 ops: members,
@@ -414,6 +418,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                 activation_bytes: activation,
                 tiled,
                 cut_bytes: cut_bytes[b],
+                parts: vec![count],
                 groups,
             }
         })

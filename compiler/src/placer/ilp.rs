@@ -123,6 +123,7 @@ mod tests {
                 tiled: vec![],
                 cut_bytes: 1 << 22,
                 groups: vec![],
+                parts: vec![],
             })
             .collect();
         let costs = StageCosts::new(&blocks, &t).without_distance();

@@ -101,6 +101,7 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
                 activation_bytes: chunk.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
                 tiled: chunk.iter().flat_map(|b| b.tiled.iter().cloned()).collect(),
                 cut_bytes: last.cut_bytes,
+                parts: chunk.iter().flat_map(|b| b.parts.iter().copied()).collect(),
                 // Members are sharded independently (each hands on whole values), so a merged
                 // block runs on the group sizes all members have, at their summed cost.
                 groups: chunk[0]
@@ -160,6 +161,9 @@ pub struct StagePlan {
     pub first_chip: u32,
     pub chips: u32,
     pub ops: Vec<lpuc_ir::OpId>,
+    /// Op counts of the blocks the ops form, in order (the scheduler finds tiled regions within
+    /// each, as the placer estimated them).
+    pub blocks: Vec<usize>,
     pub choice: Vec<usize>,
 }
 
@@ -303,6 +307,7 @@ pub fn place_with_plan(
             first_chip,
             chips: cut.chips,
             ops: run.iter().flat_map(|b| b.ops.iter().copied()).collect(),
+            blocks: run.iter().flat_map(|b| b.parts.iter().copied()).collect(),
             choice: run
                 .iter()
                 .flat_map(|b| {

@@ -435,6 +435,7 @@ mod tests {
             tiled: vec![],
             cut_bytes: cut,
             groups: vec![],
+            parts: vec![],
         }
     }
 

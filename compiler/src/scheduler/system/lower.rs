@@ -635,27 +635,109 @@ impl<'a> Lowering<'a> {
                 list[s.min(list.len() - 1)].clone()
             })
             .collect();
-        let regions = tiles::regions(
-            g,
-            &stage.ops,
-            &chosen,
-            u64::from(group.n),
-            self.tile_above,
-            self.tile_budget,
-        );
+        // Regions within each block, exactly as the placer estimated the block's memory.
+        let mut regions = Vec::new();
+        let mut offset = 0usize;
+        // A graph without layer names has one block per op: its regions span the stage.
+        let layered = stage.blocks.iter().any(|&b| b > 1);
+        let parts: Vec<usize> = if layered && stage.blocks.iter().sum::<usize>() == stage.ops.len() {
+            stage.blocks.clone()
+        } else {
+            vec![stage.ops.len()]
+        };
+        for &len in &parts {
+            let range = offset..offset + len;
+            for mut r in tiles::regions(
+                g,
+                &stage.ops[range.clone()],
+                &chosen[range],
+                u64::from(group.n),
+                self.tile_above,
+                self.tile_budget,
+            ) {
+                r.members.iter_mut().for_each(|m| *m += offset);
+                r.at += offset;
+                regions.push(r);
+            }
+            offset += len;
+        }
         let mut member_of: BTreeMap<usize, usize> = BTreeMap::new();
         for (r, region) in regions.iter().enumerate() {
             for &m in &region.members {
                 member_of.insert(m, r);
             }
         }
-        for (k, &o) in stage.ops.iter().enumerate() {
-            match member_of.get(&k) {
-                Some(&r) if regions[r].at == k => {
-                    self.tiled_region(stage, group, &chosen, &regions[r]);
+        let mut end = 0usize;
+        for &len in &parts {
+            let begin = end;
+            end += len;
+            for k in begin..end {
+                match member_of.get(&k) {
+                    Some(&r) if regions[r].at == k => {
+                        self.tiled_region(stage, group, &chosen, &regions[r]);
+                    }
+                    Some(_) => {}
+                    None => self.op(stage.ops[k], group, &chosen[k]),
                 }
-                Some(_) => {}
-                None => self.op(o, group, &chosen[k]),
+            }
+            // Results read after the block leave it in the boundary layout, as the placer priced
+            // and sized them; the block's own copies die with their last reader inside it.
+            for &o in &stage.ops[begin..end] {
+                for &v in &g.op(o).outputs {
+                    let later = g
+                        .op_ids()
+                        .filter(|r| !stage.ops[begin..end].contains(r))
+                        .any(|r| g.op(r).inputs.contains(&v));
+                    if !later || g.outputs().contains(&v) {
+                        continue;
+                    }
+                    let Some(&(home, layout)) = self.home.get(&v) else {
+                        continue;
+                    };
+                    let boundary = boundary_layout(&self.dims(v), u64::from(group.n));
+                    if home == group && layout != boundary {
+                        let held = self.get(v, group, boundary);
+                        // A chip holding more than its slice (a whole copy) cuts the slice out,
+                        // so the whole copy can die.
+                        let dims = self.dims(v);
+                        let dtype = g.value(v).ty.dtype;
+                        let name = g.value(v).name.clone();
+                        let bufs: Vec<usize> = held
+                            .iter()
+                            .enumerate()
+                            .map(|(j, &b)| {
+                                let need = region(&dims, boundary, j as u32, group.n);
+                                if self.regions[b] == need {
+                                    return b;
+                                }
+                                let chip = group.first + j as u32;
+                                let cut = self.buffer(
+                                    chip,
+                                    format!("{name}@{chip}"),
+                                    BufferKind::Activation,
+                                    dtype,
+                                    need,
+                                );
+                                let bytes = self.prog.buffers[cut].bytes();
+                                self.prog.tasks.push(Task::Compute {
+                                    chip,
+                                    work: Work::Stream { bytes },
+                                    op: "Cut".into(),
+                                    node: name.clone(),
+                                    onnx_op: "boundary".into(),
+                                    reads: vec![b],
+                                    writes: vec![cut],
+                                    after: Vec::new(),
+                                });
+                                cut
+                            })
+                            .collect();
+                        // Later readers start from the boundary copy, never the block's own.
+                        self.versions.retain(|(x, gr, _), _| *x != v || *gr != group);
+                        self.versions.insert((v, group, boundary), bufs);
+                        self.home.insert(v, (group, boundary));
+                    }
+                }
             }
         }
     }
