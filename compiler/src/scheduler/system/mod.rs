@@ -2,12 +2,16 @@
 //!
 //! [`lower`] turns the placement's stages and each op's sharding strategy into per-chip
 //! instructions and chip-to-chip sends (collectives and stage hand-offs spelled out as cuts,
-//! sends, sums and assemblies); [`timing`] gives each an exact cycle on an exact unit or link;
+//! sends, sums and assemblies: `exchange`, `reduce`), with the regions [`tiles`] finds run tile
+//! by tile (`tiled`); [`timing`] gives each an exact cycle on an exact unit or link;
 //! this module then places every buffer in its chip's SRAM for exactly its lifetime and writes the
 //! artifact's schedule. One clock for the whole system: the target's per-hop synchronisation
 //! margin is part of every hop's arrival.
 
+mod exchange;
 pub mod lower;
+mod reduce;
+mod tiled;
 pub mod tiles;
 pub mod timing;
 

@@ -1,0 +1,265 @@
+//! Emitting a region of large results tile by tile (see `tiles` for how regions are found): every
+//! member's share of tile t in program order, operands fetched a slice at a time, partial sums
+//! reduced per tile, at most two tiles in flight per chip, and results that leave the region
+//! assembled from their tiles.
+
+use super::lower::{region, restrict, Group, Lowering, Region, Task};
+use super::tiles;
+use crate::placer::sharding::layout::Layout;
+use crate::placer::sharding::strategies::Strategy;
+use crate::placer::StagePlan;
+use lpuc_artifact::BufferKind;
+use lpuc_ir::{ValueId, ValueKind};
+use lpuc_target::Work;
+use std::collections::BTreeMap;
+
+impl Lowering<'_> {
+    /// Emit a region tile by tile: every member's share of tile t, in program order, then every
+    /// result read outside the region assembled from its tiles.
+    pub(super) fn tiled_region(
+        &mut self,
+        stage: &StagePlan,
+        group: Group,
+        chosen: &[Strategy],
+        run: &tiles::Region,
+    ) {
+        let g = self.g;
+        let n = group.n;
+        let members: BTreeMap<usize, usize> = run.members.iter().enumerate().map(|(i, &m)| (m, i)).collect();
+        let producer_member = |v: ValueId| match g.value(v).kind {
+            ValueKind::Computed { producer } => stage
+                .ops
+                .iter()
+                .position(|&o| o == producer)
+                .filter(|k| members.contains_key(k)),
+            _ => None,
+        };
+        // Inputs from outside the region: whole on each chip, except results of this stage that a
+        // member reads along its tile axis, which each tile fetches only its slice of (so a large
+        // operand is never gathered whole).
+        let mut outside: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+        let mut sliced: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        for (mi, &k) in run.members.iter().enumerate() {
+            let along = tiles::split_along(g, stage.ops[k], run.axis[mi]);
+            for (i, &v) in g.op(stage.ops[k]).inputs.iter().enumerate() {
+                if producer_member(v).is_some() {
+                    continue;
+                }
+                let home = self.home.get(&v).copied();
+                let tile_axis = match along.as_ref().map(|s| s.inputs[i]) {
+                    Some(Layout::Split(x)) => Some(x),
+                    _ => None,
+                };
+                match (home, tile_axis) {
+                    (Some((h, l)), Some(x)) if h == group && l != Layout::Partial => {
+                        sliced.insert((k, i), x);
+                    }
+                    _ => {
+                        let bufs = self.get(v, group, chosen[k].inputs[i]);
+                        outside.insert((k, i), bufs);
+                    }
+                }
+            }
+        }
+        // tiles_of[member index][t][chip] = the tile's result buffer; last_task[t][chip] = the
+        // task of tile t's last member on that chip.
+        let mut tiles_of: Vec<Vec<Vec<usize>>> = vec![Vec::new(); run.members.len()];
+        let mut last_task: Vec<Vec<usize>> = vec![vec![0; n as usize]; run.tiles as usize];
+        // Which members' results leave the region, and for partial sums the axis each tile's
+        // reduction scatters along (not the tiles' own).
+        let leaves: Vec<bool> = run
+            .members
+            .iter()
+            .map(|&k| {
+                let v = g.op(stage.ops[k]).outputs[0];
+                g.outputs().contains(&v)
+                    || g.op_ids().any(|r| {
+                        g.op(r).inputs.contains(&v)
+                            && stage
+                                .ops
+                                .iter()
+                                .position(|&x| x == r)
+                                .is_none_or(|p| !members.contains_key(&p))
+                    })
+            })
+            .collect();
+        let reduce_axis: Vec<Option<usize>> = run
+            .members
+            .iter()
+            .enumerate()
+            .map(|(mi, &k)| {
+                let dims = self.dims(g.op(stage.ops[k]).outputs[0]);
+                (leaves[mi] && chosen[k].output == Layout::Partial && n > 1)
+                    .then(|| {
+                        (0..dims.len()).find(|&a| {
+                            a != run.axis[mi]
+                                && dims[a].is_multiple_of(u64::from(n))
+                                && dims[a] >= u64::from(n)
+                        })
+                    })
+                    .flatten()
+            })
+            .collect();
+        // reduced[member index][chip] = that chip's reduced pieces, one per tile.
+        let mut reduced: Vec<Vec<Vec<usize>>> = vec![vec![Vec::new(); n as usize]; run.members.len()];
+        let chips: Vec<u32> = (0..n).map(|j| group.first + j).collect();
+        for t in 0..run.tiles {
+            for (mi, &k) in run.members.iter().enumerate() {
+                let o = stage.ops[k];
+                let op = g.op(o);
+                let v = op.outputs[0];
+                let dims = self.dims(v);
+                let value = g.value(v);
+                let work = tiles::tile_work(g, o, &chosen[k].work, run.axis[mi], run.tiles)
+                    .expect("regions are only formed when every tile's work divides exactly");
+                let mut outs = Vec::with_capacity(n as usize);
+                for j in 0..n {
+                    let r = restrict(&region(&dims, chosen[k].output, j, n), run.axis[mi], t, run.tiles);
+                    let label = format!("{}@{}#{t}", value.name, group.first + j);
+                    outs.push(self.buffer(group.first + j, label, BufferKind::Activation, value.ty.dtype, r));
+                }
+                let prov = g.provenance(o);
+                // This tile's slices of the operands fetched tile by tile.
+                let mut fetched: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+                for (i, &x) in op.inputs.iter().enumerate() {
+                    if let Some(&axis) = sliced.get(&(k, i)) {
+                        let (h, l) = self.home[&x];
+                        let src = self.versions[&(x, h, l)].clone();
+                        let dims = self.dims(x);
+                        let needs: Vec<Region> = (0..n)
+                            .map(|j| restrict(&region(&dims, chosen[k].inputs[i], j, n), axis, t, run.tiles))
+                            .collect();
+                        let first_task = self.prog.tasks.len();
+                        fetched.insert(i, self.exchange_regions(x, h, &src, group, needs, "tile"));
+                        // The fetch of tile t waits for tile t-2 too, or it would fill SRAM early.
+                        if t >= 2 {
+                            for task in first_task..self.prog.tasks.len() {
+                                let chip = match &self.prog.tasks[task] {
+                                    Task::Compute { chip, .. } => *chip,
+                                    Task::Send { from, .. } => self.prog.buffers[*from].chip,
+                                };
+                                if let Some(j) = chip.checked_sub(group.first).filter(|&j| j < n) {
+                                    let before = last_task[(t - 2) as usize][j as usize];
+                                    match &mut self.prog.tasks[task] {
+                                        Task::Compute { after, .. } | Task::Send { after, .. } => {
+                                            after.push(before)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                for j in 0..n as usize {
+                    let reads: Vec<usize> = op
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &x)| match producer_member(x) {
+                            Some(p) => tiles_of[members[&p]][t as usize][j],
+                            None => fetched.get(&i).map_or_else(|| outside[&(k, i)][j], |b| b[j]),
+                        })
+                        .collect();
+                    // At most two tiles in flight on a chip: tile t waits for tile t-2's end.
+                    let after = (t >= 2)
+                        .then(|| last_task[(t - 2) as usize][j])
+                        .into_iter()
+                        .collect();
+                    self.prog.tasks.push(Task::Compute {
+                        chip: group.first + j as u32,
+                        work: work.clone(),
+                        op: op.kind.name().to_string(),
+                        node: prov.node.clone(),
+                        onnx_op: prov.op_type.clone(),
+                        reads,
+                        writes: vec![outs[j]],
+                        after,
+                    });
+                    if mi + 1 == run.members.len() {
+                        last_task[t as usize][j] = self.prog.tasks.len() - 1;
+                    }
+                }
+                // A partial sum leaving the region is reduced tile by tile, right away, so no
+                // chip holds more than a tile of it.
+                if let Some(a) = reduce_axis[mi] {
+                    let base = self.regions[outs[0]].clone();
+                    let got = self.reduce_among(g.op(o).outputs[0], &chips, &outs, Some(a), &base);
+                    for (j, b) in got.into_iter().enumerate() {
+                        reduced[mi][j].push(b);
+                    }
+                }
+                tiles_of[mi].push(outs);
+            }
+        }
+        // Results read outside the region: assembled on each chip from its tiles.
+        for (mi, &k) in run.members.iter().enumerate() {
+            let o = stage.ops[k];
+            let v = g.op(o).outputs[0];
+            if !leaves[mi] {
+                continue;
+            }
+            let dims = self.dims(v);
+            let layout = chosen[k].output;
+            let value = g.value(v);
+            if let Some(a) = reduce_axis[mi] {
+                // Each chip assembles its slice from its reduced pieces.
+                let out = Layout::Split(a);
+                let bufs: Vec<usize> = (0..n)
+                    .map(|j| {
+                        let r = region(&dims, out, j, n);
+                        let b = self.buffer(
+                            group.first + j,
+                            format!("{}@{}", value.name, group.first + j),
+                            BufferKind::Activation,
+                            value.ty.dtype,
+                            r,
+                        );
+                        let bytes = self.prog.buffers[b].bytes();
+                        self.prog.tasks.push(Task::Compute {
+                            chip: group.first + j,
+                            work: Work::Stream { bytes },
+                            op: "Assemble".into(),
+                            node: value.name.clone(),
+                            onnx_op: "tiles".into(),
+                            reads: reduced[mi][j as usize].clone(),
+                            writes: vec![b],
+                            after: Vec::new(),
+                        });
+                        b
+                    })
+                    .collect();
+                self.versions.insert((v, group, out), bufs);
+                self.home.insert(v, (group, out));
+                continue;
+            }
+            let bufs: Vec<usize> = (0..n)
+                .map(|j| {
+                    let r = region(&dims, layout, j, n);
+                    let b = self.buffer(
+                        group.first + j,
+                        format!("{}@{}", value.name, group.first + j),
+                        BufferKind::Activation,
+                        value.ty.dtype,
+                        r,
+                    );
+                    let bytes = self.prog.buffers[b].bytes();
+                    self.prog.tasks.push(Task::Compute {
+                        chip: group.first + j,
+                        work: Work::Stream { bytes },
+                        op: "Assemble".into(),
+                        node: value.name.clone(),
+                        onnx_op: "tiles".into(),
+                        reads: (0..run.tiles as usize)
+                            .map(|t| tiles_of[mi][t][j as usize])
+                            .collect(),
+                        writes: vec![b],
+                        after: Vec::new(),
+                    });
+                    b
+                })
+                .collect();
+            self.versions.insert((v, group, layout), bufs);
+            self.home.insert(v, (group, layout));
+        }
+    }
+}
