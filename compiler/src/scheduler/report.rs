@@ -53,7 +53,7 @@ pub fn build_system_report(
         makespan_cycles: makespan,
         makespan_us: target.cycles_to_us(makespan),
         instructions: s.instructions.len() as u64,
-        critical_path: critical_path(s),
+        critical_path: critical_path(s, target.hop_arrival_delay()),
         units: unit_reports(s, target),
         sram: SramReport {
             capacity_bytes: target.sram.bytes,
@@ -95,7 +95,7 @@ pub fn build_report(s: &Schedule, target: &Target, sram: SramUse) -> Report {
         makespan_cycles: makespan,
         makespan_us: target.cycles_to_us(makespan),
         instructions: s.instructions.len() as u64,
-        critical_path: critical_path(s),
+        critical_path: critical_path(s, target.hop_arrival_delay()),
         units,
         sram: SramReport {
             capacity_bytes: target.sram.bytes,
@@ -111,11 +111,13 @@ pub fn build_report(s: &Schedule, target: &Target, sram: SramUse) -> Report {
 
 /// The chain of instructions that sets the makespan, first to last.
 ///
-/// Start from the instruction that finishes last and walk back: an instruction waited either for
-/// an operand (a producer whose result became ready exactly at its start) or for its unit (an
-/// instruction on the same unit that freed it exactly at its start); an instruction that waited for
-/// neither starts the chain.
-pub fn critical_path(s: &Schedule) -> Vec<CriticalStep> {
+/// Start from the instruction that finishes last and walk back: an instruction waited for an
+/// operand (a producer whose result became ready exactly at its start), for a transfer that
+/// arrived exactly then (`hop_delay` after its last hop; the walk continues at the instruction
+/// that made what it carried), for its unit (freed exactly then), or for its chip's previous
+/// instruction to issue (in-order issue, the same cycle); one that waited for none starts the
+/// chain.
+pub fn critical_path(s: &Schedule, hop_delay: u64) -> Vec<CriticalStep> {
     let Some(last) = s
         .instructions
         .iter()
@@ -135,20 +137,26 @@ pub fn critical_path(s: &Schedule) -> Vec<CriticalStep> {
     }
     let mut chain: Vec<(&Instruction, String)> = Vec::new();
     let mut current = last;
+    // Instructions already on the chain: an in-order wait between two that issue the same cycle
+    // must not walk back and forth.
+    let mut seen: std::collections::BTreeSet<lpuc_artifact::InstrId> = std::collections::BTreeSet::new();
     loop {
+        seen.insert(current.id);
         let data = current
             .reads
             .iter()
             .filter_map(|b| writer.get(&b.0).copied())
             .filter(|p| p.done_cycle() == current.start)
             .min_by_key(|p| p.id);
-        // A transfer that arrived last among the inputs, and the instruction that fed it.
+        // A transfer that arrived exactly at the start, and the instruction that made what it
+        // carried (through forwarded copies).
         let moved = || {
             current
                 .reads
                 .iter()
                 .filter_map(|b| carried.get(&b.0).copied())
-                .max_by_key(|t| (t.hops.last().map_or(0, |h| h.end), std::cmp::Reverse(t.id)))
+                .filter(|t| t.hops.last().map(|h| h.end + hop_delay) == Some(current.start))
+                .min_by_key(|t| t.id)
                 .and_then(|t| {
                     let mut src = t;
                     loop {
@@ -177,21 +185,21 @@ pub fn critical_path(s: &Schedule) -> Vec<CriticalStep> {
         if let Some(p) = data {
             chain.push((current, "data".into()));
             current = p;
+        } else if let Some((t, p)) = moved() {
+            let from = t.hops.first().map_or(p.chip, |h| h.from_chip);
+            chain.push((current, format!("transfer {} from chip {from}", t.id)));
+            current = p;
         } else if let Some(p) = unit() {
             chain.push((current, "unit".into()));
             current = p;
         } else if let Some(p) = s
             .instructions
             .iter()
-            .filter(|p| p.chip == current.chip && p.start == current.start && p.id < current.id)
-            .max_by_key(|p| p.id)
+            .filter(|p| p.chip == current.chip && p.start == current.start && !seen.contains(&p.id))
+            .min_by_key(|p| p.id)
         {
             // Issued in order on its chip, right after an instruction that issued this cycle.
             chain.push((current, "issue".into()));
-            current = p;
-        } else if let Some((t, p)) = moved() {
-            let from = t.hops.first().map_or(p.chip, |h| h.from_chip);
-            chain.push((current, format!("transfer {} from chip {from}", t.id)));
             current = p;
         } else {
             chain.push((current, "start".into()));
