@@ -69,7 +69,10 @@ fn every_example_compiles_onto_chips_and_the_emulator_accepts_it() {
             assert_eq!(path.first().map(|s| s.start), Some(0), "{model} {partition:?}");
             assert_eq!(path.last().map(|s| s.end), Some(a.report.makespan_cycles));
             let total: f64 = path.iter().map(|s| s.share).sum();
-            assert!((total - 1.0).abs() < 1e-9, "{model} {partition:?}: shares sum to {total}");
+            assert!(
+                (total - 1.0).abs() < 1e-9,
+                "{model} {partition:?}: shares sum to {total}"
+            );
             // A chip holds only buffers it reads or writes; every transfer moves at least a hop.
             assert!(a.schedule.transfers.iter().all(|t| !t.hops.is_empty()));
         }
