@@ -265,8 +265,15 @@ proptest! {
         let ops: Vec<lpuc_ir::OpId> = g.op_ids().collect();
         let outputs = g.outputs().to_vec();
         let bytes = |v: lpuc_ir::ValueId| g.value(v).ty.size_bytes().unwrap();
-        let split = lpuc::placer::sharding::shard(&g, &ops, ways, &t, &|_| true, &|v| outputs.contains(&v), &bytes);
-        let whole = lpuc::placer::sharding::shard(&g, &ops, 1, &t, &|_| true, &|v| outputs.contains(&v), &bytes);
+        let out = |v: lpuc_ir::ValueId| outputs.contains(&v);
+        let ctx = lpuc::placer::sharding::BlockContext {
+            counted: &|_| true,
+            read_outside: &out,
+            stored_bytes: &bytes,
+            weight_dtype: None,
+        };
+        let split = lpuc::placer::sharding::shard(&g, &ops, ways, &t, &ctx);
+        let whole = lpuc::placer::sharding::shard(&g, &ops, 1, &t, &ctx);
         prop_assert_eq!(split.choice.len(), ops.len());
         prop_assert!(split.cycles <= split.heuristic_cycles, "{} > {}", split.cycles, split.heuristic_cycles);
         prop_assert!(split.bytes_per_chip <= whole.bytes_per_chip + (1 << 20));

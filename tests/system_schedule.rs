@@ -4,7 +4,7 @@
 //! and a snapshot of a multi-chip report.
 
 use lpuc::driver::compile_placed;
-use lpuc::placer::sharding::shard;
+use lpuc::placer::sharding::{shard, BlockContext};
 use lpuc::placer::{Partition, PlaceOptions, StagePlan};
 use lpuc::scheduler::system::schedule_system;
 use lpuc_artifact::text::report_text;
@@ -107,15 +107,14 @@ fn a_group_of_two_nodes_gathers_and_reduces_in_two_levels() {
     let ops: Vec<lpuc_ir::OpId> = g.op_ids().collect();
     let outputs = g.outputs().to_vec();
     let bytes = |v: lpuc_ir::ValueId| g.value(v).ty.size_bytes().unwrap();
-    let s = shard(
-        &g,
-        &ops,
-        16,
-        &target,
-        &|_| true,
-        &|v| outputs.contains(&v),
-        &bytes,
-    );
+    let out = |v: lpuc_ir::ValueId| outputs.contains(&v);
+    let ctx = BlockContext {
+        counted: &|_| true,
+        read_outside: &out,
+        stored_bytes: &bytes,
+        weight_dtype: None,
+    };
+    let s = shard(&g, &ops, 16, &target, &ctx);
     assert!(
         !s.collectives.is_empty(),
         "a 16-way split needs collectives: {:?}",

@@ -6,7 +6,7 @@
 //! chip, the weight bytes it keeps resident, its activation working set, and the bytes that cross
 //! the cut after it.
 
-use super::sharding::{shard, Method};
+use super::sharding::{shard, BlockContext, Method};
 use super::tiling::{tiled_working_set, Tiled};
 use crate::scheduler::work::work_of;
 use lpuc_ir::{DType, Graph, OpId, ValueId, ValueKind};
@@ -337,15 +337,13 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                     solved
                         .entry((sig.clone(), ways))
                         .or_insert_with(|| {
-                            let s = shard(
-                                g,
-                                &members,
-                                u64::from(ways),
-                                target,
-                                &counted,
-                                &read_outside,
-                                &stored,
-                            );
+                            let ctx = BlockContext {
+                                counted: &counted,
+                                read_outside: &read_outside,
+                                stored_bytes: &stored,
+                                weight_dtype,
+                            };
+                            let s = shard(g, &members, u64::from(ways), target, &ctx);
                             GroupCost {
                                 ways,
                                 cycles: s.cycles,

@@ -16,8 +16,9 @@ pub mod problem;
 pub mod strategies;
 
 use layout::Collective;
-use lpuc_ir::{Graph, OpId, ValueId};
+use lpuc_ir::{Graph, OpId};
 use lpuc_target::Target;
+pub use problem::BlockContext;
 use problem::Problem;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -56,19 +57,9 @@ pub struct Sharding {
     pub collectives: BTreeMap<Collective, u64>,
 }
 
-/// Shard `ops` (one block, program order) over `ways` chips. `counted`: whether a weight or
-/// input's bytes belong to this block; `read_outside`: whether a result is read after it;
-/// `stored_bytes`: a weight's or input's size as stored.
-pub fn shard(
-    g: &Graph,
-    ops: &[OpId],
-    ways: u64,
-    target: &Target,
-    counted: &dyn Fn(ValueId) -> bool,
-    read_outside: &dyn Fn(ValueId) -> bool,
-    stored_bytes: &dyn Fn(ValueId) -> u64,
-) -> Sharding {
-    let p = Problem::new(g, ops, ways, target, counted, read_outside, stored_bytes);
+/// Shard `ops` (one block, program order) over `ways` chips, in `ctx`.
+pub fn shard(g: &Graph, ops: &[OpId], ways: u64, target: &Target, ctx: &BlockContext) -> Sharding {
+    let p = Problem::new(g, ops, ways, target, ctx);
     let mut s = solve(&p);
     // Results the scheduler will run in tiles (the same regions it forms) count at their tiles'
     // size; every other result whole, in its layout.
@@ -79,11 +70,26 @@ pub fn shard(
         .enumerate()
         .map(|(k, &c)| p.strategies[k][c].clone())
         .collect();
-    let tiled: std::collections::BTreeSet<usize> =
-        crate::scheduler::system::tiles::regions(g, ops, &chosen, ways, tile_above, tile_bytes)
-            .into_iter()
-            .flat_map(|r| r.members)
-            .collect();
+    // Only results that stay inside their region exist a tile at a time; one read outside it is
+    // assembled whole.
+    let regions = crate::scheduler::system::tiles::regions(g, ops, &chosen, ways, tile_above, tile_bytes);
+    let mut tiled = std::collections::BTreeSet::new();
+    for r in &regions {
+        let members: std::collections::BTreeSet<usize> = r.members.iter().copied().collect();
+        for &k in &r.members {
+            let v = g.op(ops[k]).outputs[0];
+            // A one-op block (a graph without layer names) is tiled by the scheduler together
+            // with its neighbours in the stage, so its result stays in tiles past the block.
+            let leaves_region = (p.leaves[k].is_some() && ops.len() > 1)
+                || g.outputs().contains(&v)
+                || p.edges
+                    .iter()
+                    .any(|e| e.producer == k && !members.contains(&e.consumer));
+            if !leaves_region {
+                tiled.insert(k);
+            }
+        }
+    }
     s.activation_per_chip = p.activation_peak(g, &s.choice_index, &tiled, tile_bytes);
     s
 }
@@ -141,7 +147,7 @@ pub fn solve(p: &Problem) -> Sharding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lpuc_ir::{BinaryOp, DType, OpKind, Provenance, TensorType, UnaryOp};
+    use lpuc_ir::{BinaryOp, DType, OpKind, Provenance, TensorType, UnaryOp, ValueId};
 
     fn prov(n: &str) -> Provenance {
         Provenance {
@@ -176,7 +182,14 @@ mod tests {
         let outputs = g.outputs().to_vec();
         let bytes = |v: ValueId| g.value(v).ty.size_bytes().unwrap();
         let weights = |v: ValueId| matches!(g.value(v).kind, lpuc_ir::ValueKind::Weight { .. });
-        let s = shard(&g, &ops, 8, &t, &weights, &|v| outputs.contains(&v), &bytes);
+        let out = |v: ValueId| outputs.contains(&v);
+        let ctx = BlockContext {
+            counted: &weights,
+            read_outside: &out,
+            stored_bytes: &bytes,
+            weight_dtype: None,
+        };
+        let s = shard(&g, &ops, 8, &t, &ctx);
         assert_eq!(s.method, Method::Ilp);
         // Columns, elementwise on the split, rows (partial sums), then one reduction.
         assert_eq!(s.choice[0], "S2");
@@ -193,7 +206,7 @@ mod tests {
         assert_eq!(s.bytes_per_chip, 2 * 1024 * 4096 * 2 / 8);
         assert!(s.cycles <= s.heuristic_cycles);
         // On one chip nothing is split and nothing is sent.
-        let one = shard(&g, &ops, 1, &t, &weights, &|v| outputs.contains(&v), &bytes);
+        let one = shard(&g, &ops, 1, &t, &ctx);
         assert!(one.collectives.is_empty());
         assert!(one.cycles > s.cycles, "eight chips are faster than one");
     }

@@ -10,7 +10,7 @@
 //! readers need (split: 1/g a chip); a value read in two layouts is stored twice.
 
 use super::layout::{kind_index, Change, Collective, Layout, LinkModel};
-use super::strategies::{strategies, Strategy};
+use super::strategies::{strategies_at, Strategy};
 use lpuc_ir::{DType, Graph, OpId, ValueId, ValueKind};
 use lpuc_target::Target;
 use std::collections::BTreeMap;
@@ -62,6 +62,21 @@ pub struct Resident {
     pub counted: bool,
 }
 
+/// What a block's problem needs to know of the rest of the graph and the placement.
+#[derive(Clone, Copy)]
+pub struct BlockContext<'a> {
+    /// Whether a weight's or input's bytes belong to this block (a value several blocks share is
+    /// counted by the placer once per stage instead).
+    pub counted: &'a dyn Fn(ValueId) -> bool,
+    /// Whether a result is read after the block (or is a graph output).
+    pub read_outside: &'a dyn Fn(ValueId) -> bool,
+    /// A weight's or input's size as stored.
+    pub stored_bytes: &'a dyn Fn(ValueId) -> u64,
+    /// The placement's weight storage dtype, which also sets the MXM rate of matmuls reading
+    /// float weights.
+    pub weight_dtype: Option<DType>,
+}
+
 /// A block's problem on a group of `ways` chips.
 pub struct Problem {
     pub ways: u64,
@@ -94,22 +109,21 @@ fn value_bytes(g: &Graph, v: ValueId) -> u64 {
 }
 
 impl Problem {
-    /// The problem of ops `ops` (in program order) on `ways` chips; `counted` says which
-    /// residents' bytes the block owns, `read_outside` which results are read after the block,
-    /// `stored_bytes` how large a weight or input is as stored (weights at the placement's dtype).
-    pub fn new(
-        g: &Graph,
-        ops: &[OpId],
-        ways: u64,
-        target: &Target,
-        counted: &dyn Fn(ValueId) -> bool,
-        read_outside: &dyn Fn(ValueId) -> bool,
-        stored_bytes: &dyn Fn(ValueId) -> u64,
-    ) -> Problem {
+    /// The problem of ops `ops` (in program order) on `ways` chips, in `ctx`.
+    pub fn new(g: &Graph, ops: &[OpId], ways: u64, target: &Target, ctx: &BlockContext) -> Problem {
+        let BlockContext {
+            counted,
+            read_outside,
+            stored_bytes,
+            weight_dtype,
+        } = *ctx;
         let links = LinkModel::new(target);
         let index: BTreeMap<OpId, usize> = ops.iter().enumerate().map(|(i, &o)| (o, i)).collect();
         let units = [target.mxm.count, target.vxm.count, target.sxm.count].map(|c| u64::from(c).max(1));
-        let strategies: Vec<Vec<Strategy>> = ops.iter().map(|&o| strategies(g, o, ways)).collect();
+        let strategies: Vec<Vec<Strategy>> = ops
+            .iter()
+            .map(|&o| strategies_at(g, o, ways, weight_dtype))
+            .collect();
         let compute = strategies
             .iter()
             .map(|list| {

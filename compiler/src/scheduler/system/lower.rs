@@ -19,7 +19,7 @@
 use super::tiles;
 use crate::placer::sharding::layout::Layout;
 use crate::placer::sharding::problem::boundary_layout;
-use crate::placer::sharding::strategies::{strategies, Strategy};
+use crate::placer::sharding::strategies::{strategies_at, Strategy};
 use crate::placer::StagePlan;
 use lpuc_artifact::BufferKind;
 use lpuc_ir::{DType, Graph, OpId, ValueId, ValueKind};
@@ -268,7 +268,7 @@ impl<'a> Lowering<'a> {
             .iter()
             .zip(&stage.choice)
             .map(|(&o, &s)| {
-                let list = strategies(g, o, u64::from(group.n));
+                let list = strategies_at(g, o, u64::from(group.n), self.weight_dtype);
                 list[s.min(list.len() - 1)].clone()
             })
             .collect();
