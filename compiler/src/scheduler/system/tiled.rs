@@ -198,68 +198,49 @@ impl Lowering<'_> {
             if !leaves[mi] {
                 continue;
             }
-            let dims = self.dims(v);
-            let layout = chosen[k].output;
-            let value = g.value(v);
-            if let Some(a) = reduce_axis[mi] {
-                // Each chip assembles its slice from its reduced pieces.
-                let out = Layout::Split(a);
-                let bufs: Vec<usize> = (0..n)
-                    .map(|j| {
-                        let r = region(&dims, out, j, n);
-                        let b = self.buffer(
-                            group.first + j,
-                            format!("{}@{}", value.name, group.first + j),
-                            BufferKind::Activation,
-                            value.ty.dtype,
-                            r,
-                        );
-                        let bytes = self.prog.buffers[b].bytes();
-                        self.prog.tasks.push(Task::Compute {
-                            chip: group.first + j,
-                            work: Work::Stream { bytes },
-                            op: "Assemble".into(),
-                            node: value.name.clone(),
-                            onnx_op: "tiles".into(),
-                            reads: reduced[mi][j as usize].clone(),
-                            writes: vec![b],
-                            after: Vec::new(),
-                        });
-                        b
-                    })
-                    .collect();
-                self.versions.insert((v, group, out), bufs);
-                self.home.insert(v, (group, out));
-                continue;
-            }
-            let bufs: Vec<usize> = (0..n)
-                .map(|j| {
-                    let r = region(&dims, layout, j, n);
-                    let b = self.buffer(
-                        group.first + j,
-                        format!("{}@{}", value.name, group.first + j),
-                        BufferKind::Activation,
-                        value.ty.dtype,
-                        r,
-                    );
-                    let bytes = self.prog.buffers[b].bytes();
-                    self.prog.tasks.push(Task::Compute {
-                        chip: group.first + j,
-                        work: Work::Stream { bytes },
-                        op: "Assemble".into(),
-                        node: value.name.clone(),
-                        onnx_op: "tiles".into(),
-                        reads: (0..run.tiles as usize)
-                            .map(|t| tiles_of[mi][t][j as usize])
-                            .collect(),
-                        writes: vec![b],
-                        after: Vec::new(),
-                    });
-                    b
-                })
-                .collect();
+            // Each chip assembles its part: its reduced pieces of a partial sum (now split along
+            // the reduction's axis), or its tiles.
+            let (layout, pieces): (Layout, Vec<Vec<usize>>) = match reduce_axis[mi] {
+                Some(a) => (Layout::Split(a), reduced[mi].clone()),
+                None => (
+                    chosen[k].output,
+                    (0..n as usize)
+                        .map(|j| (0..run.tiles as usize).map(|t| tiles_of[mi][t][j]).collect())
+                        .collect(),
+                ),
+            };
+            let bufs = self.assemble(v, group, layout, pieces);
             self.versions.insert((v, group, layout), bufs);
             self.home.insert(v, (group, layout));
         }
+    }
+
+    /// On each chip of `group`, one `Assemble` joining `pieces[j]` into the chip's region of `v`
+    /// in `layout`.
+    fn assemble(&mut self, v: ValueId, group: Group, layout: Layout, pieces: Vec<Vec<usize>>) -> Vec<usize> {
+        let dims = self.dims(v);
+        let value = self.g.value(v);
+        let (name, dtype) = (value.name.clone(), value.ty.dtype);
+        pieces
+            .into_iter()
+            .enumerate()
+            .map(|(j, reads)| {
+                let chip = group.first + j as u32;
+                let r = region(&dims, layout, j as u32, group.n);
+                let b = self.buffer(chip, format!("{name}@{chip}"), BufferKind::Activation, dtype, r);
+                let bytes = self.prog.buffers[b].bytes();
+                self.prog.tasks.push(Task::Compute {
+                    chip,
+                    work: Work::Stream { bytes },
+                    op: "Assemble".into(),
+                    node: name.clone(),
+                    onnx_op: "tiles".into(),
+                    reads,
+                    writes: vec![b],
+                    after: Vec::new(),
+                });
+                b
+            })
+            .collect()
     }
 }
