@@ -541,6 +541,15 @@ mod multi_chip {
         a0 < a1 && b0 < b1 && a0 < b1 && b0 < a1
     }
 
+    /// Whether `ins` moved to `start` would share its unit with another instruction.
+    fn unit_clash(s: &Schedule, ins: &Instruction, start: u64) -> bool {
+        s.instructions.iter().any(|j| {
+            j.id != ins.id
+                && (j.chip, j.unit) == (ins.chip, ins.unit)
+                && overlap(j.start, j.busy_until(), start, start + ins.occupancy)
+        })
+    }
+
     /// Hops of other transfers (or other hops of this one) that share a cycle on `hop`'s directed
     /// link.
     fn link_clash(s: &Schedule, t: usize, k: usize, hop: Hop) -> bool {
@@ -588,12 +597,7 @@ mod multi_chip {
                 if start < needs {
                     expect.insert(FaultKind::DependencyNotReady);
                 }
-                let clash = s.instructions.iter().any(|j| {
-                    j.id != ins.id
-                        && (j.chip, j.unit) == (ins.chip, ins.unit)
-                        && overlap(j.start, j.busy_until(), start, start + ins.occupancy)
-                });
-                if clash {
+                if unit_clash(s, ins, start) {
                     expect.insert(FaultKind::UnitConflict);
                 }
                 out.instructions[i].start = start;
@@ -647,12 +651,7 @@ mod multi_chip {
                 {
                     expect.insert(FaultKind::TransferNotReady);
                 }
-                let clash = s.instructions.iter().any(|j| {
-                    j.id != ins.id
-                        && (j.chip, j.unit) == (ins.chip, ins.unit)
-                        && overlap(j.start, j.busy_until(), start, start + ins.occupancy)
-                });
-                if clash {
+                if unit_clash(s, ins, start) {
                     expect.insert(FaultKind::UnitConflict);
                 }
                 out.instructions[i].start = start;

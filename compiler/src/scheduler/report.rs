@@ -40,28 +40,20 @@ pub fn build_system_report(
     chips: &[ChipSram],
     placement: Placement,
 ) -> Report {
-    let makespan = s.makespan_cycles;
     // The chip with the highest peak; the earliest peak among equals.
     let top = chips
         .iter()
         .min_by_key(|c| (std::cmp::Reverse(c.peak_bytes), c.peak_cycle))
         .copied()
         .unwrap_or_default();
+    let sram = SramReport {
+        capacity_bytes: target.sram.bytes,
+        peak_bytes: top.peak_bytes,
+        peak_cycle: top.peak_cycle,
+        weight_bytes: top.weight_bytes,
+        high_water_bytes: top.high_water_bytes,
+    };
     Report {
-        target: s.target.clone(),
-        clock_hz: target.clock_hz,
-        makespan_cycles: makespan,
-        makespan_us: target.cycles_to_us(makespan),
-        instructions: s.instructions.len() as u64,
-        critical_path: critical_path(s, target.hop_arrival_delay()),
-        units: unit_reports(s, target),
-        sram: SramReport {
-            capacity_bytes: target.sram.bytes,
-            peak_bytes: top.peak_bytes,
-            peak_cycle: top.peak_cycle,
-            weight_bytes: top.weight_bytes,
-            high_water_bytes: top.high_water_bytes,
-        },
         chips: chips
             .iter()
             .enumerate()
@@ -82,13 +74,28 @@ pub fn build_system_report(
             })
             .collect(),
         placement: Some(placement),
+        ..report_of(s, target, sram)
     }
 }
 
-/// Build the report of `s`.
+/// Build the report of a single-chip schedule `s`.
 pub fn build_report(s: &Schedule, target: &Target, sram: SramUse) -> Report {
+    report_of(
+        s,
+        target,
+        SramReport {
+            capacity_bytes: target.sram.bytes,
+            peak_bytes: sram.peak_bytes,
+            peak_cycle: sram.peak_cycle,
+            weight_bytes: sram.weight_bytes,
+            high_water_bytes: sram.high_water_bytes,
+        },
+    )
+}
+
+/// The figures every report has: makespan, critical path, units, and `sram`.
+fn report_of(s: &Schedule, target: &Target, sram: SramReport) -> Report {
     let makespan = s.makespan_cycles;
-    let units = unit_reports(s, target);
     Report {
         target: s.target.clone(),
         clock_hz: target.clock_hz,
@@ -96,14 +103,8 @@ pub fn build_report(s: &Schedule, target: &Target, sram: SramUse) -> Report {
         makespan_us: target.cycles_to_us(makespan),
         instructions: s.instructions.len() as u64,
         critical_path: critical_path(s, target.hop_arrival_delay()),
-        units,
-        sram: SramReport {
-            capacity_bytes: target.sram.bytes,
-            peak_bytes: sram.peak_bytes,
-            peak_cycle: sram.peak_cycle,
-            weight_bytes: sram.weight_bytes,
-            high_water_bytes: sram.high_water_bytes,
-        },
+        units: unit_reports(s, target),
+        sram,
         chips: Vec::new(),
         placement: None,
     }
@@ -130,6 +131,17 @@ pub fn critical_path(s: &Schedule, hop_delay: u64) -> Vec<CriticalStep> {
         for b in &i.writes {
             writer.insert(b.0, i);
         }
+    }
+    // Who frees a unit at a cycle, and who issues on a chip at a cycle: looked up, not scanned,
+    // at every step of the walk.
+    let mut freeing: BTreeMap<(u32, lpuc_target::UnitId, u64), Vec<&Instruction>> = BTreeMap::new();
+    let mut issuing: BTreeMap<(u32, u64), Vec<&Instruction>> = BTreeMap::new();
+    for i in &s.instructions {
+        freeing
+            .entry((i.chip, i.unit, i.busy_until()))
+            .or_default()
+            .push(i);
+        issuing.entry((i.chip, i.start)).or_default().push(i);
     }
     let mut carried: BTreeMap<u32, &Transfer> = BTreeMap::new();
     for t in &s.transfers {
@@ -168,15 +180,13 @@ pub fn critical_path(s: &Schedule, hop_delay: u64) -> Vec<CriticalStep> {
                 })
         };
         let unit = || {
-            s.instructions
-                .iter()
-                .filter(|p| {
-                    p.chip == current.chip
-                        && p.unit == current.unit
-                        && p.id != current.id
-                        && p.busy_until() == current.start
-                })
+            freeing
+                .get(&(current.chip, current.unit, current.start))
+                .into_iter()
+                .flatten()
+                .filter(|p| p.id != current.id)
                 .min_by_key(|p| p.id)
+                .copied()
         };
         if current.start == 0 {
             chain.push((current, "start".into()));
@@ -192,11 +202,13 @@ pub fn critical_path(s: &Schedule, hop_delay: u64) -> Vec<CriticalStep> {
         } else if let Some(p) = unit() {
             chain.push((current, "unit".into()));
             current = p;
-        } else if let Some(p) = s
-            .instructions
-            .iter()
-            .filter(|p| p.chip == current.chip && p.start == current.start && !seen.contains(&p.id))
+        } else if let Some(p) = issuing
+            .get(&(current.chip, current.start))
+            .into_iter()
+            .flatten()
+            .filter(|p| !seen.contains(&p.id))
             .min_by_key(|p| p.id)
+            .copied()
         {
             // Issued in order on its chip, right after an instruction that issued this cycle.
             chain.push((current, "issue".into()));

@@ -129,6 +129,8 @@ pub(super) fn shape(r: &Region) -> Vec<u64> {
 pub(super) struct Lowering<'a> {
     pub(super) g: &'a Graph,
     pub(super) weight_dtype: Option<DType>,
+    /// The ops reading each value, by value index.
+    pub(super) readers: Vec<Vec<OpId>>,
     pub(super) prog: Program,
     /// Every materialised version of a value: (group, layout) -> a buffer per chip.
     pub(super) versions: BTreeMap<(ValueId, Group, Layout), Vec<usize>>,
@@ -321,10 +323,9 @@ impl<'a> Lowering<'a> {
             // and sized them; the block's own copies die with their last reader inside it.
             for &o in &stage.ops[begin..end] {
                 for &v in &g.op(o).outputs {
-                    let later = g
-                        .op_ids()
-                        .filter(|r| !stage.ops[begin..end].contains(r))
-                        .any(|r| g.op(r).inputs.contains(&v));
+                    let later = self.readers[v.index()]
+                        .iter()
+                        .any(|r| !stage.ops[begin..end].contains(r));
                     if !later || g.outputs().contains(&v) {
                         continue;
                     }
@@ -444,7 +445,14 @@ pub fn lower_placed(
     tile_above: u64,
     tile_budget: u64,
 ) -> Program {
+    let mut readers: Vec<Vec<OpId>> = vec![Vec::new(); g.num_values()];
+    for o in g.op_ids() {
+        for &v in &g.op(o).inputs {
+            readers[v.index()].push(o);
+        }
+    }
     let mut l = Lowering {
+        readers,
         node_chips: node_chips.max(1),
         tile_above,
         tile_budget: tile_budget.max(1),

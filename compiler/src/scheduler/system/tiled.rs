@@ -73,13 +73,12 @@ impl Lowering<'_> {
             .map(|&k| {
                 let v = g.op(stage.ops[k]).outputs[0];
                 g.outputs().contains(&v)
-                    || g.op_ids().any(|r| {
-                        g.op(r).inputs.contains(&v)
-                            && stage
-                                .ops
-                                .iter()
-                                .position(|&x| x == r)
-                                .is_none_or(|p| !members.contains_key(&p))
+                    || self.readers[v.index()].iter().any(|&r| {
+                        stage
+                            .ops
+                            .iter()
+                            .position(|&x| x == r)
+                            .is_none_or(|p| !members.contains_key(&p))
                     })
             })
             .collect();

@@ -66,44 +66,17 @@ pub fn regions(
     large_above: u64,
     budget: u64,
 ) -> Vec<Region> {
-    let index: BTreeMap<OpId, usize> = ops.iter().enumerate().map(|(k, &o)| (o, k)).collect();
-    let large = |k: usize| -> bool {
-        let op = g.op(ops[k]);
-        op.outputs.len() == 1 && per_chip_bytes(g, op.outputs[0], chosen[k].output, ways) > large_above
-    };
-    // An op that needs a computed operand whole (or as partial sums) and large on each chip
-    // starts a region too: its tiles fetch that operand a slice at a time.
-    let large_operand = |k: usize| -> u64 {
-        let op = g.op(ops[k]);
-        op.inputs
-            .iter()
-            .zip(&chosen[k].inputs)
-            .filter(|(&v, _)| matches!(g.value(v).kind, ValueKind::Computed { .. }))
-            .map(|(&v, &l)| per_chip_bytes(g, v, l, ways))
-            .filter(|&b| b > large_above)
-            .max()
-            .unwrap_or(0)
-    };
+    let scope = Scope::new(g, ops, chosen, ways, large_above, budget);
     let mut taken: BTreeSet<usize> = BTreeSet::new();
     let mut out = Vec::new();
-    for start in 0..ops.len() {
+    for (start, &o) in ops.iter().enumerate() {
         if taken.contains(&start)
-            || !(large(start) || large_operand(start) > 0)
-            || g.op(ops[start]).outputs.len() != 1
+            || !(scope.large(start) || scope.large_operand(start) > 0)
+            || g.op(o).outputs.len() != 1
         {
             continue;
         }
-        if let Some(region) = grow(
-            g,
-            ops,
-            &index,
-            chosen,
-            ways,
-            budget,
-            start,
-            &large,
-            &large_operand,
-        ) {
+        if let Some(region) = grow(&scope, start) {
             if region.members.iter().all(|m| !taken.contains(m)) {
                 taken.extend(region.members.iter().copied());
                 out.push(region);
@@ -111,6 +84,69 @@ pub fn regions(
         }
     }
     out
+}
+
+/// The ops regions are found among, with what growing a region asks of them.
+struct Scope<'a> {
+    g: &'a Graph,
+    ops: &'a [OpId],
+    index: BTreeMap<OpId, usize>,
+    chosen: &'a [Strategy],
+    ways: u64,
+    large_above: u64,
+    budget: u64,
+    /// Results of these ops read by an op outside them, or graph outputs (found in one pass).
+    read_after: BTreeSet<ValueId>,
+}
+
+impl<'a> Scope<'a> {
+    fn new(
+        g: &'a Graph,
+        ops: &'a [OpId],
+        chosen: &'a [Strategy],
+        ways: u64,
+        large_above: u64,
+        budget: u64,
+    ) -> Self {
+        let index: BTreeMap<OpId, usize> = ops.iter().enumerate().map(|(k, &o)| (o, k)).collect();
+        let mut read_after: BTreeSet<ValueId> = g.outputs().iter().copied().collect();
+        for o in g.op_ids().filter(|o| !index.contains_key(o)) {
+            read_after.extend(g.op(o).inputs.iter().copied());
+        }
+        Scope {
+            g,
+            ops,
+            index,
+            chosen,
+            ways,
+            large_above,
+            budget,
+            read_after,
+        }
+    }
+
+    /// Whether op `k`'s result is large on one chip.
+    fn large(&self, k: usize) -> bool {
+        let op = self.g.op(self.ops[k]);
+        op.outputs.len() == 1
+            && per_chip_bytes(self.g, op.outputs[0], self.chosen[k].output, self.ways) > self.large_above
+    }
+
+    /// The largest computed operand op `k` needs whole (or as partial sums) and large on each
+    /// chip, or 0: such an op starts a region too, its tiles fetching that operand a slice at a
+    /// time.
+    fn large_operand(&self, k: usize) -> u64 {
+        let g = self.g;
+        let op = g.op(self.ops[k]);
+        op.inputs
+            .iter()
+            .zip(&self.chosen[k].inputs)
+            .filter(|(&v, _)| matches!(g.value(v).kind, ValueKind::Computed { .. }))
+            .map(|(&v, &l)| per_chip_bytes(g, v, l, self.ways))
+            .filter(|&b| b > self.large_above)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// The strategy running op `o` split along its result axis `axis`, for any split count dividing
@@ -136,18 +172,18 @@ pub fn split_along(g: &Graph, o: OpId, axis: usize) -> Option<Strategy> {
 /// The region started by op `start`, along the rows of its result (its second-to-last axis, or
 /// its only axis), if one axis flows through every member: readers of a large result join it
 /// (forward), and so do the producers of large operands a member reads (backward).
-#[allow(clippy::too_many_arguments)]
-fn grow(
-    g: &Graph,
-    ops: &[OpId],
-    index: &BTreeMap<OpId, usize>,
-    chosen: &[Strategy],
-    ways: u64,
-    budget: u64,
-    start: usize,
-    large: &dyn Fn(usize) -> bool,
-    large_operand: &dyn Fn(usize) -> u64,
-) -> Option<Region> {
+fn grow(scope: &Scope, start: usize) -> Option<Region> {
+    let Scope {
+        g,
+        ops,
+        ref index,
+        chosen,
+        ways,
+        budget,
+        ..
+    } = *scope;
+    let large = |k: usize| scope.large(k);
+    let large_operand = |k: usize| scope.large_operand(k);
     let rank = g.value(g.op(ops[start]).outputs[0]).ty.shape.rank();
     if rank == 0 {
         return None;
@@ -186,7 +222,8 @@ fn grow(
         // Forward: every reader in the stage of a large result joins, along the axis it maps
         // that input to. Partial sums and results read by later stages leave the region whole
         // (assembled from the tiles).
-        if large(k) && chosen[k].output != Layout::Partial && !graph_reads_after(g, g.op(o).outputs[0], ops) {
+        if large(k) && chosen[k].output != Layout::Partial && !scope.read_after.contains(&g.op(o).outputs[0])
+        {
             let v = g.op(o).outputs[0];
             let a = axis[&k];
             for (&c_op, &c) in index.range(o..) {
@@ -275,17 +312,6 @@ fn grow(
         tiles,
         at,
     })
-}
-
-/// Whether `v` is read by an op outside `ops` or is a graph output.
-fn graph_reads_after(g: &Graph, v: ValueId, ops: &[OpId]) -> bool {
-    if g.outputs().contains(&v) {
-        return true;
-    }
-    let inside: BTreeSet<OpId> = ops.iter().copied().collect();
-    g.op_ids()
-        .filter(|o| !inside.contains(o))
-        .any(|o| g.op(o).inputs.contains(&v))
 }
 
 /// The result axis of op `o` that its inputs `reads` (all the same value) follow when that
