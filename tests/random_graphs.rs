@@ -24,7 +24,16 @@ proptest! {
         let g = lpuc::passes::run_passes(g).unwrap();
         let target = Target::lpu_v1();
         let (schedule, sram) = schedule_graph(&g, &target).unwrap();
-        let report = build_report(&schedule, &target, sram);
+        let report = build_report(
+            &schedule,
+            &target,
+            sram,
+            &lpuc::scheduler::per_token::StepInfo {
+                phase: "prefill".into(),
+                tokens_per_step: None,
+                streams: 1,
+            },
+        );
         let artifact = Artifact {
             manifest: Manifest {
                 format_version: 1,

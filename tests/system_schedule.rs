@@ -1,13 +1,14 @@
 //! Multi-chip compiles end to end: every example placed onto chips in every partitioning, its
 //! fabric schedule (instructions on units, transfers on links) accepted by the independent
 //! emulator; a group spanning two nodes exchanging in two levels; tiling in time; determinism;
-//! and a snapshot of a multi-chip report.
+//! and snapshots of multi-chip schedules and reports (a decoder on 16 chips, split two ways), with
+//! their per-token figures and trace checked against the schedule.
 
 use lpuc::driver::compile_placed;
 use lpuc::placer::sharding::{shard, BlockContext};
 use lpuc::placer::{Partition, PlaceOptions, StagePlan};
 use lpuc::scheduler::system::schedule_system;
-use lpuc_artifact::text::report_text;
+use lpuc_artifact::text::{report_text, schedule_text};
 use lpuc_emulator::{emulate_artifact, emulate_schedule};
 use lpuc_target::Target;
 use lpuc_tests::{example, options};
@@ -181,4 +182,77 @@ fn a_multi_chip_report_reads_as_expected() {
     let opts = options(example("gpt2_prefill.onnx"), Some(32));
     let a = compile_placed(&opts, Some(&on(4, Partition::Hybrid))).unwrap();
     insta::assert_snapshot!(report_text(&a.report));
+}
+
+/// The committed two-layer decoder, a 256-token prefill, given 16 chips (two nodes): split
+/// tensor-wise (the placer keeps the group inside one node, where links are direct) and
+/// layer-wise.
+fn decoder_on_16(partition: Partition) -> lpuc_artifact::Artifact {
+    let opts = options(example("llama_prefill.onnx"), Some(256));
+    compile_placed(&opts, Some(&on(16, partition))).unwrap()
+}
+
+#[test]
+fn a_decoder_on_16_chips_reads_as_expected() {
+    for (name, partition) in [("tensor", Partition::Tensor), ("layer", Partition::Layer)] {
+        let a = decoder_on_16(partition);
+        let verdict = emulate_artifact(&a);
+        assert!(verdict.is_ok(), "{name}: {:#?}", verdict.faults);
+        insta::assert_snapshot!(format!("decoder_16_{name}_schedule"), schedule_text(&a.schedule));
+        insta::assert_snapshot!(format!("decoder_16_{name}_report"), report_text(&a.report));
+    }
+}
+
+#[test]
+fn the_per_token_report_and_the_trace_agree_with_the_schedule() {
+    let a = decoder_on_16(Partition::Tensor);
+    let t = &a.report.per_token;
+    assert_eq!(t.phase, "prefill");
+    assert_eq!(t.tokens_per_step, Some(256));
+    assert_eq!(a.schedule.chips, 8, "the tensor split stays in one node");
+    assert_eq!(t.latency_cycles, a.schedule.makespan_cycles);
+    assert_eq!(t.transfers.len(), a.schedule.transfers.len());
+    let bytes: u64 = a.schedule.transfers.iter().map(|x| x.bytes).sum();
+    assert_eq!(t.total_bytes, bytes);
+    // Transfers flagged critical are exactly the critical path's transfer steps.
+    let on_path: Vec<u32> = a
+        .report
+        .critical_path
+        .iter()
+        .filter(|s| s.kind == lpuc_artifact::StepKind::Transfer)
+        .map(|s| s.id)
+        .collect();
+    let flagged: Vec<u32> = t.transfers.iter().filter(|x| x.critical).map(|x| x.id).collect();
+    assert_eq!(on_path, flagged);
+    // Hops leaving a node on the path, recounted from the routes.
+    let target = Target::lpu_v1();
+    let cross_node: u64 = a
+        .report
+        .critical_path
+        .iter()
+        .flat_map(|s| s.route.windows(2))
+        .filter(|w| target.locate(w[0]).node != target.locate(w[1]).node)
+        .count() as u64;
+    assert_eq!(t.critical_cross_node_hops, cross_node);
+    assert!(t.critical_transfers > 0, "the split exchanges on the path");
+    let split = &a.report.critical_split;
+    assert_eq!(
+        split.compute_cycles + split.communication_cycles + split.waiting_cycles,
+        a.report.makespan_cycles
+    );
+    assert!(split.communication_cycles > 0);
+    // trace.json: one complete event per instruction and per hop, each on a named chip process.
+    let trace: serde_json::Value =
+        serde_json::from_str(&lpuc_artifact::trace::chrome_trace(&a.schedule, &a.report)).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let complete = events.iter().filter(|e| e["ph"] == "X").count();
+    let hops: usize = a.schedule.transfers.iter().map(|x| x.hops.len()).sum();
+    assert_eq!(complete, a.schedule.instructions.len() + hops);
+    let critical = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["args"]["critical"] == true)
+        .count();
+    assert!(critical >= a.report.critical_path.len());
+    let processes = events.iter().filter(|e| e["name"] == "process_name").count();
+    assert_eq!(processes, 8);
 }

@@ -117,7 +117,12 @@ fn main() {
             t
         );
         let (s, sram) = schedule_graph(&g, &target).unwrap();
-        let report = lpuc::scheduler::report::build_report(&s, &target, sram);
+        let step = lpuc::scheduler::per_token::StepInfo {
+            phase: "prefill".into(),
+            tokens_per_step: None,
+            streams: 1,
+        };
+        let report = lpuc::scheduler::report::build_report(&s, &target, sram, &step);
         let a = lpuc_artifact::Artifact {
             manifest: compile(&CompileOptions {
                 model: example("mlp.onnx"),

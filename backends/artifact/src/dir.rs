@@ -1,6 +1,7 @@
 //! Reading and writing an artifact directory.
 
 use crate::text::{report_text, schedule_text};
+use crate::trace::chrome_trace;
 use crate::{Manifest, Report, Schedule};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -9,12 +10,13 @@ use thiserror::Error;
 const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// Every file an artifact directory holds, in the order they are written.
-pub const ARTIFACT_FILES: [&str; 6] = [
+pub const ARTIFACT_FILES: [&str; 7] = [
     "manifest.json",
     "schedule.json",
     "schedule.txt",
     "report.json",
     "report.txt",
+    "trace.json",
     "target.toml",
 ];
 
@@ -59,6 +61,7 @@ pub fn write_artifact(dir: &Path, a: &Artifact) -> Result<(), ArtifactError> {
         schedule_text(&a.schedule),
         to_json(&a.report),
         report_text(&a.report),
+        chrome_trace(&a.schedule, &a.report),
         a.target_toml.clone(),
     ];
     for (name, text) in ARTIFACT_FILES.into_iter().zip(contents) {

@@ -3,7 +3,8 @@
 //! An artifact is a build output: the same model and options give the same bytes. It holds
 //! `manifest.json` (what was built, from what, by which compiler for which hardware), `schedule.json`
 //! (every instruction and buffer, machine-readable), `schedule.txt` (the same, stable text for
-//! snapshot tests and review), `report.json` / `report.txt` (what a person reads) and `target.toml`
+//! snapshot tests and review), `report.json` / `report.txt` (what a person reads), `trace.json` (the timeline, for Perfetto)
+//! and `target.toml`
 //! (the exact target description used, so the artifact can be checked without the compiler).
 
 pub mod digest;
@@ -13,10 +14,14 @@ pub mod placement;
 pub mod report;
 pub mod schedule;
 pub mod text;
+pub mod trace;
 
 pub use dir::{read_artifact, write_artifact, Artifact, ArtifactError, ARTIFACT_FILES};
 pub use manifest::Manifest;
-pub use report::{ChipReport, CriticalStep, Report, SramReport, UnitReport};
+pub use report::{
+    ChipReport, CriticalSplit, CriticalStep, LinkReport, PerToken, Report, SramReport, StepKind,
+    TransferReport, UnitReport,
+};
 pub use schedule::{
     Buffer, BufferId, BufferKind, Hop, InstrId, Instruction, Schedule, Transfer, TransferId, SCHEDULE_FORMAT,
 };

@@ -3,6 +3,7 @@
 //! Fixed column widths and no floating point beyond fixed decimals, so the text changes only when
 //! the schedule does.
 
+use crate::report::{LinkReport, PerToken, StepKind};
 use crate::{Report, Schedule};
 use std::fmt::Write;
 
@@ -132,21 +133,43 @@ pub fn report_text(r: &Report) -> String {
     );
     let _ = writeln!(out);
     let _ = writeln!(out, "critical path ({} steps):", r.critical_path.len());
+    let split = &r.critical_split;
+    let pct = |c: u64| 100.0 * c as f64 / r.makespan_cycles.max(1) as f64;
     let _ = writeln!(
         out,
-        "  {:>6} {:<5} {:>10} {:>10} {:>7}  {:<5} {:<10} node",
-        "instr", "unit", "start", "end", "share", "waits", "op"
+        "  compute {} cycles ({:.1}%), communication {} ({:.1}%), waiting {} ({:.1}%)",
+        split.compute_cycles,
+        pct(split.compute_cycles),
+        split.communication_cycles,
+        pct(split.communication_cycles),
+        split.waiting_cycles,
+        pct(split.waiting_cycles)
+    );
+    let _ = writeln!(
+        out,
+        "  {:>7} {:<9} {:>10} {:>10} {:>7}  {:<8} {:<10} node",
+        "step", "where", "start", "end", "share", "waits", "op"
     );
     for s in &r.critical_path {
-        let unit = match s.chip {
-            Some(c) => format!("{c}:{}", s.unit),
-            None => s.unit.to_string(),
+        let (id, place) = match s.kind {
+            StepKind::Compute => {
+                let unit = s.unit.map_or_else(String::new, |u| u.to_string());
+                let place = match s.chip {
+                    Some(c) => format!("{c}:{unit}"),
+                    None => unit,
+                };
+                (format!("#{}", s.id), place)
+            }
+            StepKind::Transfer => {
+                let route: Vec<String> = s.route.iter().map(u32::to_string).collect();
+                (format!("t{}", s.id), route.join(">"))
+            }
         };
         let _ = writeln!(
             out,
-            "  {:>6} {:<5} {:>10} {:>10} {:>6.2}%  {:<5} {:<10} {}",
-            format!("#{}", s.instruction),
-            unit,
+            "  {:>7} {:<9} {:>10} {:>10} {:>6.2}%  {:<8} {:<10} {}",
+            id,
+            place,
             s.start,
             s.end,
             100.0 * s.share,
@@ -155,6 +178,7 @@ pub fn report_text(r: &Report) -> String {
             s.node
         );
     }
+    per_token_text(&mut out, &r.per_token);
     let _ = writeln!(out);
     let _ = writeln!(out, "units:");
     let _ = writeln!(
@@ -195,11 +219,92 @@ pub fn report_text(r: &Report) -> String {
             );
         }
     }
+    if !r.links.is_empty() {
+        links_text(&mut out, &r.links);
+    }
     if let Some(p) = &r.placement {
         let _ = writeln!(out);
         out.push_str(&crate::placement::placement_text(p, r.clock_hz));
     }
     out
+}
+
+/// The step's latency and throughput, and its transfers: totals, and those on the critical path.
+fn per_token_text(out: &mut String, t: &PerToken) {
+    let _ = writeln!(out);
+    let _ = writeln!(out, "per token ({} step, {} stream(s)):", t.phase, t.streams);
+    let _ = writeln!(
+        out,
+        "  latency {} cycles = {:.3} us{}",
+        t.latency_cycles,
+        t.latency_us,
+        t.tokens_per_step
+            .zip(t.tokens_per_second)
+            .map_or(String::new(), |(n, s)| format!(
+                "; {n} token(s) a step, {s:.1} tokens/s for one stream"
+            ))
+    );
+    let _ = writeln!(
+        out,
+        "  pipeline: {} stage(s), a step enters every {} cycles, {} step(s) in flight fill it{}",
+        t.stages,
+        t.initiation_interval_cycles,
+        t.steps_in_flight,
+        t.steady_state_tokens_per_second
+            .map_or(String::new(), |s| format!(
+                "; {s:.1} tokens/s over all streams when full"
+            ))
+    );
+    let _ = writeln!(
+        out,
+        "  transfers: {} moving {} bytes over {} link-cycles; {} on the critical path with {} cross-node and {} cross-rack hop(s)",
+        t.transfers.len(),
+        t.total_bytes,
+        t.total_link_cycles,
+        t.critical_transfers,
+        t.critical_cross_node_hops,
+        t.critical_cross_rack_hops
+    );
+    for x in t.transfers.iter().filter(|x| x.critical) {
+        let route: Vec<String> = x.route.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            out,
+            "    t{:<6} {:>10} bytes  {:<12} {:>8} link-cycles  {:>10} -> {:>10}",
+            x.id,
+            x.bytes,
+            route.join(">"),
+            x.link_cycles,
+            x.start,
+            x.arrival
+        );
+    }
+}
+
+/// Links by kind, and the busiest few.
+fn links_text(out: &mut String, links: &[LinkReport]) {
+    let _ = writeln!(out);
+    let local = links.iter().filter(|l| l.kind == "local").count();
+    let _ = writeln!(
+        out,
+        "links: {} directed links carry hops ({} local, {} global); busiest:",
+        links.len(),
+        local,
+        links.len() - local
+    );
+    let mut busiest: Vec<&LinkReport> = links.iter().collect();
+    busiest.sort_by_key(|l| (std::cmp::Reverse(l.busy_cycles), l.from_chip, l.to_chip));
+    for l in busiest.iter().take(8) {
+        let _ = writeln!(
+            out,
+            "  {:>5} -> {:<5} {:<6} {:>6} hops {:>12} cycles {:>7.2}%",
+            l.from_chip,
+            l.to_chip,
+            l.kind,
+            l.hops,
+            l.busy_cycles,
+            100.0 * l.utilization
+        );
+    }
 }
 
 #[cfg(test)]

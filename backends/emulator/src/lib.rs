@@ -105,6 +105,35 @@ pub fn emulate_artifact(a: &Artifact) -> Verdict {
                 s.peak_sram_cycle,
             ),
             (
+                "report per_token.latency_cycles",
+                a.report.per_token.latency_cycles,
+                s.makespan,
+            ),
+            (
+                "report per_token.transfers",
+                a.report.per_token.transfers.len() as u64,
+                s.transfers,
+            ),
+            (
+                "report per_token.total_bytes",
+                a.report.per_token.total_bytes,
+                s.transfer_bytes,
+            ),
+            (
+                "report per_token.total_link_cycles",
+                a.report.per_token.total_link_cycles,
+                s.link_busy_cycles,
+            ),
+            (
+                "report links busy_cycles (summed)",
+                if a.report.links.is_empty() {
+                    s.link_busy_cycles
+                } else {
+                    a.report.links.iter().map(|l| l.busy_cycles).sum()
+                },
+                s.link_busy_cycles,
+            ),
+            (
                 "schedule sram_capacity_bytes",
                 a.schedule.sram_capacity_bytes,
                 target.sram.bytes,

@@ -37,6 +37,8 @@ pub struct Stats {
     pub chips: Vec<ChipStats>,
     /// Cycles that links are busy, summed over every hop.
     pub link_busy_cycles: u64,
+    /// Bytes moved between chips, summed over transfers.
+    pub transfer_bytes: u64,
 }
 
 /// Who writes a buffer.
@@ -129,6 +131,7 @@ pub(crate) fn replay(s: &Schedule, target: &Target) -> (Stats, Vec<Fault>) {
             .iter()
             .flat_map(|t| &t.hops)
             .fold(0u64, |a, h| a.saturating_add(h.end.saturating_sub(h.start))),
+        transfer_bytes: s.transfers.iter().fold(0u64, |a, t| a.saturating_add(t.bytes)),
     };
     (stats, faults)
 }

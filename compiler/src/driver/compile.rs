@@ -5,6 +5,7 @@ use crate::checker::{check_model, Category, Violation};
 use crate::frontend::{bind::DimBinder, load_model, lower::lower};
 use crate::passes::run_passes;
 use crate::placer::{PlaceOptions, Placement};
+use crate::scheduler::per_token::StepInfo;
 use crate::scheduler::report::{build_report, build_system_report};
 use crate::scheduler::system::schedule_system;
 use crate::scheduler::{schedule_graph, work::work_of, ScheduleError};
@@ -173,11 +174,27 @@ pub fn compile_placed(
             }
         },
     };
+    let step = StepInfo {
+        phase: if opts.binder.decode { "decode" } else { "prefill" }.into(),
+        // A decode step makes one token a stream; a prefill reads as many as its sequence dim
+        // (unknown when the model names none).
+        tokens_per_step: if opts.binder.decode {
+            Some(1)
+        } else {
+            outcome
+                .bound_dims
+                .iter()
+                .filter(|(name, _)| crate::frontend::bind::is_new_tokens(name))
+                .map(|(_, &v)| v)
+                .max()
+        },
+        streams: opts.binder.batch.unwrap_or(1),
+    };
     let defaults = PlaceOptions::default();
     let place_opts = place_opts.unwrap_or(&defaults);
     let (schedule, report) = match single {
         Some((schedule, sram)) => {
-            let report = build_report(&schedule, &target, sram);
+            let report = build_report(&schedule, &target, sram, &step);
             (schedule, report)
         }
         None => {
@@ -188,7 +205,7 @@ pub fn compile_placed(
                     dims: dims(),
                     chips: None,
                 })?;
-            let report = build_system_report(&schedule, &target, &chips, placement);
+            let report = build_system_report(&schedule, &target, &chips, placement, &step);
             (schedule, report)
         }
     };

@@ -65,6 +65,14 @@ pub fn is_sequence_like(name: &str) -> bool {
     n.contains("seq") || n.contains("context") || n.contains("ctx")
 }
 
+/// Whether a dim name counts the tokens a step processes: sequence-like, and neither a cache
+/// length (`past_...`) nor a total (`total_...`) nor an encoder's length.
+pub fn is_new_tokens(name: &str) -> bool {
+    is_sequence_like(name)
+        && matches!(decode_role(name), DecodeRole::Other)
+        && !name.to_ascii_lowercase().contains("encoder")
+}
+
 /// Whether a dim name looks like a batch size.
 pub fn is_batch_like(name: &str) -> bool {
     name.to_ascii_lowercase().contains("batch")

@@ -6,7 +6,9 @@
 //! schedule, [`report`] derives the critical path and utilization from it.
 
 pub mod build;
+pub mod critical_path;
 pub mod list_schedule;
+pub mod per_token;
 pub mod report;
 pub mod sram_alloc;
 pub mod system;
