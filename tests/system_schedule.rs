@@ -152,6 +152,54 @@ fn a_group_of_two_nodes_gathers_and_reduces_in_two_levels() {
 }
 
 #[test]
+fn a_gather_over_two_nodes_crosses_each_global_link_once() {
+    use lpuc::placer::sharding::strategies::strategies_at;
+    use lpuc_ir::{DType, Graph, OpKind, Provenance, TensorType, UnaryOp};
+    // Relu split by rows over 16 chips, then a matmul split by columns, which needs its input
+    // whole on every chip: an all-gather over two nodes.
+    let mut g = Graph::new("gather");
+    let prov = |n: &str| Provenance {
+        node: n.into(),
+        op_type: n.into(),
+    };
+    let x = g.add_input("x", TensorType::new(DType::F32, vec![1, 256, 1024]));
+    let w = g.add_weight("w", TensorType::new(DType::F32, vec![1024, 1024]), "w");
+    let a = g
+        .add_op(OpKind::Unary(UnaryOp::Relu), vec![x], "a", prov("act"))
+        .unwrap();
+    let y = g.add_op(OpKind::MatMul, vec![a, w], "y", prov("proj")).unwrap();
+    g.add_output(y);
+    let ops: Vec<lpuc_ir::OpId> = g.op_ids().collect();
+    let pick = |o: lpuc_ir::OpId, name: &str| {
+        strategies_at(&g, o, 16, None)
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap()
+    };
+    let plan = vec![StagePlan {
+        first_chip: 0,
+        chips: 16,
+        ops: ops.clone(),
+        blocks: vec![ops.len()],
+        choice: vec![pick(ops[0], "S1"), pick(ops[1], "S2")],
+    }];
+    let target = Target::lpu_v1();
+    let (schedule, _) = schedule_system(&g, &plan, None, &target).unwrap();
+    let verdict = emulate_schedule(&schedule, &target);
+    assert!(verdict.is_ok(), "{:#?}", verdict.faults);
+    // By gateways: node 1's block crosses to node 0 once and node 0's to node 1 once, each half
+    // the value; sent directly, 8 x 8 pieces would cross each way.
+    let crossing: Vec<&lpuc_artifact::Transfer> = schedule
+        .transfers
+        .iter()
+        .filter(|t| t.hops.iter().any(|h| h.from_chip / 8 != h.to_chip / 8))
+        .collect();
+    assert_eq!(crossing.len(), 2, "{crossing:#?}");
+    let whole = 256 * 1024 * 4;
+    assert!(crossing.iter().all(|t| t.bytes == whole / 2 && t.hops.len() == 1));
+}
+
+#[test]
 fn tiles_in_time_let_a_long_sequence_fit_one_chip() {
     // Attention's 4 x 8192 x 8192 float32 scores (1 GiB) on one chip of 220 MiB: only tiled.
     let a = compile_placed(&options(example("transformer_block.onnx"), Some(8192)), None).unwrap();

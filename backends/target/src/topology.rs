@@ -164,6 +164,16 @@ impl Target {
         }
     }
 
+    /// Node `from`'s chip holding the global link to node `to`, when both are distinct nodes of
+    /// one rack (their one link inside the rack); `None` otherwise.
+    pub fn node_gateway(&self, from: u32, to: u32) -> Option<u32> {
+        let per_node = self.topology.chips_per_node;
+        let nodes_per_rack = self.topology.nodes_per_rack;
+        let same_rack = from / nodes_per_rack == to / nodes_per_rack;
+        (from != to && same_rack)
+            .then(|| from * per_node + peer_slot(from % nodes_per_rack, to % nodes_per_rack, per_node))
+    }
+
     /// Rack `from`'s gateway chip towards rack `to` (`from != to`): its end of their global link.
     pub fn rack_gateway(&self, from: u32, to: u32) -> u32 {
         let per_rack = self.chips_per_rack();
@@ -208,6 +218,25 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_gateways_hold_the_global_link_between_their_nodes() {
+        let t = Target::lpu_v1();
+        for a in 0..9 {
+            for b in 0..9 {
+                match (t.node_gateway(a, b), t.node_gateway(b, a)) {
+                    (Some(ga), Some(gb)) => {
+                        assert_eq!((t.locate(ga).node, t.locate(gb).node), (a, b));
+                        assert_eq!(t.link(ga, gb), Some(LinkKind::Global));
+                    }
+                    (None, None) => assert_eq!(a, b),
+                    other => panic!("{a} {b}: {other:?}"),
+                }
+            }
+        }
+        // Nodes of different racks have no link of their own.
+        assert_eq!(t.node_gateway(0, 9), None);
+    }
 
     #[test]
     fn chips_nodes_and_racks() {

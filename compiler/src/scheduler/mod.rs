@@ -51,6 +51,8 @@ pub enum ScheduleError {
         /// The largest buffers live at the peak, with their sizes.
         largest: String,
     },
+    #[error("the multi-chip program would need more than {limit} instructions and transfers (stopped in stage {stage} of {stages}): the placement splits large values over so many chips, in so many tiles, that every tile exchanges among all of them. Use fewer chips per stage (--partition layer), a smaller --bucket, or more chips")]
+    ProgramTooLarge { limit: u64, stage: usize, stages: usize },
     #[error("node '{node}' ({op}): the target cannot execute it: {reason}")]
     Unexecutable {
         node: String,

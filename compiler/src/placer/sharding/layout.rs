@@ -134,6 +134,44 @@ impl LinkModel {
             .saturating_add(self.round_latency.saturating_mul(hops))
     }
 
+    /// Cycles the SXM needs to stream `bytes` (a cut or an assembly).
+    fn stream_cycles(&self, bytes: u64) -> u64 {
+        self.target
+            .cost(&Work::Stream { bytes })
+            .map_or(u64::MAX, |c| c.latency)
+    }
+
+    /// An all-gather of `piece` bytes a chip over `ways` chips of whole nodes of one rack, sent
+    /// directly: every chip's piece goes to every other chip, so the one global link between two
+    /// nodes carries `node * node` pieces, over routes of up to 3 hops.
+    pub fn direct_gather_cycles(&self, piece: u64) -> u64 {
+        self.send_cycles(piece)
+            .saturating_mul(self.node_chips * self.node_chips)
+            .saturating_add(self.round_latency.saturating_mul(3))
+    }
+
+    /// The same all-gather by node gateways (a tree): each node first gathers its block on every
+    /// chip (one local round), the gateway of each node pair sends its node's block over their
+    /// global link once, and each gateway spreads the block it received to its node (one local
+    /// round); two more assemblies of a block on the way.
+    pub fn gateway_gather_cycles(&self, piece: u64) -> u64 {
+        let block = piece.saturating_mul(self.node_chips);
+        self.send_cycles(piece)
+            .saturating_add(self.send_cycles(block).saturating_mul(2))
+            .saturating_add(self.round_latency.saturating_mul(3))
+            .saturating_add(self.stream_cycles(block).saturating_mul(2))
+    }
+
+    /// Whether an all-gather of `piece` bytes a chip over `ways` chips (whole nodes of one rack)
+    /// goes by node gateways rather than directly: whichever costs fewer cycles. Direct wins only
+    /// when a piece is so small that the gateways' extra assemblies outweigh sending `node` times
+    /// fewer bytes over each global link.
+    pub fn gather_by_gateways(&self, piece: u64, ways: u64) -> bool {
+        ways > self.node_chips
+            && ways <= self.rack_chips
+            && self.gateway_gather_cycles(piece) < self.direct_gather_cycles(piece)
+    }
+
     /// Cycles the VXM needs to sum `ways` pieces of `elements` each.
     fn sum_cycles(&self, elements: u64, ways: u64, dtype: DType) -> u64 {
         let work = Work::Vector {
@@ -148,7 +186,10 @@ impl LinkModel {
     }
 
     /// Cycles of `collective` over a group of `ways` chips on a tensor of `bytes` bytes and
-    /// `elements` elements.
+    /// `elements` elements. A gather across nodes is priced as sent directly, an upper bound: the
+    /// scheduler sends it by node gateways when that is cheaper (`gather_by_gateways`). Pricing
+    /// gathers lower here makes the activation-blind sharding ILP trade reductions for gathers
+    /// of wide values, which then exist whole on every chip.
     pub fn cycles(&self, collective: Collective, bytes: u64, elements: u64, dtype: DType, ways: u64) -> u64 {
         if ways <= 1 {
             return 0;
@@ -202,6 +243,21 @@ mod tests {
             Change::By(Collective::ReduceScatter)
         );
         assert_eq!(Collective::between(Replicated, Partial), Change::Impossible);
+    }
+
+    #[test]
+    fn a_gather_across_nodes_goes_by_gateways_unless_pieces_are_tiny() {
+        let t = Target::lpu_v1();
+        let links = LinkModel::new(&t);
+        // Inside one node there is nothing to choose.
+        assert!(!links.gather_by_gateways(1 << 20, 8));
+        // A few bytes a chip: the gateways' two extra assemblies cost more than the bytes saved.
+        assert!(!links.gather_by_gateways(4, 16));
+        // Real pieces: each global link carries one node block instead of 8 x 8 pieces.
+        assert!(links.gather_by_gateways(4096, 16));
+        assert!(links.gateway_gather_cycles(1 << 20) * 3 < links.direct_gather_cycles(1 << 20));
+        // Beyond a rack the scheduler gathers in two levels; no gateway choice.
+        assert!(!links.gather_by_gateways(1 << 20, 144));
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub fn shard(g: &Graph, ops: &[OpId], ways: u64, target: &Target, ctx: &BlockCon
     // assembled whole.
     let regions = crate::scheduler::system::tiles::regions(g, ops, &chosen, ways, tile_above, tile_bytes);
     let mut tiled = std::collections::BTreeSet::new();
+    let in_region: std::collections::BTreeSet<usize> =
+        regions.iter().flat_map(|r| r.members.iter().copied()).collect();
     for r in &regions {
         let members: std::collections::BTreeSet<usize> = r.members.iter().copied().collect();
         for &k in &r.members {
@@ -90,7 +92,7 @@ pub fn shard(g: &Graph, ops: &[OpId], ways: u64, target: &Target, ctx: &BlockCon
             }
         }
     }
-    s.activation_per_chip = p.activation_peak(g, &s.choice_index, &tiled, tile_bytes);
+    s.activation_per_chip = p.activation_peak(g, &s.choice_index, &tiled, &in_region, tile_bytes);
     s
 }
 

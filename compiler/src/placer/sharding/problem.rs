@@ -302,12 +302,14 @@ impl Problem {
     /// its layout (a split one at 1/ways) from its op to its last reader in the block (to the
     /// end when a later block reads it), plus the whole copy a reader gathers for a moment. The
     /// results of ops in `tiled` (regions the scheduler runs tile by tile) count as two tiles of
-    /// at most `tile_bytes`, and so do the copies their readers gather.
+    /// at most `tile_bytes`; so do the whole copies gathered for ops in `in_region` (every member
+    /// of a tiled region, `tiled` or not: its tiles fetch such an operand a slice at a time).
     pub fn activation_peak(
         &self,
         g: &Graph,
         choice: &[usize],
         tiled: &std::collections::BTreeSet<usize>,
+        in_region: &std::collections::BTreeSet<usize>,
         tile_bytes: u64,
     ) -> u64 {
         let on_chip = |bytes: u64, layout: Layout| match layout {
@@ -324,13 +326,8 @@ impl Problem {
         let mut ends: Vec<Vec<u64>> = vec![Vec::new(); self.ops.len()];
         for (k, &o) in self.ops.iter().enumerate() {
             let st = &self.strategies[k][choice[k]];
-            let size = |bytes: u64| {
-                if tiled.contains(&k) {
-                    bytes.min(2 * tile_bytes)
-                } else {
-                    bytes
-                }
-            };
+            let at_tiles = |bytes: u64, tiles: bool| if tiles { bytes.min(2 * tile_bytes) } else { bytes };
+            let size = |bytes: u64| at_tiles(bytes, tiled.contains(&k));
             let mut made = 0u64;
             for (r, &v) in g.op(o).outputs.iter().enumerate() {
                 let layout = if r == 0 { st.output } else { Layout::Replicated };
@@ -346,7 +343,9 @@ impl Problem {
                     let to = st.inputs[e.input];
                     from != to && to == Layout::Replicated
                 })
-                .fold(0u64, |a, e| a.saturating_add(size(e.bytes)));
+                .fold(0u64, |a, e| {
+                    a.saturating_add(at_tiles(e.bytes, in_region.contains(&k)))
+                });
             live = live.saturating_add(made);
             peak = peak.max(live.saturating_add(gathered));
             // Read by a later block, or by nothing: kept to the block's end.

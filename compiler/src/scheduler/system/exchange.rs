@@ -1,8 +1,17 @@
 //! Changing a value's layout between chips: every receiving chip gets the region it needs, from
 //! the chips holding pieces of it. Pieces that are not a sender's whole buffer are cut out on the
 //! sender (one `Cut` per sender on its SXM), sent along the topology's route, and joined on the
-//! receiver (one `Assemble`); a receiver already holding a superset reads it. A group of whole
-//! nodes gathers in two levels (inside nodes, then between counterparts in other nodes).
+//! receiver (one `Assemble`); a receiver already holding a superset reads it.
+//!
+//! A group of whole nodes gathers a value whole in one of three ways. Inside one rack, by cost
+//! (`LinkModel::gather_by_gateways`): *directly* (every piece to every
+//! chip: the one global link between two nodes carries `node * node` pieces), or *by gateways*, a
+//! tree (each node gathers its block, the gateway chips of each node pair send their blocks over
+//! their global link once, and each gateway spreads what it received inside its node: `node`
+//! times fewer bytes on each global link for two more assemblies). A group spanning racks gathers
+//! in two levels (inside nodes, then whole node blocks between counterparts in other nodes), which
+//! keeps the number of transfers at n * (nodes + node size) instead of n^2. Every other change of
+//! layout (one split to another) is direct: each chip receives only its own region.
 
 use super::lower::{contains, intersect, region, Group, Lowering, Region, Task};
 use crate::placer::sharding::layout::Layout;
@@ -31,6 +40,15 @@ impl Lowering<'_> {
         let hierarchical =
             from == to && to.n > node && to.n.is_multiple_of(node) && to.first.is_multiple_of(node);
         if hierarchical && layout == Layout::Replicated {
+            let whole_bytes = self.g.value(v).ty.size_bytes().unwrap_or(u64::MAX);
+            let piece = whole_bytes.div_ceil(u64::from(to.n));
+            let in_rack = self.target.locate(to.first).rack == self.target.locate(to.first + to.n - 1).rack;
+            if in_rack && !self.links.gather_by_gateways(piece, u64::from(to.n)) {
+                let whole: Vec<Region> = (0..to.n)
+                    .map(|k| region(&dims, Layout::Replicated, k, to.n))
+                    .collect();
+                return self.exchange_regions(v, from, src, to, whole, purpose);
+            }
             // Which axis the sources are split along (a node block is 1/nodes of it).
             let axis = src.first().and_then(|&b| {
                 self.regions[b]
@@ -44,23 +62,18 @@ impl Lowering<'_> {
                     .map(|k| region(&dims, Layout::Split(a), k / node, nodes))
                     .collect();
                 let mid = self.exchange_regions(v, from, src, to, blocks, purpose);
+                if in_rack {
+                    return self.gather_by_gateways(v, to, &mid, purpose);
+                }
                 let whole: Vec<Region> = (0..to.n)
                     .map(|k| region(&dims, Layout::Replicated, k, to.n))
                     .collect();
                 return self.exchange_regions(v, to, &mid, to, whole, purpose);
             }
         }
-        if hierarchical
-            && matches!(layout, Layout::Split(_))
-            && src.iter().any(|&b| {
-                let r = &self.regions[b];
-                !r.iter().zip(&dims).all(|(x, &d)| x.1 - x.0 == d)
-            })
-        {
-            // Split to another split across nodes: gather whole in two levels, then each chip
-            // reads its slice of the whole.
-            return self.exchange(v, from, src, to, Layout::Replicated, purpose);
-        }
+        // Anything else (one split to another, an all-to-all) goes directly: each chip receives
+        // only the pieces of its own region, so no chip ever holds the value whole (the placer
+        // sizes it so).
         let needs: Vec<Region> = (0..to.n).map(|k| region(&dims, layout, k, to.n)).collect();
         self.exchange_regions(v, from, src, to, needs, purpose)
     }
@@ -189,6 +202,103 @@ impl Lowering<'_> {
             let bytes = self.prog.buffers[b].bytes();
             self.prog.tasks.push(Task::Compute {
                 chip: receiver,
+                work: Work::Stream { bytes },
+                op: "Assemble".into(),
+                node: name.clone(),
+                onnx_op: purpose.into(),
+                reads: local,
+                writes: vec![b],
+                after: Vec::new(),
+            });
+            out.push(b);
+        }
+        out
+    }
+
+    /// The tree of an all-gather by node gateways over `group` (whole nodes of one rack), from
+    /// `mid`: chip k's buffer holding its node's whole block. The gateway of node a towards node
+    /// b receives b's block from b's gateway towards a over their global link; then every chip
+    /// assembles the whole from its own block and, per other node, the block its node's gateway
+    /// towards that node received (sent over a local link unless the chip is that gateway).
+    fn gather_by_gateways(
+        &mut self,
+        v: ValueId,
+        group: Group,
+        mid: &[usize],
+        purpose: &'static str,
+    ) -> Vec<usize> {
+        let dims = self.dims(v);
+        let dtype = self.g.value(v).ty.dtype;
+        let name = self.g.value(v).name.clone();
+        let node = self.node_chips;
+        let nodes = group.n / node;
+        let first_node = group.first / node;
+        let gateway = |t: &lpuc_target::Target, a: u32, b: u32| {
+            t.node_gateway(first_node + a, first_node + b)
+                .expect("a group of nodes of one rack has a gateway per node pair")
+        };
+        // (receiving node, sending node) -> the block on the receiving node's gateway.
+        let mut held: BTreeMap<(u32, u32), usize> = BTreeMap::new();
+        for a in 0..nodes {
+            for b in (0..nodes).filter(|&b| b != a) {
+                let (ga, gb) = (gateway(self.target, a, b), gateway(self.target, b, a));
+                let from = mid[(gb - group.first) as usize];
+                let block = self.regions[from].clone();
+                let to = self.buffer(
+                    ga,
+                    format!("{name}@{ga}<{gb}"),
+                    BufferKind::Activation,
+                    dtype,
+                    block,
+                );
+                self.prog.tasks.push(Task::Send {
+                    from,
+                    to,
+                    purpose,
+                    after: Vec::new(),
+                });
+                held.insert((a, b), to);
+            }
+        }
+        let mut out = Vec::with_capacity(group.n as usize);
+        for k in 0..group.n {
+            let chip = group.first + k;
+            let a = k / node;
+            let mut local = vec![mid[k as usize]];
+            for b in (0..nodes).filter(|&b| b != a) {
+                let at_gateway = held[&(a, b)];
+                let holder = self.prog.buffers[at_gateway].chip;
+                if holder == chip {
+                    local.push(at_gateway);
+                    continue;
+                }
+                let block = self.regions[at_gateway].clone();
+                let to = self.buffer(
+                    chip,
+                    format!("{name}@{chip}<{holder}"),
+                    BufferKind::Activation,
+                    dtype,
+                    block,
+                );
+                self.prog.tasks.push(Task::Send {
+                    from: at_gateway,
+                    to,
+                    purpose,
+                    after: Vec::new(),
+                });
+                local.push(to);
+            }
+            let whole = region(&dims, Layout::Replicated, k, group.n);
+            let b = self.buffer(
+                chip,
+                format!("{name}@{chip}"),
+                BufferKind::Activation,
+                dtype,
+                whole,
+            );
+            let bytes = self.prog.buffers[b].bytes();
+            self.prog.tasks.push(Task::Compute {
+                chip,
                 work: Work::Stream { bytes },
                 op: "Assemble".into(),
                 node: name.clone(),

@@ -17,13 +17,13 @@
 //! boundary layout (split along its first evenly dividing axis), as the placer priced it.
 
 use super::tiles;
-use crate::placer::sharding::layout::Layout;
+use crate::placer::sharding::layout::{Layout, LinkModel};
 use crate::placer::sharding::problem::boundary_layout;
 use crate::placer::sharding::strategies::{strategies_at, Strategy};
 use crate::placer::StagePlan;
 use lpuc_artifact::BufferKind;
 use lpuc_ir::{DType, Graph, OpId, ValueId, ValueKind};
-use lpuc_target::Work;
+use lpuc_target::{Target, Work};
 use std::collections::BTreeMap;
 
 /// A buffer to be: where it lives and what it holds.
@@ -139,12 +139,27 @@ pub(super) struct Lowering<'a> {
     /// The region each buffer holds of its value.
     pub(super) regions: Vec<Region>,
     pub(super) node_chips: u32,
+    pub(super) target: &'a Target,
+    /// The link figures collectives are priced with (how a gather crosses nodes is chosen by
+    /// them).
+    pub(super) links: LinkModel,
     /// Results above this (on one chip) run in tiles of at most `tile_budget`.
     pub(super) tile_above: u64,
     pub(super) tile_budget: u64,
 }
 
+/// Most instructions and transfers one program may hold. A placement that splits large values
+/// over many chips and many tiles can ask for tens of millions (a per-tile exchange among 64
+/// chips is 4,096 transfers); building them would exhaust memory, so lowering stops with an error
+/// instead. The 70B-shaped decode step needs about 68,000.
+pub const MAX_TASKS: u64 = 2_000_000;
+
 impl<'a> Lowering<'a> {
+    /// Whether the program has outgrown [`MAX_TASKS`].
+    pub(super) fn too_large(&self) -> bool {
+        self.prog.tasks.len() as u64 > MAX_TASKS
+    }
+
     pub(super) fn buffer(
         &mut self,
         chip: u32,
@@ -311,6 +326,9 @@ impl<'a> Lowering<'a> {
             let begin = end;
             end += len;
             for k in begin..end {
+                if self.too_large() {
+                    return;
+                }
                 match member_of.get(&k) {
                     Some(&r) if regions[r].at == k => {
                         self.tiled_region(stage, group, &chosen, &regions[r]);
@@ -441,10 +459,10 @@ pub fn lower_placed(
     g: &Graph,
     plan: &[StagePlan],
     weight_dtype: Option<DType>,
-    node_chips: u32,
+    target: &Target,
     tile_above: u64,
     tile_budget: u64,
-) -> Program {
+) -> Result<Program, super::super::ScheduleError> {
     let mut readers: Vec<Vec<OpId>> = vec![Vec::new(); g.num_values()];
     for o in g.op_ids() {
         for &v in &g.op(o).inputs {
@@ -453,7 +471,9 @@ pub fn lower_placed(
     }
     let mut l = Lowering {
         readers,
-        node_chips: node_chips.max(1),
+        node_chips: target.topology.chips_per_node.max(1),
+        target,
+        links: LinkModel::new(target),
         tile_above,
         tile_budget: tile_budget.max(1),
         g,
@@ -463,8 +483,15 @@ pub fn lower_placed(
         home: BTreeMap::new(),
         regions: Vec::new(),
     };
-    for stage in plan {
+    for (k, stage) in plan.iter().enumerate() {
         l.stage(stage);
+        if l.too_large() {
+            return Err(super::super::ScheduleError::ProgramTooLarge {
+                limit: MAX_TASKS,
+                stage: k,
+                stages: plan.len(),
+            });
+        }
     }
     // Graph outputs: reduced if partial, then marked as outputs wherever they are.
     for &v in g.outputs() {
@@ -485,5 +512,5 @@ pub fn lower_placed(
             l.prog.buffers[b].kind = BufferKind::Output;
         }
     }
-    l.prog
+    Ok(l.prog)
 }

@@ -44,14 +44,7 @@ pub fn schedule_system(
     target: &Target,
 ) -> Result<(Schedule, Vec<ChipSram>), ScheduleError> {
     let (tile_above, tile_bytes) = tiles::thresholds(target);
-    let prog = lower::lower_placed(
-        g,
-        plan,
-        weight_dtype,
-        target.topology.chips_per_node,
-        tile_above,
-        tile_bytes,
-    );
+    let prog = lower::lower_placed(g, plan, weight_dtype, target, tile_above, tile_bytes)?;
     let timing = timing::time_program(&prog, target)?;
     let chips = plan
         .iter()

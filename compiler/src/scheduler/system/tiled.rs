@@ -103,6 +103,9 @@ impl Lowering<'_> {
         let mut reduced: Vec<Vec<Vec<usize>>> = vec![vec![Vec::new(); n as usize]; run.members.len()];
         let chips: Vec<u32> = (0..n).map(|j| group.first + j).collect();
         for t in 0..run.tiles {
+            if self.too_large() {
+                return;
+            }
             for (mi, &k) in run.members.iter().enumerate() {
                 let o = stage.ops[k];
                 let op = g.op(o);
