@@ -198,6 +198,7 @@ fn chain() -> impl Strategy<Value = Vec<Block>> {
                 weight_bytes: weights,
                 input_bytes: 0,
                 activation_bytes: act,
+                output_bytes: 0,
                 tiled: vec![],
                 cut_bytes: cut,
                 groups: vec![],

@@ -32,6 +32,9 @@ pub struct Block {
     /// in program order (results read later, graph outputs such as a KV cache's new entries, stay
     /// to the block's end).
     pub activation_bytes: u64,
+    /// Bytes of the graph outputs the block makes (a decode step's new KV entries): they stay
+    /// until the end of the program, so a stage holds the sum over its blocks.
+    pub output_bytes: u64,
     /// Ops of the block tiled in time to fit.
     pub tiled: Vec<Tiled>,
     /// Bytes of values produced at or before this block and read after it: what a cut after this
@@ -55,6 +58,8 @@ pub struct GroupCost {
     pub bytes_per_chip: u64,
     /// Activations a chip holds at once under this sharding.
     pub activation_per_chip: u64,
+    /// Graph outputs a chip keeps to the end of the program under this sharding.
+    pub outputs_per_chip: u64,
     pub method: Method,
     /// What the heuristic alone found (for the report's ILP-vs-heuristic figures).
     pub heuristic_cycles: u64,
@@ -349,6 +354,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                                 cycles: s.cycles,
                                 bytes_per_chip: s.bytes_per_chip,
                                 activation_per_chip: s.activation_per_chip,
+                                outputs_per_chip: s.outputs_per_chip,
                                 method: s.method,
                                 heuristic_cycles: s.heuristic_cycles,
                                 choice: s.choice_index,
@@ -407,6 +413,13 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                 .max()
                 .unwrap_or(0);
             let count = members.len();
+            let output_bytes = members
+                .iter()
+                .flat_map(|&o| g.op(o).outputs.iter())
+                .filter(|v| is_output[v.index()])
+                .fold(0u64, |a, &v| {
+                    a.saturating_add(g.value(v).ty.size_bytes().unwrap_or(u64::MAX))
+                });
             Block {
                 name,
                 ops: members,
@@ -414,6 +427,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                 weight_bytes: weights[b],
                 input_bytes: inputs[b],
                 activation_bytes: activation,
+                output_bytes,
                 tiled,
                 cut_bytes: cut_bytes[b],
                 parts: vec![count],

@@ -120,6 +120,7 @@ mod tests {
                 weight_bytes: cap / 3 + (i * 104_729) % (cap / 4),
                 input_bytes: 0,
                 activation_bytes: 1 << 20,
+                output_bytes: 0,
                 tiled: vec![],
                 cut_bytes: 1 << 22,
                 groups: vec![],

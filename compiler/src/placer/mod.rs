@@ -99,6 +99,7 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
                 weight_bytes: chunk.iter().fold(0u64, |a, b| a.saturating_add(b.weight_bytes)),
                 input_bytes: chunk.iter().fold(0u64, |a, b| a.saturating_add(b.input_bytes)),
                 activation_bytes: chunk.iter().map(|b| b.activation_bytes).max().unwrap_or(0),
+                output_bytes: chunk.iter().fold(0u64, |a, b| a.saturating_add(b.output_bytes)),
                 tiled: chunk.iter().flat_map(|b| b.tiled.iter().cloned()).collect(),
                 cut_bytes: last.cut_bytes,
                 parts: chunk.iter().flat_map(|b| b.parts.iter().copied()).collect(),
@@ -124,6 +125,9 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
                                 .map(|c| c.activation_per_chip)
                                 .max()
                                 .unwrap_or(0),
+                            outputs_per_chip: members
+                                .iter()
+                                .fold(0u64, |a, c| a.saturating_add(c.outputs_per_chip)),
                             method: if members.iter().all(|c| c.method == first.method) {
                                 first.method
                             } else {

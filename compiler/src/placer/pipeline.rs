@@ -139,7 +139,9 @@ impl<'a> StageCosts<'a> {
     pub fn bytes(&self, start: usize, end: usize) -> u64 {
         let run = &self.blocks[start..end];
         let activation = run.iter().map(|b| b.activation_bytes).max().unwrap_or(0);
-        let inputs = run.iter().fold(0u64, |a, b| a.saturating_add(b.input_bytes));
+        let inputs = run.iter().fold(0u64, |a, b| {
+            a.saturating_add(b.input_bytes).saturating_add(b.output_bytes)
+        });
         self.weights(start, end)
             .saturating_add(inputs)
             .saturating_add(activation)
@@ -164,7 +166,9 @@ impl<'a> StageCosts<'a> {
         let mut activation = 0u64;
         for b in run {
             let cost = b.groups.iter().find(|c| c.ways == chips)?;
-            own = own.saturating_add(cost.bytes_per_chip);
+            own = own
+                .saturating_add(cost.bytes_per_chip)
+                .saturating_add(cost.outputs_per_chip);
             activation = activation.max(cost.activation_per_chip);
         }
         let shared = self
@@ -432,6 +436,7 @@ mod tests {
             weight_bytes: weights,
             input_bytes: 0,
             activation_bytes: 0,
+            output_bytes: 0,
             tiled: vec![],
             cut_bytes: cut,
             groups: vec![],
@@ -483,5 +488,23 @@ mod tests {
         assert!(stages
             .iter()
             .all(|s| s.bytes <= u64::from(s.chips) * t.sram.bytes));
+    }
+
+    #[test]
+    fn graph_outputs_stay_so_a_stage_holds_every_blocks() {
+        // A decode step's new KV entries are graph outputs kept to the end: a stage holds the sum
+        // over its blocks, where activations only need the largest block's.
+        let t = Target::lpu_v1();
+        let mut blocks: Vec<Block> = (0..4).map(|_| block("l", 500, 1 << 20, 4096)).collect();
+        for b in &mut blocks {
+            b.activation_bytes = 8 << 20;
+            b.output_bytes = 2 << 20;
+        }
+        let costs = StageCosts::new(&blocks, &t);
+        let weights = costs.weights(0, 4);
+        assert_eq!(
+            costs.bytes(0, 4),
+            weights + (8 << 20) + 4 * (2 << 20) + costs.cut_in(0)
+        );
     }
 }

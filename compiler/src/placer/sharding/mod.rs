@@ -15,7 +15,7 @@ pub mod layout;
 pub mod problem;
 pub mod strategies;
 
-use layout::Collective;
+use layout::{Collective, Layout};
 use lpuc_ir::{Graph, OpId};
 use lpuc_target::Target;
 pub use problem::BlockContext;
@@ -53,6 +53,9 @@ pub struct Sharding {
     pub bytes_per_chip: u64,
     /// Activation bytes a chip holds at once (see `Problem::activation_peak`).
     pub activation_per_chip: u64,
+    /// Graph-output bytes a chip keeps to the end of the program, in the layout the block leaves
+    /// them (partial sums reduced to the boundary layout, as the scheduler does).
+    pub outputs_per_chip: u64,
     pub method: Method,
     pub collectives: BTreeMap<Collective, u64>,
 }
@@ -92,6 +95,26 @@ pub fn shard(g: &Graph, ops: &[OpId], ways: u64, target: &Target, ctx: &BlockCon
             }
         }
     }
+    let ways = p.ways;
+    s.outputs_per_chip = ops
+        .iter()
+        .zip(&chosen)
+        .flat_map(|(&o, st)| g.op(o).outputs.iter().enumerate().map(move |(r, &v)| (v, r, st)))
+        .filter(|(v, _, _)| g.outputs().contains(v))
+        .map(|(v, r, st)| {
+            let ty = &g.value(v).ty;
+            let bytes = ty.size_bytes().unwrap_or(u64::MAX);
+            let layout = match (r, st.output) {
+                (0, Layout::Partial) => problem::boundary_layout(ty.shape.dims(), ways),
+                (0, l) => l,
+                _ => Layout::Replicated,
+            };
+            match layout {
+                Layout::Split(_) => bytes.div_ceil(ways),
+                _ => bytes,
+            }
+        })
+        .fold(0u64, u64::saturating_add);
     s.activation_per_chip = p.activation_peak(g, &s.choice_index, &tiled, &in_region, tile_bytes);
     s
 }
@@ -142,6 +165,7 @@ pub fn solve(p: &Problem) -> Sharding {
         heuristic_cycles: h.cycles,
         bytes_per_chip: eval.bytes_per_chip,
         activation_per_chip: 0,
+        outputs_per_chip: 0,
         method: if p.ways == 1 { Method::Single } else { method },
     }
 }

@@ -10,8 +10,9 @@
 //! their global link once, and each gateway spreads what it received inside its node: `node`
 //! times fewer bytes on each global link for two more assemblies). A group spanning racks gathers
 //! in two levels (inside nodes, then whole node blocks between counterparts in other nodes), which
-//! keeps the number of transfers at n * (nodes + node size) instead of n^2. Every other change of
-//! layout (one split to another) is direct: each chip receives only its own region.
+//! keeps the number of transfers at n * (nodes + node size) instead of n^2. A change from one
+//! split to another across nodes gathers a value no larger than a tile whole and slices it (few
+//! transfers); a larger one goes directly, each chip receiving only its own region.
 
 use super::lower::{contains, intersect, region, Group, Lowering, Region, Task};
 use crate::placer::sharding::layout::Layout;
@@ -71,9 +72,21 @@ impl Lowering<'_> {
                 return self.exchange_regions(v, to, &mid, to, whole, purpose);
             }
         }
-        // Anything else (one split to another, an all-to-all) goes directly: each chip receives
-        // only the pieces of its own region, so no chip ever holds the value whole (the placer
-        // sizes it so).
+        // One split to another across nodes: a small value is gathered whole (in two levels or
+        // by gateways, n * (nodes + node) transfers) and sliced; a large one goes directly, each
+        // chip receiving only the pieces of its own region (n^2 transfers), so no chip holds it
+        // whole (the placer sizes it so).
+        let whole_bytes = self.g.value(v).ty.size_bytes().unwrap_or(u64::MAX);
+        if hierarchical
+            && whole_bytes <= self.tile_budget
+            && matches!(layout, Layout::Split(_))
+            && src.iter().any(|&b| {
+                let r = &self.regions[b];
+                !r.iter().zip(&dims).all(|(x, &d)| x.1 - x.0 == d)
+            })
+        {
+            return self.exchange(v, from, src, to, Layout::Replicated, purpose);
+        }
         let needs: Vec<Region> = (0..to.n).map(|k| region(&dims, layout, k, to.n)).collect();
         self.exchange_regions(v, from, src, to, needs, purpose)
     }
