@@ -289,6 +289,28 @@ fn the_per_token_report_and_the_trace_agree_with_the_schedule() {
         a.report.makespan_cycles
     );
     assert!(split.communication_cycles > 0);
+    // Per chip and per link utilization account for every instruction and every hop.
+    let occupancy: u64 = a.schedule.instructions.iter().map(|i| i.occupancy).sum();
+    assert_eq!(
+        a.report.chips.iter().map(|c| c.busy_cycles).sum::<u64>(),
+        occupancy
+    );
+    assert!(a
+        .report
+        .chips
+        .iter()
+        .all(|c| c.unit_utilization > 0.0 && c.unit_utilization <= 1.0));
+    let hop_cycles: u64 = a
+        .schedule
+        .transfers
+        .iter()
+        .flat_map(|x| &x.hops)
+        .map(|h| h.end - h.start)
+        .sum();
+    assert_eq!(
+        a.report.links.iter().map(|l| l.busy_cycles).sum::<u64>(),
+        hop_cycles
+    );
     // trace.json: one complete event per instruction and per hop, each on a named chip process.
     let trace: serde_json::Value =
         serde_json::from_str(&lpuc_artifact::trace::chrome_trace(&a.schedule, &a.report)).unwrap();

@@ -90,6 +90,10 @@ pub struct ChipReport {
     pub node: u32,
     pub rack: u32,
     pub instructions: u64,
+    /// Unit-cycles its units are busy (instruction occupancy, summed), and that over all its
+    /// units for the whole makespan.
+    pub busy_cycles: u64,
+    pub unit_utilization: f64,
     /// Weight bytes it stores, and graph-input bytes (a decode step's KV cache).
     pub weight_bytes: u64,
     pub input_bytes: u64,

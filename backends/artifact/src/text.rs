@@ -201,17 +201,18 @@ pub fn report_text(r: &Report) -> String {
         let _ = writeln!(out, "chips:");
         let _ = writeln!(
             out,
-            "  {:>5} {:>5} {:>5} {:>7} {:>12} {:>12} {:>12} {:>8}",
-            "chip", "node", "rack", "instrs", "weights MiB", "inputs MiB", "peak MiB", "sram"
+            "  {:>5} {:>5} {:>5} {:>7} {:>7} {:>12} {:>12} {:>12} {:>8}",
+            "chip", "node", "rack", "instrs", "units", "weights MiB", "inputs MiB", "peak MiB", "sram"
         );
         for c in &r.chips {
             let _ = writeln!(
                 out,
-                "  {:>5} {:>5} {:>5} {:>7} {:>12.2} {:>12.2} {:>12.2} {:>7.1}%",
+                "  {:>5} {:>5} {:>5} {:>7} {:>6.2}% {:>12.2} {:>12.2} {:>12.2} {:>7.1}%",
                 c.chip,
                 c.node,
                 c.rack,
                 c.instructions,
+                100.0 * c.unit_utilization,
                 mib(c.weight_bytes),
                 mib(c.input_bytes),
                 mib(c.peak_bytes),

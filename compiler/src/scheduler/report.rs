@@ -59,6 +59,15 @@ pub fn build_system_report(
         .iter()
         .map(|st| (st.first_chip, st.chips))
         .collect();
+    let mut busy = vec![0u64; chips.len()];
+    for i in &s.instructions {
+        if let Some(b) = busy.get_mut(i.chip as usize) {
+            *b = b.saturating_add(i.occupancy);
+        }
+    }
+    let unit_span = (target.units().len() as u64)
+        .saturating_mul(s.makespan_cycles)
+        .max(1) as f64;
     Report {
         placement: Some(placement),
         chips: chips
@@ -71,6 +80,8 @@ pub fn build_system_report(
                     node: at.node,
                     rack: at.rack,
                     instructions: x.instructions,
+                    busy_cycles: busy[c],
+                    unit_utilization: busy[c] as f64 / unit_span,
                     weight_bytes: x.weight_bytes,
                     input_bytes: x.input_bytes,
                     peak_bytes: x.peak_bytes,
