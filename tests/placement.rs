@@ -127,16 +127,13 @@ fn the_70b_shaped_decoder_places_across_racks_only_when_allowed() {
 }
 
 #[test]
-fn prefill_at_4096_tiles_attention_and_says_how_many_chips_it_needs() {
+fn the_70b_prefill_places_at_1024_and_says_why_not_at_4096() {
     let dir = scratch("placement_prefill");
     let int8 = PlaceOptions {
         weight_dtype: Some(lpuc_ir::DType::I8),
         allow_cross_rack: true,
         ..Default::default()
     };
-    // 70B-shaped, int8 weights, float32 activations at 4096 tokens: attention's 64 x 4096 x 4096
-    // scores run in tiles, and with every chip's activations counted in the layouts its
-    // sharding leaves them, 576 chips are too few: the error says how many it needs.
     let config = preset("llama", "llama2-70b").unwrap();
     let written = write_model(
         &config,
@@ -146,21 +143,57 @@ fn prefill_at_4096_tiles_attention_and_says_how_many_chips_it_needs() {
         "p70.onnx",
     )
     .unwrap();
-    let opts = lpuc_tests::options(written.model_path, Some(4096));
-    let (p, _) = place(&opts, &int8).unwrap();
-    assert!(p
-        .tiled
-        .iter()
-        .any(|t| t.op == "Softmax" && t.tile_bytes < t.working_bytes));
+    // 1024 tokens, int8 weights, float32 activations: attention's 64 x 1024 x 1024 scores run in
+    // tiles, and the model fits 576 chips (7 racks).
+    let at_1024 = lpuc_tests::options(written.model_path.clone(), Some(1024));
     let on_576 = PlaceOptions {
         chips: Some(576),
         ..int8.clone()
     };
-    match place(&opts, &on_576) {
+    let (p, _) = place(&at_1024, &on_576).unwrap();
+    assert!(
+        p.chips_used <= 576 && p.racks > 1,
+        "{} chips, {} racks",
+        p.chips_used,
+        p.racks
+    );
+    assert!(p
+        .tiled
+        .iter()
+        .any(|t| t.op == "Softmax" && t.tile_bytes < t.working_bytes));
+    // fp16 weights do not fit 576: the error gives the fewest chips that would.
+    let fp16 = PlaceOptions {
+        weight_dtype: Some(lpuc_ir::DType::F16),
+        ..on_576.clone()
+    };
+    match place(&at_1024, &fp16) {
         Err(lpuc::driver::CompileError::Placement(PlaceError::TooFewChips { min_chips, chips, .. })) => {
-            assert_eq!((chips, min_chips), (576, p.chips_used));
+            assert_eq!(chips, 576);
+            assert!(min_chips > 576, "{min_chips}");
         }
         other => panic!("expected too few chips, got {other:?}"),
+    }
+    // Without --allow-cross-rack it says how many racks it needs.
+    let in_rack = PlaceOptions {
+        allow_cross_rack: false,
+        ..on_576.clone()
+    };
+    match place(&at_1024, &in_rack) {
+        Err(lpuc::driver::CompileError::Placement(PlaceError::CrossRack { racks, .. })) => {
+            assert_eq!(racks, p.racks);
+        }
+        other => panic!("expected a cross-rack error, got {other:?}"),
+    }
+    // 4096 tokens: an MLP's float32 activations do not fit a node's eight chips, and larger
+    // groups would exchange so much, tile by tile, that the program could not be built; the
+    // error says both.
+    let at_4096 = lpuc_tests::options(written.model_path, Some(4096));
+    match place(&at_4096, &on_576) {
+        Err(lpuc::driver::CompileError::Placement(e @ PlaceError::BlockTooLarge { .. })) => {
+            let msg = e.to_string();
+            assert!(msg.contains("program-size limit"), "{msg}");
+        }
+        other => panic!("expected a block too large, got {other:?}"),
     }
     // 7B-shaped, fp16 weights, 512 tokens: one rack, so no hop of the critical path leaves it.
     let config = preset("llama", "llama2-7b").unwrap();
@@ -308,6 +341,10 @@ proptest! {
                 }
             }
             Err(PlaceError::TooFewChips { min_chips, .. }) => prop_assert!(min_chips > chips || partition != Partition::Auto),
+            // With a tiny SRAM a block may not fit even the largest group; the error must be true.
+            Err(PlaceError::BlockTooLarge { bytes_per_chip, chip_bytes, .. }) => {
+                prop_assert!(bytes_per_chip > chip_bytes, "{} <= {}", bytes_per_chip, chip_bytes)
+            }
             Err(e) => prop_assert!(false, "unexpected {e}"),
         }
     }

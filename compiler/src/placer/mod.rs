@@ -65,12 +65,14 @@ pub enum PlaceError {
     },
     #[error("the model needs at least {chips} chips, which span {racks} racks of {per_rack}; pass --allow-cross-rack to let the critical path cross racks")]
     CrossRack { chips: u32, racks: u32, per_rack: u32 },
-    #[error("block '{block}' does not fit any group of chips: split over {largest} chips it still needs {bytes_per_chip} bytes a chip, and a chip has {chip_bytes} bytes of SRAM; use a smaller --bucket")]
+    #[error("block '{block}' does not fit any group of chips: split over {largest} chips it still needs {bytes_per_chip} bytes a chip, and a chip has {chip_bytes} bytes of SRAM{larger}; use a smaller --bucket")]
     BlockTooLarge {
         block: String,
         largest: u32,
         bytes_per_chip: u64,
         chip_bytes: u64,
+        /// Why no larger group was tried, when one exists.
+        larger: String,
     },
     #[error("the model has no ops to place")]
     Empty,
@@ -128,6 +130,7 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
                             outputs_per_chip: members
                                 .iter()
                                 .fold(0u64, |a, c| a.saturating_add(c.outputs_per_chip)),
+                            transfers: members.iter().fold(0u64, |a, c| a.saturating_add(c.transfers)),
                             method: if members.iter().all(|c| c.method == first.method) {
                                 first.method
                             } else {
@@ -191,11 +194,20 @@ pub fn place_with_plan(
     // A block no group size holds cannot be placed however many chips there are.
     if let Some(b) = (0..chain.len()).find(|&b| costs.stage(b, b + 1).chips == u32::MAX) {
         let largest = chain[b].groups.last().map_or(1, |c| c.ways);
+        let most = blocks::group_sizes(target.topology.chips_per_node)
+            .last()
+            .copied()
+            .unwrap_or(1);
         return Err(PlaceError::BlockTooLarge {
             block: chain[b].name.clone(),
             largest,
             bytes_per_chip: costs.bytes_per_chip(b, b + 1, largest).unwrap_or(u64::MAX),
             chip_bytes: target.sram.bytes,
+            larger: if largest < most {
+                " (larger groups are left out: exchanging its values tile by tile among them would exceed the program-size limit)".into()
+            } else {
+                String::new()
+            },
         });
     }
     // The fewest chips any partition needs: every block on its own group.

@@ -56,6 +56,9 @@ pub struct Sharding {
     /// Graph-output bytes a chip keeps to the end of the program, in the layout the block leaves
     /// them (partial sums reduced to the boundary layout, as the scheduler does).
     pub outputs_per_chip: u64,
+    /// An upper bound on the transfers the scheduler makes for the block (see
+    /// [`transfer_estimate`]): what the program's size grows by.
+    pub transfers: u64,
     pub method: Method,
     pub collectives: BTreeMap<Collective, u64>,
 }
@@ -115,8 +118,59 @@ pub fn shard(g: &Graph, ops: &[OpId], ways: u64, target: &Target, ctx: &BlockCon
             }
         })
         .fold(0u64, u64::saturating_add);
+    s.transfers = transfer_estimate(&p, &s.choice_index, &regions);
     s.activation_per_chip = p.activation_peak(g, &s.choice_index, &tiled, &in_region, tile_bytes);
     s
+}
+
+/// An upper bound on the transfers the scheduler makes for `choice`: every change of layout
+/// inside the block, at its edges and of partial sums leaving it is one exchange among the group
+/// (at most `ways * (ways - 1)` transfers, each chip sending to each other directly), once per
+/// tile where a tiled region's member fetches an operand or reduces its partial sums tile by
+/// tile. Edges between two members of one region need none (the region's axis flows through).
+pub fn transfer_estimate(
+    p: &Problem,
+    choice: &[usize],
+    regions: &[crate::scheduler::system::tiles::Region],
+) -> u64 {
+    let per_exchange = p.ways.saturating_mul(p.ways.saturating_sub(1));
+    let mut region_of: BTreeMap<usize, (usize, u64)> = BTreeMap::new();
+    for (r, region) in regions.iter().enumerate() {
+        for &m in &region.members {
+            region_of.insert(m, (r, region.tiles));
+        }
+    }
+    let times = |k: usize| region_of.get(&k).map_or(1, |&(_, t)| t);
+    let moves =
+        |from: Layout, to: Layout| matches!(layout::Collective::between(from, to), layout::Change::By(_));
+    let mut exchanges = 0u64;
+    for e in &p.edges {
+        let same_region = matches!(
+            (region_of.get(&e.producer), region_of.get(&e.consumer)),
+            (Some(a), Some(b)) if a.0 == b.0
+        );
+        let from = p.strategies[e.producer][choice[e.producer]].output;
+        let to = p.strategies[e.consumer][choice[e.consumer]].inputs[e.input];
+        if !same_region && moves(from, to) {
+            exchanges = exchanges.saturating_add(times(e.consumer));
+        }
+    }
+    for a in &p.arrivals {
+        let to = p.strategies[a.consumer][choice[a.consumer]].inputs[a.input];
+        if moves(a.layout, to) {
+            exchanges = exchanges.saturating_add(times(a.consumer));
+        }
+    }
+    for (k, leaves) in p.leaves.iter().enumerate() {
+        if let Some(boundary) = *leaves {
+            let out = p.strategies[k][choice[k]].output;
+            if moves(out, boundary) {
+                let per_tile = out == Layout::Partial;
+                exchanges = exchanges.saturating_add(if per_tile { times(k) } else { 1 });
+            }
+        }
+    }
+    exchanges.saturating_mul(per_exchange)
 }
 
 /// Solve an already built problem with both solvers and keep the better answer.
@@ -166,6 +220,7 @@ pub fn solve(p: &Problem) -> Sharding {
         bytes_per_chip: eval.bytes_per_chip,
         activation_per_chip: 0,
         outputs_per_chip: 0,
+        transfers: 0,
         method: if p.ways == 1 { Method::Single } else { method },
     }
 }

@@ -303,7 +303,8 @@ impl Problem {
     /// end when a later block reads it), plus the whole copy a reader gathers for a moment. The
     /// results of ops in `tiled` (regions the scheduler runs tile by tile) count as two tiles of
     /// at most `tile_bytes`; so do the whole copies gathered for ops in `in_region` (every member
-    /// of a tiled region, `tiled` or not: its tiles fetch such an operand a slice at a time).
+    /// of a tiled region, `tiled` or not: its tiles fetch such an operand a slice at a time), and
+    /// a member's partial sums leaving the region count at their reduced share plus two tiles.
     pub fn activation_peak(
         &self,
         g: &Graph,
@@ -331,7 +332,18 @@ impl Problem {
             let mut made = 0u64;
             for (r, &v) in g.op(o).outputs.iter().enumerate() {
                 let layout = if r == 0 { st.output } else { Layout::Replicated };
-                made = made.saturating_add(size(on_chip(value_bytes(g, v), layout)));
+                let bytes = value_bytes(g, v);
+                made = made.saturating_add(
+                    if layout == Layout::Partial && in_region.contains(&k) && !tiled.contains(&k) {
+                        // Partial sums leaving a tiled region are reduced tile by tile: a chip keeps
+                        // its reduced share of each tile, and two tiles of partials at a time.
+                        bytes
+                            .div_ceil(self.ways)
+                            .saturating_add(bytes.min(2 * tile_bytes))
+                    } else {
+                        size(on_chip(bytes, layout))
+                    },
+                );
             }
             // Whole copies this op's inputs need for a moment.
             let gathered = self

@@ -150,9 +150,11 @@ pub(super) struct Lowering<'a> {
 
 /// Most instructions and transfers one program may hold. A placement that splits large values
 /// over many chips and many tiles can ask for tens of millions (a per-tile exchange among 64
-/// chips is 4,096 transfers); building them would exhaust memory, so lowering stops with an error
-/// instead. The 70B-shaped decode step needs about 68,000.
-pub const MAX_TASKS: u64 = 2_000_000;
+/// chips is 4,032 transfers); building them would exhaust memory, so lowering stops with an error
+/// instead. The 70B-shaped decode step needs about 68,000, the 7B prefill at 512 tokens about
+/// 770,000; 1.9 million took 5.3 GiB and a 1.5 GB `schedule.json`, past what an artifact may be
+/// (the placer keeps each block's share of this limit, see `placer::blocks`).
+pub const MAX_TASKS: u64 = 1_200_000;
 
 impl<'a> Lowering<'a> {
     /// Whether the program has outgrown [`MAX_TASKS`].

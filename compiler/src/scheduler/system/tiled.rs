@@ -6,6 +6,7 @@
 use super::lower::{region, restrict, Group, Lowering, Region, Task};
 use super::tiles;
 use crate::placer::sharding::layout::Layout;
+use crate::placer::sharding::problem::boundary_layout;
 use crate::placer::sharding::strategies::Strategy;
 use crate::placer::StagePlan;
 use lpuc_artifact::BufferKind;
@@ -34,11 +35,12 @@ impl Lowering<'_> {
                 .filter(|k| members.contains_key(k)),
             _ => None,
         };
-        // Inputs from outside the region: whole on each chip, except results of this stage that a
-        // member reads along its tile axis, which each tile fetches only its slice of (so a large
-        // operand is never gathered whole).
+        // Inputs from outside the region: whole on each chip, except computed values a member
+        // reads along its tile axis, which each tile fetches only its slice of (so a large
+        // operand is never gathered whole): from where this stage made them, or, made by an
+        // earlier stage, from the copy that arrived in this group's boundary layout.
         let mut outside: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
-        let mut sliced: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        let mut sliced: BTreeMap<(usize, usize), (usize, Group, Layout)> = BTreeMap::new();
         for (mi, &k) in run.members.iter().enumerate() {
             let along = tiles::split_along(g, stage.ops[k], run.axis[mi]);
             for (i, &v) in g.op(stage.ops[k]).inputs.iter().enumerate() {
@@ -52,7 +54,12 @@ impl Lowering<'_> {
                 };
                 match (home, tile_axis) {
                     (Some((h, l)), Some(x)) if h == group && l != Layout::Partial => {
-                        sliced.insert((k, i), x);
+                        sliced.insert((k, i), (x, h, l));
+                    }
+                    (Some((h, _)), Some(x)) if h != group => {
+                        let boundary = boundary_layout(&self.dims(v), u64::from(n));
+                        self.get(v, group, boundary);
+                        sliced.insert((k, i), (x, group, boundary));
                     }
                     _ => {
                         let bufs = self.get(v, group, chosen[k].inputs[i]);
@@ -124,8 +131,7 @@ impl Lowering<'_> {
                 // This tile's slices of the operands fetched tile by tile.
                 let mut fetched: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
                 for (i, &x) in op.inputs.iter().enumerate() {
-                    if let Some(&axis) = sliced.get(&(k, i)) {
-                        let (h, l) = self.home[&x];
+                    if let Some(&(axis, h, l)) = sliced.get(&(k, i)) {
                         let src = self.versions[&(x, h, l)].clone();
                         let dims = self.dims(x);
                         let needs: Vec<Region> = (0..n)
