@@ -15,7 +15,12 @@
 //! only the tests run it, on short chains, to prove the dynamic program's optimum independently.
 
 use super::pipeline::{StageCosts, StageCut};
-use good_lp::{microlp, variable, Expression, ProblemVariables, Solution, SolverModel, Variable};
+use good_lp::{variable, Expression, ProblemVariables, Solution, SolverModel, Variable};
+
+/// Branch-and-bound nodes HiGHS may explore on a pipeline partition (the `highs` feature): a
+/// deterministic bound, far above what the largest instance given needs.
+#[cfg(feature = "highs")]
+const PIPELINE_NODE_LIMIT: usize = 100_000;
 
 /// Largest instance the ILP is given: blocks and chips (microlp's branch and bound is fast below).
 pub const MAX_ILP_BLOCKS: usize = 24;
@@ -37,7 +42,10 @@ pub fn solve(costs: &StageCosts, blocks: usize, max_chips: u32) -> Option<Vec<St
         let mut vars = ProblemVariables::new();
         let x: Vec<Variable> = candidates.iter().map(|_| vars.add(variable().binary())).collect();
         let t = vars.add(variable().min(0.0).max(1.0));
-        let mut model = vars.minimise(t).using(microlp);
+        #[cfg(not(feature = "highs"))]
+        let mut model = vars.minimise(t).using(good_lp::microlp);
+        #[cfg(feature = "highs")]
+        let mut model = crate::placer::highs_model(vars.minimise(t), PIPELINE_NODE_LIMIT);
         for k in 0..=blocks {
             let mut flow = Expression::from(0.0);
             for (s, &v) in candidates.iter().zip(&x) {

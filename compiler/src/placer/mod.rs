@@ -78,6 +78,22 @@ pub enum PlaceError {
     Empty,
 }
 
+/// A HiGHS model for `problem` (the `highs` cargo feature), set up to give the same answer on any
+/// machine: one thread, no parallel search, a fixed random seed, no time limit, and at most
+/// `node_limit` branch-and-bound nodes.
+#[cfg(feature = "highs")]
+pub(crate) fn highs_model(
+    problem: good_lp::variable::UnsolvedProblem,
+    node_limit: usize,
+) -> good_lp::solvers::highs::HighsProblem {
+    use good_lp::solvers::highs::HighsParallelType;
+    good_lp::solvers::highs::highs(problem)
+        .set_threads(1)
+        .set_parallel(HighsParallelType::Off)
+        .set_option("random_seed", 0)
+        .set_option("mip_max_nodes", i32::try_from(node_limit).unwrap_or(i32::MAX))
+}
+
 /// Merge adjacent blocks until there are at most `max` (evenly, keeping names of the first and
 /// last member); shared weights' readers are renumbered, and a weight all of whose readers merge
 /// into one block becomes that block's own.

@@ -22,7 +22,7 @@
 
 use super::layout::Layout;
 use super::problem::Problem;
-use good_lp::{microlp, variable, Expression, ProblemVariables, SolverModel, Variable};
+use good_lp::{variable, Expression, ProblemVariables, SolverModel, Variable};
 use std::collections::BTreeMap;
 
 /// Largest block the ILP is given.
@@ -135,24 +135,45 @@ pub fn solve(p: &Problem, budget: u64) -> Option<Answer> {
             }
         }
         constraints.push(memory.leq(budget as f64 / (1u64 << 20) as f64));
-        let mut model = vars.minimise(objective).using(microlp);
-        for c in constraints {
-            model = model.with(c);
-        }
-        let mut options = ::microlp::SolveOptions::default();
-        options.node_limit = Some(NODE_LIMIT);
-        let outcome = model.as_inner().solve_with(options).ok()?;
-        let optimal = outcome.is_optimal();
-        let values: Vec<f64> = outcome.solution()?.iter().map(|(_, v)| v).collect();
-        let choice = x_index
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .position(|&i| values.get(i).is_some_and(|&v| v > 0.5))
-                    .unwrap_or(0)
-            })
-            .collect::<Vec<usize>>();
-        Some(Answer { choice, optimal })
+        #[cfg(not(feature = "highs"))]
+        let answer = {
+            let _ = &x;
+            let mut model = vars.minimise(objective).using(good_lp::microlp);
+            for c in constraints {
+                model = model.with(c);
+            }
+            let mut options = ::microlp::SolveOptions::default();
+            options.node_limit = Some(NODE_LIMIT);
+            let outcome = model.as_inner().solve_with(options).ok()?;
+            let optimal = outcome.is_optimal();
+            let values: Vec<f64> = outcome.solution()?.iter().map(|(_, v)| v).collect();
+            let choice = x_index
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .position(|&i| values.get(i).is_some_and(|&v| v > 0.5))
+                        .unwrap_or(0)
+                })
+                .collect::<Vec<usize>>();
+            Answer { choice, optimal }
+        };
+        #[cfg(feature = "highs")]
+        let answer = {
+            use good_lp::{Solution, SolutionStatus};
+            let _ = &x_index;
+            let mut model = crate::placer::highs_model(vars.minimise(objective), NODE_LIMIT as usize);
+            for c in constraints {
+                model = model.with(c);
+            }
+            let sol = model.solve().ok()?;
+            let optimal = matches!(sol.status(), SolutionStatus::Optimal);
+            let choice = x
+                .iter()
+                .map(|row| row.iter().position(|&v| sol.value(v) > 0.5).unwrap_or(0))
+                .collect::<Vec<usize>>();
+            Answer { choice, optimal }
+        };
+        Some(answer)
     })
     .ok()
     .flatten()?;
