@@ -131,3 +131,31 @@ fn a_custom_target_file_changes_the_schedule() {
     assert!(slow.report.makespan_cycles > base.report.makespan_cycles);
     assert!(lpuc_emulator::emulate_artifact(&slow).is_ok());
 }
+
+#[test]
+fn a_dim_the_model_does_not_have_is_a_usage_error() {
+    let mut opts = options("transformer_block.onnx", Some(128));
+    opts.binder.explicit.insert("seq_len".into(), 64);
+    let err = compile(&opts).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no dim named 'seq_len'") && msg.contains("sequence"),
+        "{msg}"
+    );
+    // A name that is a dim, or appears inside a dim expression, is accepted.
+    let mut opts = options("transformer_block.onnx", Some(128));
+    opts.binder.explicit.insert("sequence".into(), 64);
+    assert!(compile(&opts).is_ok());
+    let out = scratch("unknown_dim");
+    let model = example("transformer_block.onnx");
+    let args = [
+        "compile",
+        model.to_str().unwrap(),
+        "--dim",
+        "seq_len=64",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    assert_eq!(lpuc(&args), 2);
+}

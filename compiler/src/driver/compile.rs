@@ -50,9 +50,50 @@ pub fn check(opts: &CompileOptions) -> Result<CheckOutcome, CompileError> {
     check_for(opts, &target)
 }
 
+/// Every `--dim NAME` must name a dim of the model's inputs or outputs (alone or inside a dim
+/// expression such as `past_sequence + 1`).
+fn check_dim_names(
+    model: &crate::frontend::model::OnnxModel,
+    binder: &crate::frontend::bind::DimBinder,
+) -> Result<(), CompileError> {
+    use crate::frontend::model::Dim;
+    let named: std::collections::BTreeSet<String> = model
+        .inputs
+        .iter()
+        .chain(&model.outputs)
+        .filter_map(|v| v.dims.as_ref())
+        .flatten()
+        .filter_map(|d| match d {
+            Dim::Named(n) => Some(n.trim().to_string()),
+            _ => None,
+        })
+        .collect();
+    let identifiers: std::collections::BTreeSet<&str> = named
+        .iter()
+        .flat_map(|n| n.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-')))
+        .filter(|t| !t.is_empty())
+        .collect();
+    match binder
+        .explicit
+        .keys()
+        .find(|k| !named.contains(k.trim()) && !identifiers.contains(k.trim()))
+    {
+        Some(name) => Err(CompileError::UnknownDim {
+            name: name.clone(),
+            known: if named.is_empty() {
+                "none".into()
+            } else {
+                named.iter().cloned().collect::<Vec<_>>().join(", ")
+            },
+        }),
+        None => Ok(()),
+    }
+}
+
 /// [`check`] against an already loaded target.
 fn check_for(opts: &CompileOptions, target: &Target) -> Result<CheckOutcome, CompileError> {
     let model = load_model(&opts.model)?;
+    check_dim_names(&model, &opts.binder)?;
     let mut violations = check_model(&model, &opts.binder);
     let lowered = lower(&model, &opts.binder);
     violations.extend(lowered.violations);

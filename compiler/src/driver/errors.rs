@@ -35,6 +35,10 @@ pub enum CompileError {
     /// No placement fits the chips and racks allowed (exit 1).
     #[error(transparent)]
     Placement(#[from] crate::placer::PlaceError),
+    /// `--dim NAME=VALUE` names a dim the model does not have (exit 2): a typo would otherwise
+    /// be ignored and the dim bound by another rule.
+    #[error("--dim {name}: the model has no dim named '{name}'; its named dims are: {known}")]
+    UnknownDim { name: String, known: String },
     /// An output file could not be written (exit 2).
     #[error("cannot write the artifact: {0}")]
     Write(String),
@@ -50,7 +54,10 @@ impl CompileError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CompileError::Load(_) | CompileError::Target(_) | CompileError::Write(_) => 2,
+            CompileError::Load(_)
+            | CompileError::Target(_)
+            | CompileError::Write(_)
+            | CompileError::UnknownDim { .. } => 2,
             CompileError::Rejected(_) | CompileError::Resources { .. } | CompileError::Placement(_) => 1,
             CompileError::Internal { .. } => 3,
         }
