@@ -214,6 +214,12 @@ fn tiles_in_time_let_a_long_sequence_fit_one_chip() {
         .count();
     assert!(softmaxes > 1, "the softmax runs as {softmaxes} tile(s)");
     assert!(a.report.sram.peak_bytes <= a.report.sram.capacity_bytes);
+    // Tiles wait for the tile two before them, an order the artifact does not record: the
+    // critical path still runs back to cycle 0 through it.
+    let path = &a.report.critical_path;
+    assert_eq!(path.first().map(|s| s.start), Some(0));
+    let total: f64 = path.iter().map(|s| s.share).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{total}");
 }
 
 #[test]

@@ -41,7 +41,9 @@ pub struct CriticalStep {
     /// Why this step could not start earlier: `data` (waited for its predecessor's result),
     /// `transfer` (waited for the transfer before it on the path to arrive), `unit` (waited for its
     /// unit), `link` (a transfer waited for its first link to be free), `issue` (issued in order
-    /// on its chip after an instruction that issued the same cycle), or `start` (first step).
+    /// on its chip after an instruction that issued the same cycle), `order` (ordered after an
+    /// instruction on its chip that finished then, e.g. a tile after the tile two before it), or
+    /// `start` (first step).
     pub waits_on: String,
     /// Fraction of the makespan this step holds the path: cycles from its start to the next step's
     /// start (to its own end for the last step), over the makespan. When the first step starts at
@@ -154,11 +156,14 @@ pub struct PerToken {
     pub stages: u32,
     /// Cycles between two steps entering the pipeline when it is full: a stage works on one step
     /// at a time, so this is the most cycles any stage is active for one step (the union of its
-    /// instructions' issue-to-result intervals and its outgoing hops).
+    /// instructions' issue-to-result intervals and its outgoing hops; the wait after a hop for its
+    /// data to arrive is not counted).
     pub initiation_interval_cycles: u64,
     /// Steps in flight needed to fill the pipeline: `ceil(latency / interval)`.
     pub steps_in_flight: u64,
-    /// Tokens per second over all streams when the pipeline is full.
+    /// Tokens per second over all streams when the pipeline is full. An upper bound: it assumes
+    /// `steps_in_flight` independent steps (for decode, that many streams, each with its own KV
+    /// cache), while the placement sized SRAM for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steady_state_tokens_per_second: Option<f64>,
     /// Every transfer of the step, by id.

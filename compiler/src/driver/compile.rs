@@ -50,17 +50,16 @@ pub fn check(opts: &CompileOptions) -> Result<CheckOutcome, CompileError> {
     check_for(opts, &target)
 }
 
-/// Every `--dim NAME` must name a dim of the model's inputs or outputs (alone or inside a dim
-/// expression such as `past_sequence + 1`).
+/// Every `--dim NAME` must name a dim the binder reads: a graph input's named dim, alone or inside
+/// a dim expression such as `past_sequence + 1`.
 fn check_dim_names(
     model: &crate::frontend::model::OnnxModel,
     binder: &crate::frontend::bind::DimBinder,
 ) -> Result<(), CompileError> {
     use crate::frontend::model::Dim;
-    let named: std::collections::BTreeSet<String> = model
+    let declared: std::collections::BTreeSet<String> = model
         .inputs
         .iter()
-        .chain(&model.outputs)
         .filter_map(|v| v.dims.as_ref())
         .flatten()
         .filter_map(|d| match d {
@@ -68,22 +67,17 @@ fn check_dim_names(
             _ => None,
         })
         .collect();
-    let identifiers: std::collections::BTreeSet<&str> = named
+    let readable: std::collections::BTreeSet<String> = declared
         .iter()
-        .flat_map(|n| n.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-')))
-        .filter(|t| !t.is_empty())
+        .flat_map(|n| crate::frontend::bind::names_in(n))
         .collect();
-    match binder
-        .explicit
-        .keys()
-        .find(|k| !named.contains(k.trim()) && !identifiers.contains(k.trim()))
-    {
+    match binder.explicit.keys().find(|k| !readable.contains(k.trim())) {
         Some(name) => Err(CompileError::UnknownDim {
             name: name.clone(),
-            known: if named.is_empty() {
+            known: if declared.is_empty() {
                 "none".into()
             } else {
-                named.iter().cloned().collect::<Vec<_>>().join(", ")
+                declared.iter().cloned().collect::<Vec<_>>().join(", ")
             },
         }),
         None => Ok(()),
@@ -229,7 +223,14 @@ pub fn compile_placed(
                 .map(|(_, &v)| v)
                 .max()
         },
-        streams: opts.binder.batch.unwrap_or(1),
+        // The streams a step serves: the batch-like dims as bound (however they were).
+        streams: outcome
+            .bound_dims
+            .iter()
+            .filter(|(name, _)| crate::frontend::bind::is_batch_like(name))
+            .map(|(_, &v)| v)
+            .max()
+            .unwrap_or(1),
     };
     let defaults = PlaceOptions::default();
     let place_opts = place_opts.unwrap_or(&defaults);

@@ -157,6 +157,21 @@ impl DimBinder {
 }
 
 /// Whether a dim name is a plain name rather than an expression.
+/// The names `--dim` can bind in a declared dim: the dim itself when it is a name, else every name
+/// its expression reads (as [`DimBinder::bind`] evaluates it).
+pub fn names_in(dim: &str) -> Vec<String> {
+    let dim = dim.trim();
+    if is_identifier(dim) {
+        return vec![dim.to_string()];
+    }
+    let seen = std::cell::RefCell::new(Vec::new());
+    super::dim_expr::evaluate(dim, &|n| {
+        seen.borrow_mut().push(n.to_string());
+        Some(1)
+    });
+    seen.into_inner()
+}
+
 fn is_identifier(name: &str) -> bool {
     !name.is_empty() && !name.contains(['+', '-', '*', '/', '(', ')', ' '])
 }

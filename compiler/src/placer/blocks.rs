@@ -60,7 +60,7 @@ pub struct GroupCost {
     pub activation_per_chip: u64,
     /// Graph outputs a chip keeps to the end of the program under this sharding.
     pub outputs_per_chip: u64,
-    /// An upper bound on the transfers the block's exchanges make.
+    /// An estimate of the transfers the block's exchanges make.
     pub transfers: u64,
     pub method: Method,
     /// What the heuristic alone found (for the report's ILP-vs-heuristic figures).
@@ -318,9 +318,9 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
     let sizes = group_sizes(target.topology.chips_per_node);
     // A block's fair share of the program-size limit (instructions and transfers): a group size
     // whose exchanges would exceed it (large groups exchanging tile by tile) is not offered, so
-    // placements stay buildable. The estimate is an upper bound, about twice the transfers the
-    // scheduler makes (measured: 1.9x on the 7B prefill at 512 tokens, 2.3x on the 70B prefill at
-    // 4096), hence twice the share.
+    // placements stay buildable. The estimate runs about twice the transfers the scheduler makes
+    // (measured: 1.9x on the 7B prefill at 512 tokens, 2.3x on the 70B prefill at 4096), hence
+    // twice the share.
     let transfer_budget = 2 * crate::scheduler::system::lower::MAX_TASKS / runs.len().max(1) as u64;
     // The last op reading each value.
     let mut last_op: Vec<Option<OpId>> = vec![None; g.num_values()];

@@ -6,7 +6,10 @@
 //! delay` after its last hop), for its unit (freed exactly then), or for its chip's previous
 //! instruction to issue (in-order issue, the same cycle). A transfer waited for the buffer it
 //! sends (made by an instruction, or delivered by an earlier transfer it relays) or for its first
-//! link (freed exactly then by another hop). A step that waited for none starts the chain.
+//! link (freed exactly then by another hop). Failing those, a step ordered after an instruction
+//! on its chip that finished exactly then (the scheduler's `after` order, e.g. a tile's fetch
+//! waiting for the tile two before it, which the artifact does not record) waited on that,
+//! `order`. A step that waited for none starts the chain.
 
 use lpuc_artifact::{CriticalSplit, CriticalStep, Instruction, Schedule, StepKind, Transfer};
 use lpuc_target::UnitId;
@@ -37,6 +40,8 @@ struct Index<'a> {
     issuing: BTreeMap<(u32, u64), Vec<&'a Instruction>>,
     /// Hops ending on a directed link at a cycle: (from chip, to chip, end) -> transfers.
     link_free: BTreeMap<(u32, u32, u64), Vec<&'a Transfer>>,
+    /// Instructions by (chip, cycle their result is ready).
+    done: BTreeMap<(u32, u64), Vec<&'a Instruction>>,
 }
 
 impl<'a> Index<'a> {
@@ -48,6 +53,7 @@ impl<'a> Index<'a> {
             freeing: BTreeMap::new(),
             issuing: BTreeMap::new(),
             link_free: BTreeMap::new(),
+            done: BTreeMap::new(),
         };
         for i in &s.instructions {
             for b in &i.writes {
@@ -58,6 +64,7 @@ impl<'a> Index<'a> {
                 .or_default()
                 .push(i);
             ix.issuing.entry((i.chip, i.start)).or_default().push(i);
+            ix.done.entry((i.chip, i.done_cycle())).or_default().push(i);
         }
         for t in &s.transfers {
             ix.carried.insert(t.to.0, t);
@@ -73,6 +80,18 @@ impl<'a> Index<'a> {
 
     fn arrival(&self, t: &Transfer) -> u64 {
         t.arrival(self.hop_delay).unwrap_or(0)
+    }
+
+    /// An instruction on `chip`, not yet on the path, whose result is ready exactly at `at`: what a
+    /// step ordered after it (a tile waiting for the tile two before it, say) waited for.
+    fn done_on(&self, chip: u32, at: u64, seen: &BTreeSet<(bool, u32)>) -> Option<&'a Instruction> {
+        self.done
+            .get(&(chip, at))
+            .into_iter()
+            .flatten()
+            .filter(|p| !seen.contains(&(false, p.id.0)))
+            .min_by_key(|p| p.id)
+            .copied()
     }
 
     /// What made buffer `b` ready exactly at `at`, if anything.
@@ -110,31 +129,41 @@ fn predecessor<'a>(
                 .get(&(i.chip, i.unit, i.start))
                 .into_iter()
                 .flatten()
-                .filter(|p| p.id != i.id)
+                .filter(|p| p.id != i.id && p.occupancy > 0 && !seen.contains(&(false, p.id.0)))
                 .min_by_key(|p| p.id);
             if let Some(&p) = unit {
                 return Some(("unit", Item::Compute(p)));
             }
-            ix.issuing
+            let issue = ix
+                .issuing
                 .get(&(i.chip, i.start))
                 .into_iter()
                 .flatten()
                 .filter(|p| !seen.contains(&(false, p.id.0)))
-                .min_by_key(|p| p.id)
-                .map(|&p| ("issue", Item::Compute(p)))
+                .min_by_key(|p| p.id);
+            if let Some(&p) = issue {
+                return Some(("issue", Item::Compute(p)));
+            }
+            ix.done_on(i.chip, i.start, seen)
+                .map(|p| ("order", Item::Compute(p)))
         }
         Item::Transfer(t) => {
             let first = t.hops.first()?;
             if let Some(p) = ix.ready_at(t.from.0, first.start) {
                 return Some(("data", p));
             }
-            ix.link_free
+            let link = ix
+                .link_free
                 .get(&(first.from_chip, first.to_chip, first.start))
                 .into_iter()
                 .flatten()
                 .filter(|p| p.id != t.id && !seen.contains(&(true, p.id.0)))
-                .min_by_key(|p| p.id)
-                .map(|&p| ("link", Item::Transfer(p)))
+                .min_by_key(|p| p.id);
+            if let Some(&p) = link {
+                return Some(("link", Item::Transfer(p)));
+            }
+            ix.done_on(first.from_chip, first.start, seen)
+                .map(|p| ("order", Item::Compute(p)))
         }
     }
 }
@@ -187,7 +216,11 @@ pub fn critical_path(s: &Schedule, hop_delay: u64) -> (Vec<CriticalStep>, Critic
     chain.reverse();
     let makespan = s.makespan_cycles.max(1) as f64;
     let starts: Vec<u64> = chain.iter().map(|(item, _)| item.start()).collect();
-    let mut split = CriticalSplit::default();
+    // A path that could not be followed back to cycle 0 waited that long before its first step.
+    let mut split = CriticalSplit {
+        waiting_cycles: starts.first().copied().unwrap_or(0),
+        ..CriticalSplit::default()
+    };
     let steps = chain
         .iter()
         .enumerate()
@@ -243,4 +276,55 @@ pub fn critical_path(s: &Schedule, hop_delay: u64) -> (Vec<CriticalStep>, Critic
         })
         .collect();
     (steps, split)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lpuc_artifact::{InstrId, SCHEDULE_FORMAT};
+    use lpuc_target::{UnitKind, Work};
+
+    fn instr(id: u32, kind: UnitKind, start: u64, latency: u64) -> Instruction {
+        Instruction {
+            id: InstrId(id),
+            chip: 0,
+            unit: UnitId { kind, index: 0 },
+            start,
+            occupancy: latency - 10,
+            latency,
+            op: format!("op{id}"),
+            node: format!("n{id}"),
+            onnx_op: "X".into(),
+            reads: vec![],
+            writes: vec![],
+            work: Work::Stream { bytes: 1 },
+        }
+    }
+
+    #[test]
+    fn an_order_the_artifact_does_not_record_is_still_followed_to_cycle_0() {
+        // B shares no buffer and no unit with A and issues later; it waited for A to finish (a
+        // scheduler `after` edge, as between tiles). The path runs B <- A, from cycle 0.
+        let s = Schedule {
+            format: SCHEDULE_FORMAT,
+            target: "t".into(),
+            sram_capacity_bytes: 1,
+            makespan_cycles: 170,
+            chips: 1,
+            buffers: vec![],
+            instructions: vec![instr(0, UnitKind::Mxm, 0, 120), instr(1, UnitKind::Vxm, 120, 50)],
+            transfers: vec![],
+        };
+        let (path, split) = critical_path(&s, 0);
+        let ids: Vec<u32> = path.iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec![0, 1]);
+        assert_eq!(path[1].waits_on, "order");
+        assert_eq!(path[0].start, 0);
+        let total: f64 = path.iter().map(|p| p.share).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        assert_eq!(
+            split.compute_cycles + split.communication_cycles + split.waiting_cycles,
+            170
+        );
+    }
 }

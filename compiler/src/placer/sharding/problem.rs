@@ -302,15 +302,17 @@ impl Problem {
     /// its layout (a split one at 1/ways) from its op to its last reader in the block (to the
     /// end when a later block reads it), plus the whole copy a reader gathers for a moment. The
     /// results of ops in `tiled` (regions the scheduler runs tile by tile) count as two tiles of
-    /// at most `tile_bytes`; so do the whole copies gathered for ops in `in_region` (every member
-    /// of a tiled region, `tiled` or not: its tiles fetch such an operand a slice at a time), and
-    /// a member's partial sums leaving the region count at their reduced share plus two tiles.
+    /// at most `tile_bytes`; so do the whole copies gathered for the inputs in `sliced` (a tiled
+    /// region's member reading them along its tile axis fetches them a slice at a time), and the
+    /// partial sums of a member of a region (`in_region`) leaving it count at their reduced share
+    /// plus two tiles.
     pub fn activation_peak(
         &self,
         g: &Graph,
         choice: &[usize],
         tiled: &std::collections::BTreeSet<usize>,
         in_region: &std::collections::BTreeSet<usize>,
+        sliced: &std::collections::BTreeSet<(usize, usize)>,
         tile_bytes: u64,
     ) -> u64 {
         let on_chip = |bytes: u64, layout: Layout| match layout {
@@ -356,7 +358,7 @@ impl Problem {
                     from != to && to == Layout::Replicated
                 })
                 .fold(0u64, |a, e| {
-                    a.saturating_add(at_tiles(e.bytes, in_region.contains(&k)))
+                    a.saturating_add(at_tiles(e.bytes, sliced.contains(&(k, e.input))))
                 });
             live = live.saturating_add(made);
             peak = peak.max(live.saturating_add(gathered));
