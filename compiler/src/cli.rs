@@ -2,6 +2,27 @@
 //! codes (0 success, 1 rejected: checker violations, emulator faults, does not fit; 2 unreadable
 //! input or bad usage; 3 internal compiler error).
 
+/// Print to standard output. A reader that closes the pipe early (`lpuc report out | head`) ends
+/// the program quietly instead of panicking, as command-line tools do.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = write!(stdout, $($arg)*).and_then(|()| stdout.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        out!("{}\n", format_args!($($arg)*))
+    }};
+}
+
 use crate::driver::{self, CompileError, CompileOptions, Stage};
 use crate::frontend::DimBinder;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -245,7 +266,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Report { dir, format } => report(&dir, format),
         Command::Place { model, place, format } => place_model(&model.options(), &place.options(), format),
         Command::Ops { format } => {
-            print!("{}", crate::checker::policy_text::render(format));
+            out!("{}", crate::checker::policy_text::render(format));
             0
         }
     }
@@ -273,7 +294,7 @@ fn compile(
     if let Some(stage) = stop_after {
         return match driver::lower_to(opts, stage) {
             Ok(g) => {
-                print!("{}", lpuc_ir::print::print(&g));
+                out!("{}", lpuc_ir::print::print(&g));
                 0
             }
             Err(e) => fail(&e),
@@ -301,7 +322,7 @@ fn compile(
         ),
         None => String::new(),
     };
-    println!(
+    outln!(
         "compiled {} for {}{chips}: {} instructions, makespan {} cycles ({:.3} us), peak SRAM {:.2} MiB of {:.2} MiB -> {}",
         opts.model.display(),
         r.target,
@@ -322,7 +343,7 @@ fn check(opts: &CompileOptions, format: Format) -> i32 {
     };
     match format {
         Format::Json => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&outcome.violations).expect("violations serialize")
             );
@@ -335,7 +356,7 @@ fn check(opts: &CompileOptions, format: Format) -> i32 {
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect();
                 let ops = outcome.graph.as_ref().map_or(0, |g| g.num_ops());
-                println!(
+                outln!(
                     "{}: ok: every op can be scheduled statically ({ops} IR ops; dims: {})",
                     opts.model.display(),
                     if dims.is_empty() {
@@ -345,13 +366,13 @@ fn check(opts: &CompileOptions, format: Format) -> i32 {
                     }
                 );
             } else {
-                println!(
+                outln!(
                     "{}: {} violation(s)",
                     opts.model.display(),
                     outcome.violations.len()
                 );
                 for v in &outcome.violations {
-                    println!("  {v}");
+                    outln!("  {v}");
                 }
             }
         }
@@ -367,11 +388,11 @@ fn place_model(opts: &CompileOptions, place_opts: &crate::placer::PlaceOptions, 
     match driver::place(opts, place_opts) {
         Ok((placement, target)) => {
             match format {
-                Format::Text => print!(
+                Format::Text => out!(
                     "{}",
                     lpuc_artifact::placement::placement_text(&placement, target.clock_hz)
                 ),
-                Format::Json => println!(
+                Format::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&placement).expect("placement serializes")
                 ),
@@ -394,12 +415,12 @@ fn emulate(dir: &std::path::Path) -> i32 {
     if verdict.is_ok() {
         let s = &verdict.stats;
         if s.chips.len() > 1 || s.transfers > 0 {
-            println!(
+            outln!(
                 "ok: {} instructions and {} transfers ({} hops) replayed on {} chips; makespan {} cycles confirmed; peak SRAM {} bytes on a chip at cycle {}; no dependency, unit, link, route or SRAM fault",
                 s.instructions, s.transfers, s.hops, s.chips.len(), s.makespan, s.peak_sram_bytes, s.peak_sram_cycle
             );
         } else {
-            println!(
+            outln!(
                 "ok: {} instructions replayed; makespan {} cycles confirmed; peak SRAM {} bytes at cycle {}; no dependency, unit or SRAM fault",
                 s.instructions, s.makespan, s.peak_sram_bytes, s.peak_sram_cycle
             );
@@ -424,8 +445,8 @@ fn report(dir: &std::path::Path, format: Format) -> i32 {
     match lpuc_artifact::read_artifact(dir) {
         Ok(a) => {
             match format {
-                Format::Text => print!("{}", lpuc_artifact::text::report_text(&a.report)),
-                Format::Json => println!(
+                Format::Text => out!("{}", lpuc_artifact::text::report_text(&a.report)),
+                Format::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&a.report).expect("report serializes")
                 ),

@@ -133,3 +133,33 @@ fn the_rejected_example_exits_1_and_garbage_exits_2_without_panicking() {
         assert!(stderr(&o).starts_with("error: "), "{args:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn a_reader_closing_the_pipe_early_is_not_a_panic() {
+    // `lpuc report out | head -1`: the reader goes away after its first line.
+    let out = std::env::temp_dir().join(format!("lpuc_pipe_{}", std::process::id()));
+    let model = examples().join("transformer_block.onnx");
+    let o = lpuc(&[
+        "compile",
+        model.to_str().unwrap(),
+        "--bucket",
+        "2048",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for format in ["text", "json"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lpuc"))
+            .args(["report", out.to_str().unwrap(), "--format", format])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the lpuc binary runs");
+        drop(child.stdout.take());
+        let done = child.wait_with_output().expect("lpuc ends");
+        let err = stderr(&done);
+        assert!(!err.contains("panicked"), "{format}: {err}");
+        assert_eq!(done.status.code(), Some(0), "{format}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
