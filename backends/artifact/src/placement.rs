@@ -26,6 +26,10 @@ pub struct Stage {
     /// The stage's `cycles` had the heuristic split every block (equal to `cycles` when it
     /// did): the ILP's gain is the difference.
     pub heuristic_cycles: u64,
+    /// A lower bound on the stage's cycles: `cycles` when every block's split was proven optimal
+    /// (or it runs on one chip), else with each unproven block at a bound no split can beat
+    /// (every op at its cheapest strategy, no collective).
+    pub lower_bound_cycles: u64,
     /// SRAM bytes the stage needs per chip of its group.
     pub sram_bytes_per_chip: u64,
     pub sram_utilization: f64,
@@ -126,7 +130,7 @@ pub fn placement_text(p: &Placement, clock_hz: u64) -> String {
         out.push('\n');
     }
     out.push('\n');
-    out.push_str("stage  chips        racks  blocks                                   ops   weights MiB  sram/chip  cycles      split      heuristic   cut\n");
+    out.push_str("stage  chips        racks  blocks                                   ops   weights MiB  sram/chip  cycles      split      heuristic      gap  cut\n");
     for (k, s) in p.stages.iter().enumerate() {
         let chips = if s.chips == 1 {
             format!("{}", s.first_chip)
@@ -140,7 +144,7 @@ pub fn placement_text(p: &Placement, clock_hz: u64) -> String {
             format!("{} .. {} ({})", s.blocks.0, s.blocks.1, s.block_count)
         };
         out.push_str(&format!(
-            "{k:>5}  {chips:<11}  {:>5}  {blocks:<40} {:>5} {:>12.1}  {:>8.1}%  {:>10}  {:<9}  {:>10}  {}\n",
+            "{k:>5}  {chips:<11}  {:>5}  {blocks:<40} {:>5} {:>12.1}  {:>8.1}%  {:>10}  {:<9}  {:>10}  {:>6.1}%  {}\n",
             racks.join(","),
             s.ops,
             mib(s.weight_bytes),
@@ -148,6 +152,7 @@ pub fn placement_text(p: &Placement, clock_hz: u64) -> String {
             s.cycles,
             s.sharding,
             s.heuristic_cycles,
+            100.0 * s.cycles.saturating_sub(s.lower_bound_cycles) as f64 / s.cycles.max(1) as f64,
             s.cut
         ));
     }

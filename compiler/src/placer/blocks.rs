@@ -65,6 +65,8 @@ pub struct GroupCost {
     pub method: Method,
     /// What the heuristic alone found (for the report's ILP-vs-heuristic figures).
     pub heuristic_cycles: u64,
+    /// A lower bound on any sharding's cycles (see `sharding::Sharding::lower_bound`).
+    pub lower_bound: u64,
     /// The strategy index chosen for each of the block's ops (see `sharding::strategies`).
     pub choice: Vec<usize>,
 }
@@ -366,6 +368,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                                 transfers: s.transfers,
                                 method: s.method,
                                 heuristic_cycles: s.heuristic_cycles,
+                                lower_bound: s.lower_bound,
                                 choice: s.choice_index,
                             }
                         })

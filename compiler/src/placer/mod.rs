@@ -155,6 +155,7 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
                             heuristic_cycles: members
                                 .iter()
                                 .fold(0u64, |a, c| a.saturating_add(c.heuristic_cycles)),
+                            lower_bound: members.iter().fold(0u64, |a, c| a.saturating_add(c.lower_bound)),
                             choice: members.iter().flat_map(|c| c.choice.iter().copied()).collect(),
                         })
                     })
@@ -300,6 +301,16 @@ pub fn place_with_plan(
         let heuristic_cycles = costs_here.iter().fold(cut.cycles, |a, c| {
             a.saturating_sub(c.cycles).saturating_add(c.heuristic_cycles)
         });
+        // The same stage with every block at its sharding's lower bound: the gap left open by
+        // blocks the ILP did not prove (equal to `cycles` when all were proven or single).
+        let lower_bound_cycles = if costs_here.iter().all(|c| c.method == sharding::Method::Ilp) {
+            cut.cycles
+        } else {
+            costs_here.iter().fold(cut.cycles, |a, c| {
+                a.saturating_sub(c.cycles)
+                    .saturating_add(c.lower_bound.min(c.cycles))
+            })
+        };
         let sharding = if cut.chips == 1 {
             "single"
         } else if costs_here.iter().all(|c| c.method == sharding::Method::Ilp) {
@@ -331,6 +342,7 @@ pub fn place_with_plan(
             cycles: cut.cycles,
             sharding: sharding.to_string(),
             heuristic_cycles,
+            lower_bound_cycles,
             sram_bytes_per_chip: per_chip,
             sram_utilization: per_chip as f64 / target.sram.bytes as f64,
             cut: reason.to_string(),

@@ -49,6 +49,9 @@ pub struct Sharding {
     pub cycles: u64,
     /// The heuristic's cycles on the same block (equal to `cycles` when it decided).
     pub heuristic_cycles: u64,
+    /// A lower bound on any choice's cycles: every op at its cheapest strategy, no collective
+    /// (equal to `cycles` only when nothing needs moving).
+    pub lower_bound: u64,
     /// Weight and input bytes a chip holds.
     pub bytes_per_chip: u64,
     /// Activation bytes a chip holds at once (see `Problem::activation_peak`).
@@ -232,6 +235,7 @@ pub fn solve(p: &Problem) -> Sharding {
         choice_index: choice,
         cycles: eval.cycles,
         heuristic_cycles: h.cycles,
+        lower_bound: p.lower_bound(),
         bytes_per_chip: eval.bytes_per_chip,
         activation_per_chip: 0,
         outputs_per_chip: 0,

@@ -242,6 +242,15 @@ impl Problem {
         }
     }
 
+    /// A lower bound on the cycles of any choice: each op at its cheapest strategy, and no
+    /// collective at all.
+    pub fn lower_bound(&self) -> u64 {
+        self.compute
+            .iter()
+            .map(|row| row.iter().copied().min().unwrap_or(0))
+            .fold(0u64, u64::saturating_add)
+    }
+
     /// The link figures collectives are priced with.
     pub fn links(&self) -> &LinkModel {
         &self.links
