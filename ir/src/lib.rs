@@ -12,6 +12,7 @@ pub mod ids;
 pub mod infer;
 mod infer_compute;
 pub mod infer_layout;
+pub mod interp;
 pub mod op;
 pub mod print;
 pub mod shape;
