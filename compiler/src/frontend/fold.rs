@@ -340,43 +340,36 @@ fn unary(op: UnaryOp, v: &Values, dtype: DType) -> Option<Values> {
                 .collect::<Option<_>>()?,
         ));
     }
-    let f = |x: f64| -> Option<f64> {
-        Some(match op {
-            Neg => -x,
-            Abs => x.abs(),
-            Sqrt => x.sqrt(),
-            Reciprocal => 1.0 / x,
-            Exp => x.exp(),
-            Log => x.ln(),
-            Floor => x.floor(),
-            Ceil => x.ceil(),
-            Round => x.round_ties_even(),
-            Sign => {
-                if x == 0.0 {
-                    0.0
-                } else {
-                    x.signum()
-                }
-            }
-            Relu => x.max(0.0),
-            Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            Tanh => x.tanh(),
-            Sin => x.sin(),
-            Cos => x.cos(),
-            Clip { min, max } => x.max(min).min(max),
-            Tan => x.tan(),
-            Acos => x.acos(),
-            Asin => x.asin(),
-            Atan => x.atan(),
-            Acosh => x.acosh(),
-            Asinh => x.asinh(),
-            Atanh => x.atanh(),
-            Sinh => x.sinh(),
-            Cosh => x.cosh(),
-            Softsign => x / (1.0 + x.abs()),
-            _ => return None,
-        })
-    };
+    // The ops folded exactly (std's own functions; approximations such as erf are left to run).
+    let exact = matches!(
+        op,
+        Neg | Abs
+            | Sqrt
+            | Reciprocal
+            | Exp
+            | Log
+            | Floor
+            | Ceil
+            | Round
+            | Sign
+            | Relu
+            | Sigmoid
+            | Tanh
+            | Sin
+            | Cos
+            | Clip { .. }
+            | Tan
+            | Acos
+            | Asin
+            | Atan
+            | Acosh
+            | Asinh
+            | Atanh
+            | Sinh
+            | Cosh
+            | Softsign
+    );
+    let f = |x: f64| exact.then(|| lpuc_ir::interp::unary(op, x));
     let r: Vec<f64> = v.to_floats().into_iter().map(f).collect::<Option<_>>()?;
     Some(match op {
         IsNaN | IsInf { .. } | Not => return None,

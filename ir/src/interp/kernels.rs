@@ -219,7 +219,8 @@ fn softplus(x: f64) -> f64 {
     }
 }
 
-fn unary(op: UnaryOp, x: f64) -> f64 {
+/// `op` applied to one value, as ONNX defines it.
+pub fn unary(op: UnaryOp, x: f64) -> f64 {
     use UnaryOp::*;
     match op {
         Relu => x.max(0.0),
@@ -244,12 +245,10 @@ fn unary(op: UnaryOp, x: f64) -> f64 {
         // Halves to even, as ONNX's Round.
         Round => x.round_ties_even(),
         Sign => {
-            if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
+            if x == 0.0 {
                 0.0
+            } else {
+                x.signum()
             }
         }
         Softplus => softplus(x),

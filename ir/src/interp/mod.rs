@@ -11,6 +11,7 @@
 mod kernels;
 mod tensor;
 
+pub use kernels::{erf, unary};
 pub use tensor::Tensor;
 
 use crate::{Graph, ValueId, ValueKind};

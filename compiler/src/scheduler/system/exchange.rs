@@ -210,20 +210,7 @@ impl Lowering<'_> {
                 out.push(local[0]);
                 continue;
             }
-            let label = format!("{name}@{receiver}");
-            let b = self.buffer(receiver, label, BufferKind::Activation, dtype, need);
-            let bytes = self.prog.buffers[b].bytes();
-            self.prog.tasks.push(Task::Compute {
-                chip: receiver,
-                work: Work::Stream { bytes },
-                op: "Assemble".into(),
-                node: name.clone(),
-                onnx_op: purpose.into(),
-                reads: local,
-                writes: vec![b],
-                after: Vec::new(),
-            });
-            out.push(b);
+            out.push(self.assemble_on(v, receiver, need, local, purpose));
         }
         out
     }
@@ -302,25 +289,7 @@ impl Lowering<'_> {
                 local.push(to);
             }
             let whole = region(&dims, Layout::Replicated, k, group.n);
-            let b = self.buffer(
-                chip,
-                format!("{name}@{chip}"),
-                BufferKind::Activation,
-                dtype,
-                whole,
-            );
-            let bytes = self.prog.buffers[b].bytes();
-            self.prog.tasks.push(Task::Compute {
-                chip,
-                work: Work::Stream { bytes },
-                op: "Assemble".into(),
-                node: name.clone(),
-                onnx_op: purpose.into(),
-                reads: local,
-                writes: vec![b],
-                after: Vec::new(),
-            });
-            out.push(b);
+            out.push(self.assemble_on(v, chip, whole, local, purpose));
         }
         out
     }

@@ -181,6 +181,33 @@ impl<'a> Lowering<'a> {
         self.prog.buffers.len() - 1
     }
 
+    /// A buffer on `chip` holding `region` of `v`, joined on its SXM from the buffers `reads`
+    /// (pieces of `v` already on that chip); `purpose` names why, for the schedule text.
+    pub(super) fn assemble_on(
+        &mut self,
+        v: ValueId,
+        chip: u32,
+        region: Region,
+        reads: Vec<usize>,
+        purpose: &'static str,
+    ) -> usize {
+        let value = self.g.value(v);
+        let (name, dtype) = (value.name.clone(), value.ty.dtype);
+        let b = self.buffer(chip, format!("{name}@{chip}"), BufferKind::Activation, dtype, region);
+        let bytes = self.prog.buffers[b].bytes();
+        self.prog.tasks.push(Task::Compute {
+            chip,
+            work: Work::Stream { bytes },
+            op: "Assemble".into(),
+            node: name,
+            onnx_op: purpose.into(),
+            reads,
+            writes: vec![b],
+            after: Vec::new(),
+        });
+        b
+    }
+
     pub(super) fn dims(&self, v: ValueId) -> Vec<u64> {
         self.g.value(v).ty.shape.dims().to_vec()
     }

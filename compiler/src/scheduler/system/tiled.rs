@@ -11,7 +11,6 @@ use crate::placer::sharding::strategies::Strategy;
 use crate::placer::StagePlan;
 use lpuc_artifact::BufferKind;
 use lpuc_ir::{ValueId, ValueKind};
-use lpuc_target::Work;
 use std::collections::BTreeMap;
 
 impl Lowering<'_> {
@@ -227,27 +226,13 @@ impl Lowering<'_> {
     /// in `layout`.
     fn assemble(&mut self, v: ValueId, group: Group, layout: Layout, pieces: Vec<Vec<usize>>) -> Vec<usize> {
         let dims = self.dims(v);
-        let value = self.g.value(v);
-        let (name, dtype) = (value.name.clone(), value.ty.dtype);
         pieces
             .into_iter()
             .enumerate()
             .map(|(j, reads)| {
                 let chip = group.first + j as u32;
                 let r = region(&dims, layout, j as u32, group.n);
-                let b = self.buffer(chip, format!("{name}@{chip}"), BufferKind::Activation, dtype, r);
-                let bytes = self.prog.buffers[b].bytes();
-                self.prog.tasks.push(Task::Compute {
-                    chip,
-                    work: Work::Stream { bytes },
-                    op: "Assemble".into(),
-                    node: name.clone(),
-                    onnx_op: "tiles".into(),
-                    reads,
-                    writes: vec![b],
-                    after: Vec::new(),
-                });
-                b
+                self.assemble_on(v, chip, r, reads, "tiles")
             })
             .collect()
     }
