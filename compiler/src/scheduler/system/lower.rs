@@ -193,7 +193,13 @@ impl<'a> Lowering<'a> {
     ) -> usize {
         let value = self.g.value(v);
         let (name, dtype) = (value.name.clone(), value.ty.dtype);
-        let b = self.buffer(chip, format!("{name}@{chip}"), BufferKind::Activation, dtype, region);
+        let b = self.buffer(
+            chip,
+            format!("{name}@{chip}"),
+            BufferKind::Activation,
+            dtype,
+            region,
+        );
         let bytes = self.prog.buffers[b].bytes();
         self.prog.tasks.push(Task::Compute {
             chip,
