@@ -121,6 +121,22 @@ pub(super) fn contains(outer: &Region, inner: &Region) -> bool {
     outer.iter().zip(inner).all(|(o, i)| o.0 <= i.0 && i.1 <= o.1)
 }
 
+/// Elements in region `r`.
+fn volume(r: &Region) -> u64 {
+    r.iter().map(|&(lo, hi)| hi - lo).product()
+}
+
+/// Whether `pieces` tile `target` exactly: every element of it in exactly one piece (parts of a
+/// piece outside it are ignored). What every assembly must read.
+pub(super) fn tiles_exactly(target: &Region, pieces: &[Region]) -> bool {
+    let parts: Vec<Region> = pieces.iter().filter_map(|p| intersect(p, target)).collect();
+    let disjoint = parts
+        .iter()
+        .enumerate()
+        .all(|(i, a)| parts[i + 1..].iter().all(|b| intersect(a, b).is_none()));
+    disjoint && parts.iter().map(volume).sum::<u64>() == volume(target)
+}
+
 pub(super) fn shape(r: &Region) -> Vec<u64> {
     r.iter().map(|&(lo, hi)| hi - lo).collect()
 }
@@ -191,6 +207,14 @@ impl<'a> Lowering<'a> {
         reads: Vec<usize>,
         purpose: &'static str,
     ) -> usize {
+        debug_assert!(
+            tiles_exactly(
+                &region,
+                &reads.iter().map(|&b| self.regions[b].clone()).collect::<Vec<_>>()
+            ),
+            "an assembly of {} on chip {chip} does not read its region exactly once",
+            self.g.value(v).name
+        );
         let value = self.g.value(v);
         let (name, dtype) = (value.name.clone(), value.ty.dtype);
         let b = self.buffer(
@@ -548,4 +572,21 @@ pub fn lower_placed(
         }
     }
     Ok(l.prog)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_assembly_must_read_each_element_once() {
+        let whole: Region = vec![(0, 4), (0, 6)];
+        let halves = [vec![(0, 2), (0, 6)], vec![(2, 4), (0, 6)]];
+        assert!(tiles_exactly(&whole, &halves));
+        // A superset counts for the part inside the target.
+        assert!(tiles_exactly(&vec![(0, 2), (0, 6)], &[whole.clone()]));
+        // A gap, and an overlap, are both wrong.
+        assert!(!tiles_exactly(&whole, &halves[..1]));
+        assert!(!tiles_exactly(&whole, &[halves[0].clone(), whole.clone()]));
+    }
 }
