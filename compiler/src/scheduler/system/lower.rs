@@ -584,7 +584,7 @@ mod tests {
         let halves = [vec![(0, 2), (0, 6)], vec![(2, 4), (0, 6)]];
         assert!(tiles_exactly(&whole, &halves));
         // A superset counts for the part inside the target.
-        assert!(tiles_exactly(&vec![(0, 2), (0, 6)], &[whole.clone()]));
+        assert!(tiles_exactly(&vec![(0, 2), (0, 6)], std::slice::from_ref(&whole)));
         // A gap, and an overlap, are both wrong.
         assert!(!tiles_exactly(&whole, &halves[..1]));
         assert!(!tiles_exactly(&whole, &[halves[0].clone(), whole.clone()]));
