@@ -161,6 +161,14 @@ pub struct Transfer {
 }
 
 impl Transfer {
+    /// The chips it passes, first to last (each neighbouring pair one hop's link); empty without
+    /// hops.
+    pub fn route(&self) -> Vec<u32> {
+        let mut route: Vec<u32> = self.hops.iter().map(|h| h.from_chip).collect();
+        route.extend(self.hops.last().map(|h| h.to_chip));
+        route
+    }
+
     /// Cycle from which the `to` buffer is ready, given the delay after each hop
     /// (`Target::hop_arrival_delay`); `None` without hops.
     pub fn arrival(&self, hop_arrival_delay: u64) -> Option<u64> {

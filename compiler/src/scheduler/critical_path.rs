@@ -253,8 +253,7 @@ pub fn critical_path(s: &Schedule, hop_delay: u64) -> (Vec<CriticalStep>, Critic
                     share,
                 },
                 Item::Transfer(t) => {
-                    let mut route: Vec<u32> = t.hops.iter().map(|h| h.from_chip).collect();
-                    route.extend(t.hops.last().map(|h| h.to_chip));
+                    let route = t.route();
                     CriticalStep {
                         kind: StepKind::Transfer,
                         id: t.id.0,

@@ -53,8 +53,6 @@ pub fn per_token(
         let (Some(first), Some(last)) = (t.hops.first(), t.hops.last()) else {
             continue;
         };
-        let mut route: Vec<u32> = t.hops.iter().map(|h| h.from_chip).collect();
-        route.push(last.to_chip);
         let link_cycles: u64 = t.hops.iter().map(|h| h.end - h.start).sum();
         let on_path = critical.contains(&t.id.0);
         out.total_bytes += t.bytes;
@@ -72,10 +70,10 @@ pub fn per_token(
             from_chip: first.from_chip,
             to_chip: last.to_chip,
             bytes: t.bytes,
-            route,
+            route: t.route(),
             link_cycles,
             start: first.start,
-            arrival: last.end + delay,
+            arrival: t.arrival(delay).unwrap_or(last.end),
             critical: on_path,
         });
     }
@@ -95,11 +93,16 @@ pub fn per_token(
 /// those intervals on its chips; work a stage does early, e.g. on the step's mask, counts but
 /// the idle time between does not).
 fn initiation_interval(s: &Schedule, stages: &StageChips) -> u64 {
-    let stage_of = |chip: u32| {
-        stages
-            .iter()
-            .position(|&(first, count)| chip >= first && chip < first + count)
-    };
+    // Each chip's stage, looked up per instruction and hop rather than searched.
+    let mut by_chip: Vec<Option<usize>> = Vec::new();
+    for (k, &(first, count)) in stages.iter().enumerate() {
+        let end = (first + count) as usize;
+        if by_chip.len() < end {
+            by_chip.resize(end, None);
+        }
+        by_chip[first as usize..end].fill(Some(k));
+    }
+    let stage_of = |chip: u32| by_chip.get(chip as usize).copied().flatten();
     let mut spans: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
     for i in &s.instructions {
         if let Some(k) = stage_of(i.chip) {

@@ -23,10 +23,7 @@ use std::collections::BTreeMap;
 
 impl Lowering<'_> {
     /// Give every chip of `to` the region of `v` that `layout` assigns it, from the buffers `src`
-    /// (one per chip of `from`). A group larger than a node gathers in two levels: first each
-    /// node assembles its node's block, then chips exchange whole node blocks with their
-    /// counterparts in the other nodes, so the number of transfers grows as n * (nodes + node
-    /// size) instead of n^2, and each node pair's one global link carries node blocks.
+    /// (one per chip of `from`), by the scheme the module documentation describes for the group.
     pub(super) fn exchange(
         &mut self,
         v: ValueId,
@@ -40,24 +37,26 @@ impl Lowering<'_> {
         let node = self.node_chips;
         let hierarchical =
             from == to && to.n > node && to.n.is_multiple_of(node) && to.first.is_multiple_of(node);
+        let whole_bytes = self.g.value(v).ty.size_bytes().unwrap_or(u64::MAX);
+        let whole = || -> Vec<Region> {
+            (0..to.n)
+                .map(|k| region(&dims, Layout::Replicated, k, to.n))
+                .collect()
+        };
+        // The axis a buffer holds only part of (a node block is 1/nodes of it along it).
+        let split_axis = |b: usize| {
+            self.regions[b]
+                .iter()
+                .zip(&dims)
+                .position(|(r, &d)| r.1 - r.0 != d)
+        };
         if hierarchical && layout == Layout::Replicated {
-            let whole_bytes = self.g.value(v).ty.size_bytes().unwrap_or(u64::MAX);
             let piece = whole_bytes.div_ceil(u64::from(to.n));
             let in_rack = self.target.locate(to.first).rack == self.target.locate(to.first + to.n - 1).rack;
             if in_rack && !self.links.gather_by_gateways(piece, u64::from(to.n)) {
-                let whole: Vec<Region> = (0..to.n)
-                    .map(|k| region(&dims, Layout::Replicated, k, to.n))
-                    .collect();
-                return self.exchange_regions(v, from, src, to, whole, purpose);
+                return self.exchange_regions(v, from, src, to, whole(), purpose);
             }
-            // Which axis the sources are split along (a node block is 1/nodes of it).
-            let axis = src.first().and_then(|&b| {
-                self.regions[b]
-                    .iter()
-                    .zip(&dims)
-                    .position(|(r, &d)| r.1 - r.0 != d)
-            });
-            if let Some(a) = axis {
+            if let Some(a) = src.first().and_then(|&b| split_axis(b)) {
                 let nodes = to.n / node;
                 let blocks: Vec<Region> = (0..to.n)
                     .map(|k| region(&dims, Layout::Split(a), k / node, nodes))
@@ -66,24 +65,17 @@ impl Lowering<'_> {
                 if in_rack {
                     return self.gather_by_gateways(v, to, &mid, purpose);
                 }
-                let whole: Vec<Region> = (0..to.n)
-                    .map(|k| region(&dims, Layout::Replicated, k, to.n))
-                    .collect();
-                return self.exchange_regions(v, to, &mid, to, whole, purpose);
+                return self.exchange_regions(v, to, &mid, to, whole(), purpose);
             }
         }
         // One split to another across nodes: a small value is gathered whole (in two levels or
         // by gateways, n * (nodes + node) transfers) and sliced; a large one goes directly, each
         // chip receiving only the pieces of its own region (n^2 transfers), so no chip holds it
         // whole (the placer sizes it so).
-        let whole_bytes = self.g.value(v).ty.size_bytes().unwrap_or(u64::MAX);
         if hierarchical
             && whole_bytes <= self.tile_budget
             && matches!(layout, Layout::Split(_))
-            && src.iter().any(|&b| {
-                let r = &self.regions[b];
-                !r.iter().zip(&dims).all(|(x, &d)| x.1 - x.0 == d)
-            })
+            && src.iter().any(|&b| split_axis(b).is_some())
         {
             return self.exchange(v, from, src, to, Layout::Replicated, purpose);
         }

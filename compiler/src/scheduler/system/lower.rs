@@ -207,12 +207,26 @@ impl<'a> Lowering<'a> {
         reads: Vec<usize>,
         purpose: &'static str,
     ) -> usize {
+        self.stream_on("Assemble", v, chip, region, reads, purpose)
+    }
+
+    /// An SXM pass (`op`: `Assemble` or `Cut`) on `chip` writing `region` of `v` from the buffers
+    /// `reads`, which must hold each of its elements exactly once.
+    fn stream_on(
+        &mut self,
+        op: &'static str,
+        v: ValueId,
+        chip: u32,
+        region: Region,
+        reads: Vec<usize>,
+        purpose: &'static str,
+    ) -> usize {
         debug_assert!(
             tiles_exactly(
                 &region,
                 &reads.iter().map(|&b| self.regions[b].clone()).collect::<Vec<_>>()
             ),
-            "an assembly of {} on chip {chip} does not read its region exactly once",
+            "a {op} of {} on chip {chip} does not read its region exactly once",
             self.g.value(v).name
         );
         let value = self.g.value(v);
@@ -228,7 +242,7 @@ impl<'a> Lowering<'a> {
         self.prog.tasks.push(Task::Compute {
             chip,
             work: Work::Stream { bytes },
-            op: "Assemble".into(),
+            op: op.into(),
             node: name,
             onnx_op: purpose.into(),
             reads,
@@ -415,8 +429,6 @@ impl<'a> Lowering<'a> {
                         // A chip holding more than its slice (a whole copy) cuts the slice out,
                         // so the whole copy can die.
                         let dims = self.dims(v);
-                        let dtype = g.value(v).ty.dtype;
-                        let name = g.value(v).name.clone();
                         let bufs: Vec<usize> = held
                             .iter()
                             .enumerate()
@@ -426,25 +438,7 @@ impl<'a> Lowering<'a> {
                                     return b;
                                 }
                                 let chip = group.first + j as u32;
-                                let cut = self.buffer(
-                                    chip,
-                                    format!("{name}@{chip}"),
-                                    BufferKind::Activation,
-                                    dtype,
-                                    need,
-                                );
-                                let bytes = self.prog.buffers[cut].bytes();
-                                self.prog.tasks.push(Task::Compute {
-                                    chip,
-                                    work: Work::Stream { bytes },
-                                    op: "Cut".into(),
-                                    node: name.clone(),
-                                    onnx_op: "boundary".into(),
-                                    reads: vec![b],
-                                    writes: vec![cut],
-                                    after: Vec::new(),
-                                });
-                                cut
+                                self.stream_on("Cut", v, chip, need, vec![b], "boundary")
                             })
                             .collect();
                         // Later readers start from the boundary copy, never the block's own.
