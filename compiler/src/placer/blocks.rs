@@ -40,6 +40,10 @@ pub struct Block {
     /// Bytes of values produced at or before this block and read after it: what a cut after this
     /// block must send.
     pub cut_bytes: u64,
+    /// The results of this block later blocks read: (the last block reading it, bytes). A stage
+    /// that neither makes nor last reads such a value only relays it, holding one copy (see
+    /// `pipeline::StageCosts::relayed`).
+    pub sends: Vec<(usize, u64)>,
     /// The block's tensor-wise sharding per group size it can run on, ascending by `ways`; empty
     /// for a block built by hand (the placer then splits it evenly, see `pipeline`).
     pub groups: Vec<GroupCost>,
@@ -177,8 +181,11 @@ fn weight_bytes(g: &Graph, v: lpuc_ir::ValueId, dtype: Option<DType>) -> u64 {
 }
 
 /// Merge each run without a weight matrix (a norm, a residual add: their weights are vectors)
-/// into the run after it (the last ones into the run before), so blocks are the sub-modules that
-/// carry matrices and a cut falls where a residual value crosses.
+/// into its neighbours, so blocks are the sub-modules that carry matrices. A light run between
+/// two heavy ones is cut where the fewest bytes cross (see [`cut_bytes_at`]): its head (the
+/// residual add closing the sub-module before) joins the run before, its tail (the norm opening
+/// the next) the run after, so a cut carries the residual stream once rather than both of the
+/// add's operands. A light run before any heavy one joins the next, one after all joins the last.
 fn merge_light_runs(g: &Graph, runs: Vec<(String, Vec<OpId>)>) -> Vec<(String, Vec<OpId>)> {
     let heavy = |members: &[OpId]| {
         members.iter().any(|&o| {
@@ -187,16 +194,27 @@ fn merge_light_runs(g: &Graph, runs: Vec<(String, Vec<OpId>)>) -> Vec<(String, V
             })
         })
     };
+    let order: Vec<OpId> = runs.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+    let crossing = cut_bytes_at(g, &order);
     let mut out: Vec<(String, Vec<OpId>)> = Vec::new();
     let mut pending: Vec<OpId> = Vec::new();
+    let mut at = 0usize;
     for (name, members) in runs {
+        let len = members.len();
         if heavy(&members) {
             let mut all = std::mem::take(&mut pending);
+            if let Some((_, before)) = out.last_mut() {
+                // The cheapest cut among the light ops: the first position of least bytes.
+                let start = at - all.len();
+                let best = (start..=at).min_by_key(|&p| (crossing[p], p)).unwrap_or(start);
+                before.extend(all.drain(..best - start));
+            }
             all.extend(members);
             out.push((name, all));
         } else {
             pending.extend(members);
         }
+        at += len;
     }
     if !pending.is_empty() {
         match out.last_mut() {
@@ -205,6 +223,44 @@ fn merge_light_runs(g: &Graph, runs: Vec<(String, Vec<OpId>)>) -> Vec<(String, V
         }
     }
     out
+}
+
+/// Bytes that cross a cut before each position of `order` (ops in program order; index
+/// `order.len()` is the end): results made before the position and read at or after it.
+fn cut_bytes_at(g: &Graph, order: &[OpId]) -> Vec<u64> {
+    let mut position = vec![usize::MAX; g.num_ops()];
+    for (i, &o) in order.iter().enumerate() {
+        position[o.index()] = i;
+    }
+    let mut last_read = vec![None::<usize>; g.num_values()];
+    for (i, &o) in order.iter().enumerate() {
+        for &v in &g.op(o).inputs {
+            last_read[v.index()] = Some(i);
+        }
+    }
+    // +bytes just after the producer, -bytes just after the last reader.
+    let mut delta = vec![0i128; order.len() + 2];
+    for v in g.value_ids() {
+        let ValueKind::Computed { producer } = g.value(v).kind else {
+            continue;
+        };
+        let made = position[producer.index()];
+        match last_read[v.index()] {
+            Some(last) if made != usize::MAX && last > made => {
+                let bytes = i128::from(g.value(v).ty.size_bytes().unwrap_or(u64::MAX));
+                delta[made + 1] += bytes;
+                delta[last + 1] -= bytes;
+            }
+            _ => {}
+        }
+    }
+    let mut running = 0i128;
+    (0..=order.len())
+        .map(|p| {
+            running += delta[p];
+            u64::try_from(running.max(0)).unwrap_or(u64::MAX)
+        })
+        .collect()
 }
 
 /// The chain of blocks of `g`, in op order, and the weights several blocks share.
@@ -265,6 +321,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
         }
     }
     let mut crossing = vec![0i128; n + 1];
+    let mut sends: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
     let mut weights = vec![0u64; n];
     let mut inputs = vec![0u64; n];
     let mut shared = Vec::new();
@@ -277,6 +334,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                     let bytes = i128::from(value.ty.size_bytes().unwrap_or(u64::MAX));
                     crossing[p] += bytes;
                     crossing[c] -= bytes;
+                    sends[p].push((c, value.ty.size_bytes().unwrap_or(u64::MAX)));
                 }
             }
             ValueKind::Weight { .. } => {
@@ -443,6 +501,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                 output_bytes,
                 tiled,
                 cut_bytes: cut_bytes[b],
+                sends: std::mem::take(&mut sends[b]),
                 parts: vec![count],
                 groups,
             }
@@ -487,5 +546,131 @@ mod tests {
         );
         assert_eq!(sub_block_key("node_layers_7_mlp").as_deref(), Some("layers.7"));
         assert_eq!(sub_block_key("/model/embed_tokens/Gather"), None);
+    }
+}
+
+#[cfg(test)]
+mod cut_tests {
+    use super::*;
+    use lpuc_ir::{BinaryOp, OpKind, Provenance, TensorType};
+
+    fn prov(node: &str) -> Provenance {
+        Provenance {
+            node: node.into(),
+            op_type: "op".into(),
+        }
+    }
+
+    /// Two pre-norm layers: `x + attn(norm(x))`, then `h + mlp(norm(h))`, with the residual adds
+    /// and norms named directly under the layer, as exporters name them.
+    fn two_layers() -> Graph {
+        let mut g = Graph::new("t");
+        let ty = || TensorType::new(DType::F32, vec![1, 64, 256]);
+        let tokens = g.add_input("tokens", ty());
+        let embed = g.add_weight("embed", TensorType::new(DType::F32, vec![256, 256]), "embed");
+        let mut x = g
+            .add_op(OpKind::MatMul, vec![tokens, embed], "x", prov("/embed/MatMul"))
+            .unwrap();
+        for l in 0..2 {
+            let wa = g.add_weight(
+                format!("wa{l}"),
+                TensorType::new(DType::F32, vec![256, 256]),
+                "wa",
+            );
+            let wm = g.add_weight(
+                format!("wm{l}"),
+                TensorType::new(DType::F32, vec![256, 256]),
+                "wm",
+            );
+            let gain = g.add_weight(format!("g{l}"), TensorType::new(DType::F32, vec![256]), "g");
+            let mul = OpKind::Binary(BinaryOp::Mul);
+            let add = OpKind::Binary(BinaryOp::Add);
+            let n1 = g
+                .add_op(
+                    mul.clone(),
+                    vec![x, gain],
+                    "n1",
+                    prov(&format!("/layers.{l}/input_layernorm/Mul")),
+                )
+                .unwrap();
+            let a = g
+                .add_op(
+                    OpKind::MatMul,
+                    vec![n1, wa],
+                    "a",
+                    prov(&format!("/layers.{l}/self_attn/MatMul")),
+                )
+                .unwrap();
+            let h = g
+                .add_op(add.clone(), vec![x, a], "h", prov(&format!("/layers.{l}/Add")))
+                .unwrap();
+            let n2 = g
+                .add_op(
+                    mul,
+                    vec![h, gain],
+                    "n2",
+                    prov(&format!("/layers.{l}/post_attention_layernorm/Mul")),
+                )
+                .unwrap();
+            let m = g
+                .add_op(
+                    OpKind::MatMul,
+                    vec![n2, wm],
+                    "m",
+                    prov(&format!("/layers.{l}/mlp/MatMul")),
+                )
+                .unwrap();
+            x = g
+                .add_op(add, vec![h, m], "y", prov(&format!("/layers.{l}/Add_1")))
+                .unwrap();
+        }
+        g.add_output(x);
+        g
+    }
+
+    #[test]
+    fn a_residual_add_closes_the_block_before_it_so_a_cut_carries_the_stream_once() {
+        let g = two_layers();
+        let (chain, _) = blocks(&g, &Target::lpu_v1(), None);
+        let names: Vec<&str> = chain.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "(before layers)",
+                "layers.0/self_attn",
+                "layers.0/mlp",
+                "layers.1/self_attn",
+                "layers.1/mlp"
+            ]
+        );
+        let stream = 64 * 256 * 4;
+        // The attention block ends with its residual add; the norm after it opens the MLP.
+        let kinds =
+            |b: &Block| -> Vec<String> { b.ops.iter().map(|&o| g.op(o).kind.name().to_string()).collect() };
+        assert_eq!(kinds(&chain[1]), ["Mul", "MatMul", "Add"]);
+        assert_eq!(kinds(&chain[2]), ["Mul", "MatMul", "Add"]);
+        // Only the residual stream crosses each cut (before: the stream and the add's other
+        // operand, twice the bytes).
+        for b in &chain[..4] {
+            assert_eq!(b.cut_bytes, stream, "{}", b.name);
+            assert_eq!(b.sends.len(), 1, "{}", b.name);
+        }
+        assert_eq!(chain[1].sends, [(2, stream)]);
+    }
+
+    #[test]
+    fn cut_bytes_count_results_between_producer_and_last_reader() {
+        let g = two_layers();
+        let order: Vec<OpId> = g.op_ids().collect();
+        let cuts = cut_bytes_at(&g, &order);
+        let stream = 64 * 256 * 4;
+        // Nothing before the first op or after the last (a graph output is not read again).
+        assert_eq!(cuts[0], 0);
+        assert_eq!(cuts[order.len()], 0);
+        // Before layer 0's first add (op 3): x and the attention's result; after it, h alone.
+        assert_eq!(cuts[3], 2 * stream);
+        assert_eq!(cuts[4], stream);
+        // Between the norm and the MLP matmul: h and the normed value.
+        assert_eq!(cuts[5], 2 * stream);
     }
 }

@@ -131,6 +131,7 @@ mod tests {
                 output_bytes: 0,
                 tiled: vec![],
                 cut_bytes: 1 << 22,
+                sends: vec![],
                 groups: vec![],
                 parts: vec![],
             })

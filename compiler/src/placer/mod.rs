@@ -104,7 +104,8 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
     let per = blocks.len().div_ceil(max);
     let mut merged: Vec<Block> = blocks
         .chunks(per)
-        .map(|chunk| {
+        .enumerate()
+        .map(|(m, chunk)| {
             let last = chunk.last().expect("chunks are non-empty");
             Block {
                 name: if chunk.len() == 1 {
@@ -120,6 +121,12 @@ fn coarsen(blocks: Vec<Block>, shared: Vec<Shared>, max: usize) -> (Vec<Block>, 
                 output_bytes: chunk.iter().fold(0u64, |a, b| a.saturating_add(b.output_bytes)),
                 tiled: chunk.iter().flat_map(|b| b.tiled.iter().cloned()).collect(),
                 cut_bytes: last.cut_bytes,
+                // Read later by another merged block: renumbered; inside this one: gone.
+                sends: chunk
+                    .iter()
+                    .flat_map(|b| b.sends.iter().map(|&(c, bytes)| (c / per, bytes)))
+                    .filter(|&(c, _)| c > m)
+                    .collect(),
                 parts: chunk.iter().flat_map(|b| b.parts.iter().copied()).collect(),
                 // Members are sharded independently (each hands on whole values), so a merged
                 // block runs on the group sizes all members have, at their summed cost.

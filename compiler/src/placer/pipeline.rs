@@ -32,6 +32,9 @@ pub struct StageCut {
 pub struct StageCosts<'a> {
     blocks: &'a [Block],
     shared: &'a [Shared],
+    /// `relay[a][b]`: bytes of results made before block `a` and last read at or after block
+    /// `b` (see [`Self::relayed`]).
+    relay: Vec<Vec<u64>>,
     capacity: u64,
     link: f64,
     hop: u64,
@@ -53,6 +56,7 @@ impl<'a> StageCosts<'a> {
         StageCosts {
             blocks,
             shared,
+            relay: relay_table(blocks),
             // ASSUMPTION: a tenth of each chip's SRAM stays free for what the estimate cannot see
             // (results the schedule keeps alive longer than program order, fragmentation).
             capacity: target.sram.bytes - target.sram.bytes / 10,
@@ -118,6 +122,13 @@ impl<'a> StageCosts<'a> {
         }
     }
 
+    /// Bytes a stage of blocks `[start, end)` receives and hands on unchanged (an attention mask
+    /// every layer reads): the next stage fetches them from the copy this one received, so they
+    /// count once, not in both the incoming and the outgoing cut.
+    pub fn relayed(&self, start: usize, end: usize) -> u64 {
+        self.relay[start][end]
+    }
+
     fn transfer(&self, bytes: u64) -> u64 {
         (bytes as f64 / self.link).ceil() as u64
     }
@@ -178,8 +189,14 @@ impl<'a> StageCosts<'a> {
             own.saturating_add(shared.div_ceil(u64::from(chips)))
                 .saturating_add(activation)
                 .saturating_add(self.cut_in(start).div_ceil(u64::from(chips)))
-                // The outgoing values, cut into pieces for the next stage while they are sent.
-                .saturating_add(self.blocks[end - 1].cut_bytes.div_ceil(u64::from(chips))),
+                // The outgoing values, cut into pieces for the next stage while they are sent;
+                // those relayed are already counted as they came in.
+                .saturating_add(
+                    self.blocks[end - 1]
+                        .cut_bytes
+                        .saturating_sub(self.relayed(start, end))
+                        .div_ceil(u64::from(chips)),
+                ),
         )
     }
 
@@ -390,6 +407,25 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
     Some(stages)
 }
 
+/// `table[a][b]`: bytes of the results blocks before `a` send to a last reader at or after `b`.
+fn relay_table(blocks: &[Block]) -> Vec<Vec<u64>> {
+    let n = blocks.len();
+    let mut table = vec![vec![0u64; n + 1]; n + 1];
+    for a in 1..=n {
+        // What block a - 1 sends, by its last reader, summed from the back.
+        let mut by_reader = vec![0u64; n + 1];
+        for &(c, bytes) in &blocks[a - 1].sends {
+            by_reader[c.min(n)] = by_reader[c.min(n)].saturating_add(bytes);
+        }
+        let mut at_or_after = 0u64;
+        for b in (0..=n).rev() {
+            at_or_after = at_or_after.saturating_add(by_reader[b]);
+            table[a][b] = table[a - 1][b].saturating_add(at_or_after);
+        }
+    }
+    table
+}
+
 /// The best (bottleneck, chips) over every contiguous partition and every group size of every
 /// stage, by exhaustive search: exponential, a reference for tests of the dynamic program and the
 /// ILP on short chains.
@@ -439,6 +475,7 @@ mod tests {
             output_bytes: 0,
             tiled: vec![],
             cut_bytes: cut,
+            sends: vec![],
             groups: vec![],
             parts: vec![],
         }
@@ -506,5 +543,26 @@ mod tests {
             costs.bytes(0, 4),
             weights + (8 << 20) + 4 * (2 << 20) + costs.cut_in(0)
         );
+    }
+
+    #[test]
+    fn a_value_handed_through_a_stage_counts_once() {
+        // Block 0 makes a mask every later block reads and a stream only block 1 reads.
+        let t = Target::lpu_v1();
+        let mut blocks: Vec<Block> = (0..4).map(|_| block("l", 500, 1 << 20, 4096)).collect();
+        blocks[0].sends = vec![(3, 64), (1, 8)];
+        blocks[1].sends = vec![(2, 4)];
+        let costs = StageCosts::new(&blocks, &t);
+        // A stage of block 1 or 2 receives the mask and hands it on.
+        assert_eq!(costs.relayed(1, 2), 64);
+        assert_eq!(costs.relayed(2, 3), 64);
+        assert_eq!(costs.relayed(1, 3), 64);
+        // Its last reader keeps it; its maker sends it; the stream ends in block 1.
+        assert_eq!(costs.relayed(1, 4), 0);
+        assert_eq!(costs.relayed(3, 4), 0);
+        assert_eq!(costs.relayed(0, 1), 0);
+        // Block 1's result is last read by block 2: the stage [2, 3) keeps it, relaying only
+        // the mask; a stage [1, 2) makes it.
+        assert_eq!(costs.relayed(2, 3) + costs.relayed(1, 2), 128);
     }
 }
