@@ -1,14 +1,14 @@
 //! `compile` and `check`: the pipeline functions the CLI calls.
 
+use super::forms::Forms;
 use super::CompileError;
 use crate::checker::{check_model, Category, Violation};
 use crate::frontend::{bind::DimBinder, load_model, lower::lower};
-use crate::passes::run_passes;
 use crate::placer::{PlaceOptions, Placement};
 use crate::scheduler::per_token::StepInfo;
 use crate::scheduler::report::{build_report, build_system_report};
 use crate::scheduler::system::schedule_system;
-use crate::scheduler::{schedule_graph, work::work_of, ScheduleError};
+use crate::scheduler::{work::work_of, ScheduleError};
 use lpuc_artifact::digest::{hex, sha256_hex};
 use lpuc_artifact::{Artifact, Manifest};
 use lpuc_ir::{verify, Graph};
@@ -146,10 +146,7 @@ pub fn lower_to(opts: &CompileOptions, stage: Stage) -> Result<Graph, CompileErr
     let graph = outcome.graph.ok_or(CompileError::Rejected(outcome.violations))?;
     match stage {
         Stage::Lower => Ok(graph),
-        Stage::Passes => run_passes(graph).map_err(|errors| CompileError::Internal {
-            stage: "passes",
-            errors,
-        }),
+        Stage::Passes => Ok(Forms::new(graph)?.rewritten().clone()),
     }
 }
 
@@ -158,11 +155,8 @@ pub fn place(opts: &CompileOptions, place_opts: &PlaceOptions) -> Result<(Placem
     let (target, _) = Target::load(&opts.target)?;
     let outcome = check_for(opts, &target)?;
     let graph = outcome.graph.ok_or(CompileError::Rejected(outcome.violations))?;
-    let graph = run_passes(graph).map_err(|errors| CompileError::Internal {
-        stage: "passes",
-        errors,
-    })?;
-    let placement = crate::placer::place(&graph, &target, place_opts)?;
+    let forms = Forms::new(graph)?;
+    let (_, placement, _) = forms.place(&target, place_opts)?;
     Ok((placement, target))
 }
 
@@ -182,10 +176,7 @@ pub fn compile_placed(
     let Some(graph) = outcome.graph else {
         return Err(CompileError::Rejected(outcome.violations));
     };
-    let graph = run_passes(graph).map_err(|errors| CompileError::Internal {
-        stage: "passes",
-        errors,
-    })?;
+    let forms = Forms::new(graph)?;
     let dims = || {
         outcome
             .bound_dims
@@ -197,7 +188,7 @@ pub fn compile_placed(
     // One chip when no placement was asked for and the model fits it.
     let single = match place_opts {
         Some(_) => None,
-        None => match schedule_graph(&graph, &target) {
+        None => match forms.schedule_single(&target) {
             Ok(done) => Some(done),
             Err(ScheduleError::DoesNotFit { .. }) => None,
             Err(source) => {
@@ -234,23 +225,24 @@ pub fn compile_placed(
     };
     let defaults = PlaceOptions::default();
     let place_opts = place_opts.unwrap_or(&defaults);
-    let (schedule, report) = match single {
-        Some((schedule, sram)) => {
-            let report = build_report(&schedule, &target, sram, &step);
-            (schedule, report)
-        }
-        None => {
-            let (placement, plan) = crate::placer::place_with_plan(&graph, &target, place_opts)?;
-            let (schedule, chips) = schedule_system(&graph, &plan, place_opts.weight_dtype, &target)
-                .map_err(|source| CompileError::Resources {
-                    source,
-                    dims: dims(),
-                    chips: None,
-                })?;
-            let report = build_system_report(&schedule, &target, &chips, placement, &step);
-            (schedule, report)
-        }
-    };
+    let (schedule, report) =
+        match single {
+            Some((schedule, sram)) => {
+                let report = build_report(&schedule, &target, sram, &step);
+                (schedule, report)
+            }
+            None => {
+                let (graph, placement, plan) = forms.place(&target, place_opts)?;
+                let (schedule, chips) = schedule_system(graph, &plan, place_opts.weight_dtype, &target)
+                    .map_err(|source| CompileError::Resources {
+                        source,
+                        dims: dims(),
+                        chips: None,
+                    })?;
+                let report = build_system_report(&schedule, &target, &chips, placement, &step);
+                (schedule, report)
+            }
+        };
     let mut options = BTreeMap::new();
     // A target file is recorded by name; its exact content is pinned by target_sha256 and
     // target.toml, and an absolute path would make artifacts differ between machines.

@@ -4,6 +4,7 @@
 mod compile;
 pub mod conformance;
 mod errors;
+mod forms;
 
 pub use compile::{check, compile, compile_placed, lower_to, place, CheckOutcome, CompileOptions, Stage};
 pub use errors::CompileError;

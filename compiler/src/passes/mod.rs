@@ -1,6 +1,12 @@
 //! Graph passes, each one job in its own file, run in order by [`run_passes`] with the verifier
 //! after each in debug builds and tests.
+//!
+//! A rewrite that is not better everywhere is offered as an alternative form instead of applied:
+//! [`grouped_attention`] gives the graph with grouped-query attention broadcasting its keys and
+//! values, and the driver places both forms and keeps the better placement (on one node's group
+//! it saves the copies; on a larger group the per-head form splits more evenly).
 
+pub mod broadcast_repeated_heads;
 pub mod eliminate_dead_ops;
 
 use lpuc_ir::{verify, Graph, VerifyError};
@@ -12,4 +18,16 @@ pub fn run_passes(g: Graph) -> Result<Graph, Vec<VerifyError>> {
         verify(&g)?;
     }
     Ok(g)
+}
+
+/// `g` (as [`run_passes`] left it) with every grouped-query attention broadcasting its keys and
+/// values rather than copying them per query head, and how many attentions changed; `None` when
+/// there is none.
+pub fn grouped_attention(g: &Graph) -> Result<Option<(Graph, usize)>, Vec<VerifyError>> {
+    let (rewritten, count) = broadcast_repeated_heads::broadcast_repeated_heads(g);
+    if count == 0 {
+        return Ok(None);
+    }
+    let rewritten = run_passes(rewritten)?;
+    Ok(Some((rewritten, count)))
 }

@@ -64,8 +64,9 @@ pub struct GroupCost {
     pub activation_per_chip: u64,
     /// Graph outputs a chip keeps to the end of the program under this sharding.
     pub outputs_per_chip: u64,
-    /// An estimate of the transfers the block's exchanges make.
-    pub transfers: u64,
+    /// An estimate of the instructions and transfers the block makes (see
+    /// `sharding::task_estimate`).
+    pub tasks: u64,
     pub method: Method,
     /// What the heuristic alone found (for the report's ILP-vs-heuristic figures).
     pub heuristic_cycles: u64,
@@ -376,12 +377,6 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
         o
     };
     let sizes = group_sizes(target.topology.chips_per_node);
-    // A block's fair share of the program-size limit (instructions and transfers): a group size
-    // whose exchanges would exceed it (large groups exchanging tile by tile) is not offered, so
-    // placements stay buildable. The estimate runs about twice the transfers the scheduler makes
-    // (measured: 1.9x on the 7B prefill at 512 tokens, 2.3x on the 70B prefill at 4096), hence
-    // twice the share.
-    let transfer_budget = 2 * crate::scheduler::system::lower::MAX_TASKS / runs.len().max(1) as u64;
     // The last op reading each value.
     let mut last_op: Vec<Option<OpId>> = vec![None; g.num_values()];
     for &o in &ops {
@@ -423,7 +418,7 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                                 bytes_per_chip: s.bytes_per_chip,
                                 activation_per_chip: s.activation_per_chip,
                                 outputs_per_chip: s.outputs_per_chip,
-                                transfers: s.transfers,
+                                tasks: s.tasks,
                                 method: s.method,
                                 heuristic_cycles: s.heuristic_cycles,
                                 lower_bound: s.lower_bound,
@@ -432,7 +427,6 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
                         })
                         .clone()
                 })
-                .filter(|c| c.ways == 1 || c.transfers <= transfer_budget)
                 .collect();
             let mut busy = [0u64; 3];
             let mut activation = 0u64;

@@ -7,9 +7,9 @@
 //! instruction to issue (in-order issue, the same cycle). A transfer waited for the buffer it
 //! sends (made by an instruction, or delivered by an earlier transfer it relays) or for its first
 //! link (freed exactly then by another hop). Failing those, a step ordered after an instruction
-//! on its chip that finished exactly then (the scheduler's `after` order, e.g. a tile's fetch
-//! waiting for the tile two before it, which the artifact does not record) waited on that,
-//! `order`. A step that waited for none starts the chain.
+//! on its chip (for a transfer, the chip it leaves or reaches) that finished exactly then (the
+//! scheduler's `after` order, e.g. a tile's fetch waiting for the tile two before it, which the
+//! artifact does not record) waited on that, `order`. A step that waited for none starts the chain.
 
 use lpuc_artifact::{CriticalSplit, CriticalStep, Instruction, Schedule, StepKind, Transfer};
 use lpuc_target::UnitId;
@@ -162,7 +162,11 @@ fn predecessor<'a>(
             if let Some(&p) = link {
                 return Some(("link", Item::Transfer(p)));
             }
+            // Ordered after a tile on the chip it leaves or the one it reaches (a tile's slices
+            // are fetched no sooner than the receiver is done with the tile two before).
+            let to_chip = t.hops.last().map_or(first.to_chip, |h| h.to_chip);
             ix.done_on(first.from_chip, first.start, seen)
+                .or_else(|| ix.done_on(to_chip, first.start, seen))
                 .map(|p| ("order", Item::Compute(p)))
         }
     }

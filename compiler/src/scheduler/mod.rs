@@ -38,7 +38,7 @@ pub enum ScheduleError {
         weights: u64,
     },
     #[error(
-        "chip {chip} of the placement overflows its SRAM: it needs {needed} bytes ({:.1} MiB) {measure}, {available} bytes ({:.1} MiB) are available, {weights} bytes of them weights; the largest live then: {largest}. The placer's estimate of its working set was too low: give it more chips with --chips N, or use a smaller --bucket",
+        "chip {chip} of the placement overflows its SRAM: it needs {needed} bytes ({:.1} MiB) {measure}, {available} bytes ({:.1} MiB) are available, {weights} bytes of them weights; the largest other values live then: {largest}. The placer's estimate of its working set was too low: give it more chips with --chips N, or use a smaller --bucket",
         mib(.needed),
         mib(.available)
     )]

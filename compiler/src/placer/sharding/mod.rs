@@ -59,9 +59,9 @@ pub struct Sharding {
     /// Graph-output bytes a chip keeps to the end of the program, in the layout the block leaves
     /// them (partial sums reduced to the boundary layout, as the scheduler does).
     pub outputs_per_chip: u64,
-    /// An estimate of the transfers the scheduler makes for the block (see
-    /// [`transfer_estimate`]): what the program's size grows by.
-    pub transfers: u64,
+    /// An estimate of the instructions and transfers the scheduler makes for the block (see
+    /// [`task_estimate`]): what the program's size grows by.
+    pub tasks: u64,
     pub method: Method,
     pub collectives: BTreeMap<Collective, u64>,
 }
@@ -121,35 +121,42 @@ pub fn shard(g: &Graph, ops: &[OpId], ways: u64, target: &Target, ctx: &BlockCon
             }
         })
         .fold(0u64, u64::saturating_add);
-    s.transfers = transfer_estimate(&p, &s.choice_index, &regions);
     // Operands a member reads along its tile axis: its tiles fetch them a slice at a time.
-    let mut sliced = std::collections::BTreeSet::new();
+    // Operand -> the axis of it the member's tiles slice.
+    let mut sliced = BTreeMap::new();
     for r in &regions {
         for (&k, &axis) in r.members.iter().zip(&r.axis) {
             if let Some(along) = crate::scheduler::system::tiles::split_along(g, ops[k], axis) {
                 for (i, l) in along.inputs.iter().enumerate() {
-                    if matches!(l, Layout::Split(_)) {
-                        sliced.insert((k, i));
+                    if let Layout::Split(x) = *l {
+                        sliced.insert((k, i), x);
                     }
                 }
             }
         }
     }
+    s.tasks = task_estimate(&p, &s.choice_index, &regions, &sliced);
+    let sliced: std::collections::BTreeSet<(usize, usize)> = sliced.into_keys().collect();
     s.activation_per_chip = p.activation_peak(g, &s.choice_index, &tiled, &in_region, &sliced, tile_bytes);
     s
 }
 
-/// An estimate of the transfers the scheduler makes for `choice`: every change of layout inside
-/// the block, at its edges and of partial sums leaving it is one exchange among the group
-/// (`ways * (ways - 1)` transfers, each chip sending to each other directly; an all-reduce two),
-/// once per tile where a tiled region's member fetches an operand or reduces its partial sums
-/// tile by tile. Edges between two members of one region need none (the region's axis flows
-/// through). Gathers that come from one chip a tile are counted in full and moves between stages
-/// not at all; measured, it runs about twice the real count.
-pub fn transfer_estimate(
+/// An estimate of the instructions and transfers (tasks) the scheduler makes for `choice`.
+///
+/// Every op runs on every chip of the group, once per tile in a tiled region. Every change of
+/// layout inside the block, at its edges and of partial sums leaving it is one exchange among the
+/// group (`ways * (ways - 1)` transfers, each chip sending to each other directly, and an
+/// assembly on each chip; an all-reduce two). A tiled region's member reads an operand from
+/// outside the region whole, fetched once, unless it reads it along its tile axis (`sliced`,
+/// with that axis): then each tile fetches its slice, from the one chip holding it when the value
+/// is split along that axis (`ways` transfers a tile), by an exchange otherwise. Partial sums
+/// leaving a region are reduced tile by tile. Edges between two members of one region need none (the region's axis flows through).
+/// Moves between stages are not counted.
+pub fn task_estimate(
     p: &Problem,
     choice: &[usize],
     regions: &[crate::scheduler::system::tiles::Region],
+    sliced: &BTreeMap<(usize, usize), usize>,
 ) -> u64 {
     let per_exchange = p.ways.saturating_mul(p.ways.saturating_sub(1));
     let mut region_of: BTreeMap<usize, (usize, u64)> = BTreeMap::new();
@@ -166,20 +173,39 @@ pub fn transfer_estimate(
         _ => 0,
     };
     let mut exchanges = 0u64;
+    // Transfers of one-source fetches (a slice from the chip that holds it), outside exchanges.
+    let mut fetched = 0u64;
+    let mut fetch = |from: Layout, k: usize, input: usize, exchanges: &mut u64| {
+        let n = moves(from, p.strategies[k][choice[k]].inputs[input]);
+        let along = sliced.get(&(k, input)).copied();
+        if along.is_none() {
+            // Read whole by every tile: fetched once.
+            *exchanges = exchanges.saturating_add(n);
+        } else if from == Layout::Split(along.unwrap_or(usize::MAX)) {
+            fetched = fetched.saturating_add((n * times(k)).saturating_mul(p.ways));
+        } else {
+            *exchanges = exchanges.saturating_add(n * times(k));
+        }
+    };
     for e in &p.edges {
         let same_region = matches!(
             (region_of.get(&e.producer), region_of.get(&e.consumer)),
             (Some(a), Some(b)) if a.0 == b.0
         );
         let from = p.strategies[e.producer][choice[e.producer]].output;
-        let to = p.strategies[e.consumer][choice[e.consumer]].inputs[e.input];
-        if !same_region {
-            exchanges = exchanges.saturating_add(moves(from, to) * times(e.consumer));
+        if same_region {
+            continue;
+        }
+        if from == Layout::Partial && region_of.contains_key(&e.producer) {
+            // Reduced tile by tile as the region makes them.
+            let to = p.strategies[e.consumer][choice[e.consumer]].inputs[e.input];
+            exchanges = exchanges.saturating_add(moves(from, to) * times(e.producer));
+        } else {
+            fetch(from, e.consumer, e.input, &mut exchanges);
         }
     }
     for a in &p.arrivals {
-        let to = p.strategies[a.consumer][choice[a.consumer]].inputs[a.input];
-        exchanges = exchanges.saturating_add(moves(a.layout, to) * times(a.consumer));
+        fetch(a.layout, a.consumer, a.input, &mut exchanges);
     }
     for (k, leaves) in p.leaves.iter().enumerate() {
         if let Some(boundary) = *leaves {
@@ -188,7 +214,11 @@ pub fn transfer_estimate(
             exchanges = exchanges.saturating_add(moves(out, boundary) * per_tile);
         }
     }
-    exchanges.saturating_mul(per_exchange)
+    let instructions = (0..p.ops.len()).fold(0u64, |a, k| a.saturating_add(times(k)));
+    exchanges
+        .saturating_mul(per_exchange.saturating_add(p.ways))
+        .saturating_add(fetched)
+        .saturating_add(instructions.saturating_mul(p.ways))
 }
 
 /// Solve an already built problem with both solvers and keep the better answer.
@@ -239,7 +269,7 @@ pub fn solve(p: &Problem) -> Sharding {
         bytes_per_chip: eval.bytes_per_chip,
         activation_per_chip: 0,
         outputs_per_chip: 0,
-        transfers: 0,
+        tasks: 0,
         method: if p.ways == 1 { Method::Single } else { method },
     }
 }

@@ -92,10 +92,11 @@ pub fn schedule_system(
                 .iter()
                 .copied()
                 .filter(|&b| lifetimes[b].alloc <= peak_cycle && peak_cycle < lifetimes[b].free)
+                .filter(|&b| prog.buffers[b].kind != BufferKind::Weight)
                 .collect();
             live.sort_by_key(|&b| (std::cmp::Reverse(prog.buffers[b].bytes()), b));
             live.iter()
-                .take(3)
+                .take(5)
                 .map(|&b| {
                     format!(
                         "{} ({:.1} MiB)",

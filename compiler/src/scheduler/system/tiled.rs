@@ -138,19 +138,24 @@ impl Lowering<'_> {
                             .collect();
                         let first_task = self.prog.tasks.len();
                         fetched.insert(i, self.exchange_regions(x, h, &src, group, needs, "tile"));
-                        // The fetch of tile t waits for tile t-2 too, or it would fill SRAM early.
+                        // The fetch of tile t waits for tile t-2 too, on the chips it leaves and
+                        // reaches, or the slices would arrive early and fill SRAM.
                         if t >= 2 {
                             for task in first_task..self.prog.tasks.len() {
-                                let chip = match &self.prog.tasks[task] {
-                                    Task::Compute { chip, .. } => *chip,
-                                    Task::Send { from, .. } => self.prog.buffers[*from].chip,
+                                let ends: Vec<u32> = match &self.prog.tasks[task] {
+                                    Task::Compute { chip, .. } => vec![*chip],
+                                    Task::Send { from, to, .. } => {
+                                        vec![self.prog.buffers[*from].chip, self.prog.buffers[*to].chip]
+                                    }
                                 };
-                                if let Some(j) = chip.checked_sub(group.first).filter(|&j| j < n) {
-                                    let before = last_task[(t - 2) as usize][j as usize];
-                                    match &mut self.prog.tasks[task] {
-                                        Task::Compute { after, .. } | Task::Send { after, .. } => {
-                                            after.push(before)
-                                        }
+                                let before: Vec<usize> = ends
+                                    .into_iter()
+                                    .filter_map(|chip| chip.checked_sub(group.first).filter(|&j| j < n))
+                                    .map(|j| last_task[(t - 2) as usize][j as usize])
+                                    .collect();
+                                match &mut self.prog.tasks[task] {
+                                    Task::Compute { after, .. } | Task::Send { after, .. } => {
+                                        after.extend(before)
                                     }
                                 }
                             }
