@@ -14,6 +14,7 @@ fn categories(path: PathBuf, bucket: Option<u64>) -> Vec<(String, Category)> {
             ..Default::default()
         },
         target: "lpu-v1".into(),
+        rewrite: true,
     };
     check(&opts)
         .expect("the model loads")
@@ -45,6 +46,7 @@ fn json_output_has_exactly_the_documented_keys() {
         model: example("rejected/dynamic_ops.onnx"),
         binder: DimBinder::default(),
         target: "lpu-v1".into(),
+        rewrite: true,
     };
     let v = check(&opts).unwrap().violations;
     let json: serde_json::Value = serde_json::to_value(&v).unwrap();

@@ -15,6 +15,7 @@ fn valid() -> Artifact {
             ..Default::default()
         },
         target: "lpu-v1".into(),
+        rewrite: true,
     })
     .unwrap();
     assert!(emulate_artifact(&a).is_ok());

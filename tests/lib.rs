@@ -17,6 +17,7 @@ pub fn options(model: PathBuf, bucket: Option<u64>) -> lpuc::driver::CompileOpti
             ..Default::default()
         },
         target: "lpu-v1".into(),
+        rewrite: true,
     }
 }
 

@@ -332,3 +332,34 @@ fn the_per_token_report_and_the_trace_agree_with_the_schedule() {
     let processes = events.iter().filter(|e| e["name"] == "process_name").count();
     assert_eq!(processes, 8);
 }
+
+/// The decoder's grouped attention (4 query heads on 2 key/value heads): on 16 chips the placer
+/// is offered the form that broadcasts keys and values, takes it when it places better, says so,
+/// and the emulator accepts it; `--no-rewrite` places the graph as it is.
+#[test]
+fn grouped_attention_is_a_form_the_placer_chooses_and_no_rewrite_turns_off() {
+    let opts = options(example("llama_prefill.onnx"), Some(256));
+    let with = compile_placed(&opts, Some(&on(16, Partition::Tensor))).unwrap();
+    let method = &with.report.placement.as_ref().unwrap().method;
+    assert!(
+        method.contains("grouped attention broadcasts keys and values (2 attentions"),
+        "{method}"
+    );
+    assert!(emulate_artifact(&with).is_ok());
+    // The broadcast form copies no head: no Expand is scheduled.
+    assert!(with.schedule.instructions.iter().all(|i| i.op != "Expand"));
+    let plain_opts = lpuc::driver::CompileOptions {
+        rewrite: false,
+        ..opts
+    };
+    let without = compile_placed(&plain_opts, Some(&on(16, Partition::Tensor))).unwrap();
+    let method = &without.report.placement.as_ref().unwrap().method;
+    assert!(!method.contains("grouped attention"), "{method}");
+    assert!(without.schedule.instructions.iter().any(|i| i.op == "Expand"));
+    assert_eq!(
+        without.manifest.options.get("rewrite").map(String::as_str),
+        Some("off")
+    );
+    // It was chosen because it is faster here.
+    assert!(with.report.makespan_cycles < without.report.makespan_cycles);
+}

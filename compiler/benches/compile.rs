@@ -97,6 +97,7 @@ fn main() {
                 ..Default::default()
             },
             target: "lpu-v1".into(),
+            rewrite: true,
         };
         let label = format!("{model} bucket={}", bucket.map_or("-".into(), |b| b.to_string()));
         let t = median(|| drop(check(&opts).unwrap()), runs);
@@ -128,6 +129,7 @@ fn main() {
                 model: example("mlp.onnx"),
                 binder: DimBinder::default(),
                 target: "lpu-v1".into(),
+                rewrite: true,
             })
             .unwrap()
             .manifest,

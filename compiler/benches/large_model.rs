@@ -47,6 +47,7 @@ fn main() {
                 ..Default::default()
             },
             target: "lpu-v1".into(),
+            rewrite: true,
         };
         let t = Instant::now();
         let outcome = check(&opts).expect("the 70B-shaped model loads");

@@ -39,6 +39,7 @@ fn main() {
                 ..Default::default()
             },
             target: "lpu-v1".into(),
+            rewrite: true,
         };
         for chips in [8u32, 64, 576] {
             let place_opts = PlaceOptions {

@@ -66,6 +66,10 @@ pub struct ModelArgs {
     /// Target: a built-in name (lpu-v1) or a path to a target description .toml file.
     #[arg(long, default_value = "lpu-v1", value_name = "lpu-v1|FILE.toml")]
     pub target: String,
+    /// Compile the graph as the passes leave it, without offering rewritten forms (grouped
+    /// attention broadcasting its keys and values) to the placer and scheduler.
+    #[arg(long)]
+    pub no_rewrite: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -243,6 +247,7 @@ impl ModelArgs {
                 decode: self.phase == Phase::Decode,
             },
             target: self.target.clone(),
+            rewrite: !self.no_rewrite,
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct CompileOptions {
     pub binder: DimBinder,
     /// A built-in target name or a path to a `.toml` file.
     pub target: String,
+    /// Whether rewritten forms of the graph are offered (see `driver::forms`); `--no-rewrite`
+    /// turns them off.
+    pub rewrite: bool,
 }
 
 /// Where `--stop-after` stops.
@@ -146,7 +149,7 @@ pub fn lower_to(opts: &CompileOptions, stage: Stage) -> Result<Graph, CompileErr
     let graph = outcome.graph.ok_or(CompileError::Rejected(outcome.violations))?;
     match stage {
         Stage::Lower => Ok(graph),
-        Stage::Passes => Ok(Forms::new(graph)?.rewritten().clone()),
+        Stage::Passes => Ok(Forms::new(graph, opts.rewrite)?.rewritten().clone()),
     }
 }
 
@@ -155,7 +158,7 @@ pub fn place(opts: &CompileOptions, place_opts: &PlaceOptions) -> Result<(Placem
     let (target, _) = Target::load(&opts.target)?;
     let outcome = check_for(opts, &target)?;
     let graph = outcome.graph.ok_or(CompileError::Rejected(outcome.violations))?;
-    let forms = Forms::new(graph)?;
+    let forms = Forms::new(graph, opts.rewrite)?;
     let (_, placement, _) = forms.place(&target, place_opts)?;
     Ok((placement, target))
 }
@@ -176,7 +179,7 @@ pub fn compile_placed(
     let Some(graph) = outcome.graph else {
         return Err(CompileError::Rejected(outcome.violations));
     };
-    let forms = Forms::new(graph)?;
+    let forms = Forms::new(graph, opts.rewrite)?;
     let dims = || {
         outcome
             .bound_dims
@@ -265,6 +268,9 @@ pub fn compile_placed(
             options.insert("weight_dtype".to_string(), d.name().to_string());
         }
         options.insert("allow_cross_rack".to_string(), p.allow_cross_rack.to_string());
+    }
+    if !opts.rewrite {
+        options.insert("rewrite".to_string(), "off".to_string());
     }
     if let Some(b) = opts.binder.batch {
         options.insert("batch".to_string(), b.to_string());

@@ -22,14 +22,18 @@ pub struct Forms {
 }
 
 impl Forms {
-    /// Run the passes on `graph` and build its alternative forms.
-    pub fn new(graph: Graph) -> Result<Self, CompileError> {
+    /// Run the passes on `graph` and, with `rewrite`, build its alternative forms.
+    pub fn new(graph: Graph, rewrite: bool) -> Result<Self, CompileError> {
         let internal = |errors| CompileError::Internal {
             stage: "passes",
             errors,
         };
         let plain = run_passes(graph).map_err(internal)?;
-        let grouped = grouped_attention(&plain).map_err(internal)?;
+        let grouped = if rewrite {
+            grouped_attention(&plain).map_err(internal)?
+        } else {
+            None
+        };
         Ok(Forms { plain, grouped })
     }
 
