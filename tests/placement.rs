@@ -342,8 +342,8 @@ proptest! {
             }
             Err(PlaceError::TooFewChips { min_chips, .. }) => prop_assert!(min_chips > chips || partition != Partition::Auto),
             // With a tiny SRAM a block may not fit even the largest group; the error must be true.
-            Err(PlaceError::BlockTooLarge { bytes_per_chip, chip_bytes, .. }) => {
-                prop_assert!(bytes_per_chip > chip_bytes, "{} <= {}", bytes_per_chip, chip_bytes)
+            Err(PlaceError::BlockTooLarge { bytes_per_chip, usable_bytes, .. }) => {
+                prop_assert!(bytes_per_chip > usable_bytes, "{} <= {}", bytes_per_chip, usable_bytes)
             }
             Err(e) => prop_assert!(false, "unexpected {e}"),
         }

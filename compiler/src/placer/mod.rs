@@ -66,12 +66,14 @@ pub enum PlaceError {
     },
     #[error("the model needs at least {chips} chips, which span {racks} racks of {per_rack}; pass --allow-cross-rack to let the critical path cross racks")]
     CrossRack { chips: u32, racks: u32, per_rack: u32 },
-    #[error("block '{block}' does not fit any group of chips: split over {largest} chips it still needs {bytes_per_chip} bytes a chip, and a chip has {chip_bytes} bytes of SRAM to place into (a tenth stays free){larger}; use a smaller --bucket")]
+    #[error("block '{block}' does not fit any group of chips: split over {largest} chips it still needs {bytes_per_chip} bytes a chip, and a chip has {chip_bytes} bytes of SRAM, {usable_bytes} of them to place into (a tenth stays free){larger}; use a smaller --bucket")]
     BlockTooLarge {
         block: String,
         largest: u32,
         bytes_per_chip: u64,
         chip_bytes: u64,
+        /// What the placer fills of a chip's SRAM (a tenth stays free).
+        usable_bytes: u64,
         /// Why no larger group was tried, when one exists.
         larger: String,
     },
@@ -229,7 +231,8 @@ fn partition(
             block: chain[b].name.clone(),
             largest,
             bytes_per_chip: costs.bytes_per_chip(b, b + 1, largest).unwrap_or(u64::MAX),
-            chip_bytes: costs.capacity(),
+            chip_bytes: target.sram.bytes,
+            usable_bytes: costs.capacity(),
             larger: if largest < most {
                 " (larger groups are left out: exchanging its values tile by tile among them would exceed the program-size limit)".into()
             } else {
