@@ -6,8 +6,9 @@ use crate::{Manifest, Report, Schedule};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-/// Files larger than this are refused rather than read: no real artifact comes near it.
-const MAX_FILE_BYTES: u64 = 1 << 30;
+/// Files larger than this are refused rather than read: the largest program lowering allows
+/// (1.2 million instructions and transfers) writes a `schedule.json` of about a gigabyte.
+const MAX_FILE_BYTES: u64 = 4 << 30;
 
 /// Every file an artifact directory holds, in the order they are written.
 pub const ARTIFACT_FILES: [&str; 7] = [
@@ -46,27 +47,40 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
     }
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    let mut s = serde_json::to_string_pretty(v).expect("artifact types always serialize");
-    s.push('\n');
-    s
+/// Write `v` as pretty JSON and a newline, streamed: a large schedule is never held as text.
+fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<(), ArtifactError> {
+    use std::io::Write;
+    let file = std::fs::File::create(path).map_err(io(path))?;
+    let mut out = std::io::BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, v).map_err(|e| ArtifactError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    out.write_all(b"\n").map_err(io(path))?;
+    out.flush().map_err(io(path))
 }
 
-/// Write every file of the artifact into `dir`, creating it if needed.
+/// Write every file of the artifact into `dir`, creating it if needed. Files are made and
+/// written one at a time, so memory holds at most one file's text (a 70B prefill's
+/// `schedule.json` is most of a gigabyte).
 pub fn write_artifact(dir: &Path, a: &Artifact) -> Result<(), ArtifactError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let contents = [
-        to_json(&a.manifest),
-        to_json(&a.schedule),
-        schedule_text(&a.schedule),
-        to_json(&a.report),
-        report_text(&a.report),
-        chrome_trace(&a.schedule, &a.report),
-        a.target_toml.clone(),
-    ];
-    for (name, text) in ARTIFACT_FILES.into_iter().zip(contents) {
+    for name in ARTIFACT_FILES {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(io(&path))?;
+        match name {
+            "manifest.json" => write_json(&path, &a.manifest)?,
+            "schedule.json" => write_json(&path, &a.schedule)?,
+            "report.json" => write_json(&path, &a.report)?,
+            _ => {
+                let text = match name {
+                    "schedule.txt" => schedule_text(&a.schedule),
+                    "report.txt" => report_text(&a.report),
+                    "trace.json" => chrome_trace(&a.schedule, &a.report),
+                    _ => a.target_toml.clone(),
+                };
+                std::fs::write(&path, text).map_err(io(&path))?;
+            }
+        }
     }
     Ok(())
 }
@@ -84,9 +98,18 @@ fn read_text(dir: &Path, name: &str) -> Result<String, ArtifactError> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T, ArtifactError> {
-    let text = read_text(dir, name)?;
-    serde_json::from_str(&text).map_err(|e| ArtifactError::Malformed {
-        path: dir.join(name),
+    let path = dir.join(name);
+    let file = std::fs::File::open(&path).map_err(io(&path))?;
+    let len = file.metadata().map_err(io(&path))?.len();
+    if len > MAX_FILE_BYTES {
+        return Err(ArtifactError::Malformed {
+            path,
+            message: format!("{len} bytes is larger than any artifact file"),
+        });
+    }
+    // Parsed as it is read: a schedule of most of a gigabyte is never held as text too.
+    serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| ArtifactError::Malformed {
+        path: path.clone(),
         message: e.to_string(),
     })
 }
