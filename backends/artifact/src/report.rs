@@ -132,6 +132,18 @@ pub struct Report {
     /// Multi-chip schedules: every directed link that carries a hop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<LinkReport>,
+    /// The graph rewrites that changed the model, when any did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrites: Option<Rewrites>,
+}
+
+/// What the rewrites did: how often each rule fired, and the graph's op count before and after.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rewrites {
+    pub fired: std::collections::BTreeMap<String, u64>,
+    pub ops_before: u64,
+    pub ops_after: u64,
 }
 
 /// One step of the program (a decode step's token, or a prefill's prompt) and what it moves.

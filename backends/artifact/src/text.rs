@@ -131,6 +131,16 @@ pub fn report_text(r: &Report) -> String {
         mib(r.sram.weight_bytes),
         mib(r.sram.high_water_bytes),
     );
+    if let Some(rw) = &r.rewrites {
+        let fired: Vec<String> = rw.fired.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "rewrites: {} ops -> {}; fired {}",
+            rw.ops_before,
+            rw.ops_after,
+            fired.join(", ")
+        );
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "critical path ({} steps):", r.critical_path.len());
     let split = &r.critical_split;

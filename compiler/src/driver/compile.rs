@@ -149,7 +149,10 @@ pub fn lower_to(opts: &CompileOptions, stage: Stage) -> Result<Graph, CompileErr
     let graph = outcome.graph.ok_or(CompileError::Rejected(outcome.violations))?;
     match stage {
         Stage::Lower => Ok(graph),
-        Stage::Passes => Ok(Forms::new(graph, opts.rewrite)?.rewritten().clone()),
+        Stage::Passes => {
+            let (target, _) = Target::load(&opts.target)?;
+            Ok(Forms::new(graph, opts.rewrite, &target)?.rewritten().clone())
+        }
     }
 }
 
@@ -158,7 +161,7 @@ pub fn place(opts: &CompileOptions, place_opts: &PlaceOptions) -> Result<(Placem
     let (target, _) = Target::load(&opts.target)?;
     let outcome = check_for(opts, &target)?;
     let graph = outcome.graph.ok_or(CompileError::Rejected(outcome.violations))?;
-    let forms = Forms::new(graph, opts.rewrite)?;
+    let forms = Forms::new(graph, opts.rewrite, &target)?;
     let (_, placement, _) = forms.place(&target, place_opts)?;
     Ok((placement, target))
 }
@@ -179,7 +182,7 @@ pub fn compile_placed(
     let Some(graph) = outcome.graph else {
         return Err(CompileError::Rejected(outcome.violations));
     };
-    let forms = Forms::new(graph, opts.rewrite)?;
+    let forms = Forms::new(graph, opts.rewrite, &target)?;
     let dims = || {
         outcome
             .bound_dims
@@ -228,11 +231,11 @@ pub fn compile_placed(
     };
     let defaults = PlaceOptions::default();
     let place_opts = place_opts.unwrap_or(&defaults);
-    let (schedule, report) =
+    let (schedule, mut report, rewrites) =
         match single {
-            Some((schedule, sram)) => {
+            Some((graph, schedule, sram)) => {
                 let report = build_report(&schedule, &target, sram, &step);
-                (schedule, report)
+                (schedule, report, forms.rewrites(graph))
             }
             None => {
                 let (graph, placement, plan) = forms.place(&target, place_opts)?;
@@ -243,9 +246,10 @@ pub fn compile_placed(
                         chips: None,
                     })?;
                 let report = build_system_report(&schedule, &target, &chips, placement, &step);
-                (schedule, report)
+                (schedule, report, forms.rewrites(graph))
             }
         };
+    report.rewrites = rewrites;
     let mut options = BTreeMap::new();
     // A target file is recorded by name; its exact content is pinned by target_sha256 and
     // target.toml, and an absolute path would make artifacts differ between machines.

@@ -7,34 +7,56 @@
 //! says which form was chosen. On one chip, the shorter schedule wins.
 
 use super::CompileError;
+use crate::passes::simplify_layout::{simplify_layout, Fired};
 use crate::passes::{grouped_attention, run_passes};
 use crate::placer::{place_with_plan, PlaceError, PlaceOptions, Placement, StagePlan};
 use crate::scheduler::{schedule_graph, ScheduleError, SramUse};
+use lpuc_artifact::report::Rewrites;
 use lpuc_artifact::Schedule;
 use lpuc_ir::Graph;
 use lpuc_target::Target;
+use std::collections::BTreeMap;
 
 /// The graph after the passes, and the grouped-attention form when the model has one.
 pub struct Forms {
     pub plain: Graph,
     /// The form with keys and values broadcast, and how many attentions it changed.
     pub grouped: Option<(Graph, usize)>,
+    /// How many times each layout rule fired on the graph.
+    pub fired: Fired,
+    /// Ops of the graph before any rewrite.
+    pub ops_before: usize,
 }
 
 impl Forms {
-    /// Run the passes on `graph` and, with `rewrite`, build its alternative forms.
-    pub fn new(graph: Graph, rewrite: bool) -> Result<Self, CompileError> {
+    /// Run the passes on `graph` and, with `rewrite`, simplify its layout chains
+    /// (`simplify_layout`, never worse by the target's cost) and build its alternative forms.
+    pub fn new(graph: Graph, rewrite: bool, target: &Target) -> Result<Self, CompileError> {
         let internal = |errors| CompileError::Internal {
             stage: "passes",
             errors,
         };
-        let plain = run_passes(graph).map_err(internal)?;
+        let mut plain = run_passes(graph).map_err(internal)?;
+        let ops_before = plain.num_ops();
+        let mut fired = Fired::new();
+        if rewrite {
+            let (simplified, counts) = simplify_layout(&plain, target);
+            if !counts.is_empty() {
+                plain = run_passes(simplified).map_err(internal)?;
+                fired = counts;
+            }
+        }
         let grouped = if rewrite {
             grouped_attention(&plain).map_err(internal)?
         } else {
             None
         };
-        Ok(Forms { plain, grouped })
+        Ok(Forms {
+            plain,
+            grouped,
+            fired,
+            ops_before,
+        })
     }
 
     /// The form `--stop-after passes` shows: every rewrite applied.
@@ -44,17 +66,36 @@ impl Forms {
 
     /// Schedule every form on one chip and keep the shorter schedule (the plain form on a tie);
     /// an error when the plain form cannot be scheduled, or neither can.
-    pub fn schedule_single(&self, target: &Target) -> Result<(Schedule, SramUse), ScheduleError> {
-        let plain = schedule_graph(&self.plain, target);
+    pub fn schedule_single(&self, target: &Target) -> Result<(&Graph, Schedule, SramUse), ScheduleError> {
+        let plain = schedule_graph(&self.plain, target).map(|(s, m)| (&self.plain, s, m));
         let Some((grouped, _)) = &self.grouped else {
             return plain;
         };
-        match (plain, schedule_graph(grouped, target)) {
-            (Ok(a), Ok(b)) if b.0.makespan_cycles < a.0.makespan_cycles => Ok(b),
+        match (
+            plain,
+            schedule_graph(grouped, target).map(|(s, m)| (grouped, s, m)),
+        ) {
+            (Ok(a), Ok(b)) if b.1.makespan_cycles < a.1.makespan_cycles => Ok(b),
             (Ok(a), _) => Ok(a),
             (Err(_), Ok(b)) => Ok(b),
             (Err(e), Err(_)) => Err(e),
         }
+    }
+
+    /// What the rewrites did to reach `chosen` (one of the forms), or `None` when nothing changed.
+    pub fn rewrites(&self, chosen: &Graph) -> Option<Rewrites> {
+        let mut fired: BTreeMap<String, u64> =
+            self.fired.iter().map(|(k, &n)| (k.clone(), n as u64)).collect();
+        if let Some((grouped, count)) = &self.grouped {
+            if std::ptr::eq(chosen, grouped) {
+                fired.insert("broadcast-repeated-heads".into(), *count as u64);
+            }
+        }
+        (!fired.is_empty()).then(|| Rewrites {
+            fired,
+            ops_before: self.ops_before as u64,
+            ops_after: chosen.num_ops() as u64,
+        })
     }
 
     /// Place every form and keep the better; with neither placeable, the error that asks for

@@ -138,5 +138,6 @@ fn report_of(
         chips: Vec::new(),
         placement: None,
         links: Vec::new(),
+        rewrites: None,
     }
 }
