@@ -1,0 +1,74 @@
+//! Property: the layout rewrites never change what a graph computes, never add an op, and the
+//! rewritten graph still schedules and passes the emulator. Random graphs from the supported ops
+//! (transposes and reshapes among them, so chains to cancel and merge arise), evaluated before and
+//! after by the reference interpreter on the same inputs.
+
+use lpuc::passes::{eliminate_dead_ops::eliminate_dead_ops, run_passes, simplify_layout::simplify_layout};
+use lpuc::scheduler::schedule_graph;
+use lpuc_ir::interp::{evaluate, EvalError, Tensor};
+use lpuc_ir::{DType, Graph, ValueKind};
+use lpuc_target::Target;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+#[path = "graph_gen.rs"]
+mod graph_gen;
+use graph_gen::{build, step};
+
+/// Inputs and weights by name: values in [-1, 1), integer inputs 0 (a valid index).
+fn run(g: &Graph) -> Result<Vec<Tensor>, EvalError> {
+    let mut feeds = BTreeMap::new();
+    for v in g.value_ids() {
+        let value = g.value(v);
+        if matches!(value.kind, ValueKind::Computed { .. }) {
+            continue;
+        }
+        let dims: Vec<usize> = value.ty.shape.dims().iter().map(|&d| d as usize).collect();
+        let n: usize = dims.iter().product();
+        let mut x = value.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |a, b| {
+            (a ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }) | 1;
+        let data = (0..n)
+            .map(|_| {
+                if matches!(value.ty.dtype, DType::I64 | DType::I32) {
+                    return 0.0;
+                }
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 11) as f64 / (1u64 << 52) as f64 * 2.0 - 1.0
+            })
+            .collect();
+        feeds.insert(v, Tensor::new(dims, data).expect("sized"));
+    }
+    evaluate(g, &feeds)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    #[test]
+    fn layout_rewrites_keep_the_numbers(
+        rows in prop_oneof![Just(2u64), Just(8), Just(16)],
+        cols in prop_oneof![Just(4u64), Just(16)],
+        steps in proptest::collection::vec(step(), 1..24),
+    ) {
+        let g = run_passes(build(rows, cols, &steps)).unwrap();
+        let target = Target::lpu_v1();
+        let (out, fired) = simplify_layout(&g, &target);
+        let out = eliminate_dead_ops(&out);
+        prop_assert!(lpuc_ir::verify(&out).is_ok());
+        prop_assert!(out.num_ops() <= g.num_ops(), "{} > {}", out.num_ops(), g.num_ops());
+        if fired.is_empty() {
+            prop_assert_eq!(lpuc_ir::print::print(&out), lpuc_ir::print::print(&g));
+        }
+        // Layout ops move values without arithmetic: the outputs are equal exactly.
+        match (run(&g), run(&out)) {
+            (Ok(before), Ok(after)) => prop_assert_eq!(before, after),
+            // An op the interpreter does not evaluate: nothing to compare.
+            (Err(EvalError::Unsupported { .. }), _) => {}
+            (a, b) => prop_assert!(false, "before {:?}, after {:?}", a.err(), b.err()),
+        }
+        prop_assert!(schedule_graph(&out, &target).is_ok());
+    }
+}
