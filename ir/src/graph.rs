@@ -47,6 +47,9 @@ pub struct Graph {
     outputs: Vec<ValueId>,
     /// One node per op (node index == op index); an edge per (producer, consumer, value).
     dataflow: DiGraph<OpId, ValueId>,
+    /// The value of each single-element weight known at compile time (an epsilon, a scale, an
+    /// exponent): what rewrites that must see a constant read.
+    scalars: std::collections::BTreeMap<ValueId, f64>,
 }
 
 impl Graph {
@@ -201,6 +204,34 @@ impl Graph {
     /// The dataflow graph between ops (node index == op index).
     pub fn dataflow(&self) -> &DiGraph<OpId, ValueId> {
         &self.dataflow
+    }
+
+    /// Record that weight `v` (a single element) holds `x`.
+    pub fn set_scalar(&mut self, v: ValueId, x: f64) {
+        if matches!(self.value(v).kind, ValueKind::Weight { .. })
+            && self.value(v).ty.shape.num_elements() == Some(1)
+        {
+            self.scalars.insert(v, x);
+        }
+    }
+
+    /// The value of weight `v`, when it is a single element known at compile time.
+    pub fn scalar(&self, v: ValueId) -> Option<f64> {
+        self.scalars.get(&v).copied()
+    }
+
+    /// Add a copy of `from`'s weight `v` (name, type, source, known value) to this graph.
+    pub fn copy_weight(&mut self, from: &Graph, v: ValueId) -> ValueId {
+        let val = from.value(v);
+        let source = match &val.kind {
+            ValueKind::Weight { source } => source.clone(),
+            _ => val.name.clone(),
+        };
+        let new = self.add_weight(val.name.clone(), val.ty.clone(), source);
+        if let Some(x) = from.scalar(v) {
+            self.scalars.insert(new, x);
+        }
+        new
     }
 
     /// Total bytes of all weights.

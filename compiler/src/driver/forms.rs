@@ -7,7 +7,7 @@
 //! says which form was chosen. On one chip, the shorter schedule wins.
 
 use super::CompileError;
-use crate::passes::simplify_layout::{simplify_layout, Fired};
+use crate::passes::saturate::{saturate, Fired};
 use crate::passes::{grouped_attention, run_passes};
 use crate::placer::{place_with_plan, PlaceError, PlaceOptions, Placement, StagePlan};
 use crate::scheduler::{schedule_graph, ScheduleError, SramUse};
@@ -22,15 +22,15 @@ pub struct Forms {
     pub plain: Graph,
     /// The form with keys and values broadcast, and how many attentions it changed.
     pub grouped: Option<(Graph, usize)>,
-    /// How many times each layout rule fired on the graph.
+    /// How many times each saturation rule fired on the graph.
     pub fired: Fired,
     /// Ops of the graph before any rewrite.
     pub ops_before: usize,
 }
 
 impl Forms {
-    /// Run the passes on `graph` and, with `rewrite`, simplify its layout chains
-    /// (`simplify_layout`, never worse by the target's cost) and build its alternative forms.
+    /// Run the passes on `graph` and, with `rewrite`, the equality-saturation rewrites
+    /// (`passes::saturate`, never worse by the target's cost), and build its alternative forms.
     pub fn new(graph: Graph, rewrite: bool, target: &Target) -> Result<Self, CompileError> {
         let internal = |errors| CompileError::Internal {
             stage: "passes",
@@ -40,7 +40,7 @@ impl Forms {
         let ops_before = plain.num_ops();
         let mut fired = Fired::new();
         if rewrite {
-            let (simplified, counts) = simplify_layout(&plain, target);
+            let (simplified, counts) = saturate(&plain, target);
             if !counts.is_empty() {
                 plain = run_passes(simplified).map_err(internal)?;
                 fired = counts;

@@ -210,6 +210,15 @@ impl Lowering<'_> {
         let v = self
             .graph
             .add_weight(name.to_string(), c.ty.clone(), c.source.clone());
+        // A single known value (an epsilon, an exponent) stays visible to the rewrites.
+        let one = match &c.values {
+            Some(crate::frontend::consts::Values::Float(x)) if x.len() == 1 => Some(x[0]),
+            Some(crate::frontend::consts::Values::Int(x)) if x.len() == 1 => Some(x[0] as f64),
+            _ => None,
+        };
+        if let Some(x) = one {
+            self.graph.set_scalar(v, x);
+        }
         self.weights.insert(key, v);
         self.pinned.push(Rc::clone(c));
         Some(v)

@@ -213,12 +213,8 @@ fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
         map.insert(v, out.add_input(val.name.clone(), val.ty.clone()));
     }
     for v in g.value_ids() {
-        if let ValueKind::Weight { source } = &g.value(v).kind {
-            let val = g.value(v);
-            map.insert(
-                v,
-                out.add_weight(val.name.clone(), val.ty.clone(), source.clone()),
-            );
+        if matches!(g.value(v).kind, ValueKind::Weight { .. }) {
+            map.insert(v, out.copy_weight(g, v));
         }
     }
     let add = |out: &mut Graph, kind: OpKind, inputs: Vec<ValueId>, name: String, o: OpId| {

@@ -28,14 +28,8 @@ pub fn eliminate_dead_ops(g: &Graph) -> Graph {
         map.insert(v, out.add_input(val.name.clone(), val.ty.clone()));
     }
     for v in g.value_ids() {
-        if let ValueKind::Weight { source } = &g.value(v).kind {
-            if live_value[v.index()] {
-                let val = g.value(v);
-                map.insert(
-                    v,
-                    out.add_weight(val.name.clone(), val.ty.clone(), source.clone()),
-                );
-            }
+        if matches!(g.value(v).kind, ValueKind::Weight { .. }) && live_value[v.index()] {
+            map.insert(v, out.copy_weight(g, v));
         }
     }
     for o in g.op_ids().filter(|o| live_op[o.index()]) {

@@ -8,7 +8,7 @@
 
 pub mod broadcast_repeated_heads;
 pub mod eliminate_dead_ops;
-pub mod simplify_layout;
+pub mod saturate;
 
 use lpuc_ir::{verify, Graph, VerifyError};
 

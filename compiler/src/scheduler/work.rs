@@ -18,18 +18,23 @@ fn elements(t: &TensorType) -> u64 {
 /// The work of op `o`.
 pub fn work_of(g: &Graph, o: OpId) -> Work {
     let op = g.op(o);
-    let out = &g.value(op.outputs[0]).ty;
-    let input = |i: usize| &g.value(op.inputs[i]).ty;
+    let inputs: Vec<&TensorType> = op.inputs.iter().map(|&v| &g.value(v).ty).collect();
+    work_for(&op.kind, &inputs, &g.value(op.outputs[0]).ty)
+}
+
+/// The work of an op of `kind` reading `inputs` and making `out` (its first result).
+pub fn work_for(kind: &OpKind, inputs: &[&TensorType], out: &TensorType) -> Work {
+    let input = |i: usize| inputs[i];
     let dims = |i: usize| input(i).shape.dims().to_vec();
     let vector = |elements: u64, dtype| Work::Vector {
-        op: op.kind.name().to_string(),
+        op: kind.name().to_string(),
         elements,
         dtype,
     };
-    match &op.kind {
+    match kind {
         OpKind::MatMul | OpKind::MatMulInteger | OpKind::QLinearMatMul => {
             let a = dims(0);
-            let b = dims(if op.kind == OpKind::QLinearMatMul { 3 } else { 1 });
+            let b = dims(if *kind == OpKind::QLinearMatMul { 3 } else { 1 });
             let k = *a.last().unwrap_or(&1);
             let m = if a.len() > 1 { a[a.len() - 2] } else { 1 };
             let n = if b.len() > 1 { *b.last().unwrap_or(&1) } else { 1 };
@@ -56,7 +61,7 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
         | OpKind::ConvInteger { window, group }
         | OpKind::QLinearConv { window, group } => {
             // Implicit GEMM per group: (N * output pixels) x (C/group * kernel) x (M/group).
-            let w = dims(if matches!(op.kind, OpKind::QLinearConv { .. }) {
+            let w = dims(if matches!(kind, OpKind::QLinearConv { .. }) {
                 3
             } else {
                 1
@@ -82,9 +87,8 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
                 dtype: input(0).dtype,
             }
         }
-        OpKind::Einsum { equation } => einsum_work(g, o, equation).unwrap_or_else(|| {
-            let types: Vec<&TensorType> = op.inputs.iter().map(|&v| &g.value(v).ty).collect();
-            let all = einsum::index_sizes(equation, &types)
+        OpKind::Einsum { equation } => einsum_work(inputs, equation).unwrap_or_else(|| {
+            let all = einsum::index_sizes(equation, inputs)
                 .map(|s| product(s.values()))
                 .unwrap_or(u64::MAX);
             vector(all, input(0).dtype)
@@ -133,13 +137,11 @@ pub fn work_of(g: &Graph, o: OpId) -> Work {
 
 /// A two-operand einsum with a contraction, as a batched matmul: indices on both operands and the
 /// output are the batch, on one operand and the output are m or n, on both operands only are k.
-fn einsum_work(g: &Graph, o: OpId, equation: &str) -> Option<Work> {
-    let op = g.op(o);
-    if op.inputs.len() != 2 {
+fn einsum_work(types: &[&TensorType], equation: &str) -> Option<Work> {
+    if types.len() != 2 {
         return None;
     }
-    let types: Vec<&TensorType> = op.inputs.iter().map(|&v| &g.value(v).ty).collect();
-    let sizes = einsum::index_sizes(equation, &types).ok()?;
+    let sizes = einsum::index_sizes(equation, types).ok()?;
     let eq = einsum::parse(equation).ok()?;
     let (a, b, out) = (&eq.operands[0], &eq.operands[1], &eq.output);
     let product =

@@ -3,7 +3,7 @@
 
 use super::*;
 use lpuc_ir::interp::{evaluate, Tensor};
-use lpuc_ir::{BinaryOp, UnaryOp};
+use lpuc_ir::{BinaryOp, DType, Provenance, ReduceOp, TensorType, UnaryOp};
 
 fn prov(node: &str) -> Provenance {
     Provenance {
@@ -28,12 +28,17 @@ fn relu(g: &mut Graph, x: ValueId, name: &str) -> ValueId {
     op(g, OpKind::Unary(UnaryOp::Relu), vec![x], name)
 }
 
-/// Pseudo-random inputs in [-1, 1), the same for the same input name.
+/// Pseudo-random inputs in [-1, 1) (the same for the same name); scalar weights their known
+/// values.
 fn run(g: &Graph) -> Vec<Tensor> {
     let mut feeds = BTreeMap::new();
     for v in g.value_ids() {
         let value = g.value(v);
         if matches!(value.kind, ValueKind::Computed { .. }) {
+            continue;
+        }
+        if let Some(x) = g.scalar(v) {
+            feeds.insert(v, Tensor::new(vec![], vec![x]).unwrap());
             continue;
         }
         let mut x = value.name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |a, b| {
@@ -54,14 +59,117 @@ fn run(g: &Graph) -> Vec<Tensor> {
     evaluate(g, &feeds).unwrap()
 }
 
-/// Simplify `g`, check the result verifies and computes the same outputs exactly, and return it
-/// with the rules that fired.
+/// Rewrite `g`, check the result verifies and computes the same outputs (to rounding: a fused op
+/// computes the same formula in another order), and return it with the rules that fired.
 fn simplified(g: &Graph) -> (Graph, Fired) {
-    let (out, fired) = simplify_layout(g, &Target::lpu_v1());
+    let (out, fired) = saturate(g, &Target::lpu_v1());
     let out = crate::passes::eliminate_dead_ops::eliminate_dead_ops(&out);
     lpuc_ir::verify(&out).unwrap();
-    assert_eq!(run(g), run(&out), "the rewrite changed the numbers");
+    let (before, after) = (run(g), run(&out));
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b.dims, a.dims);
+        let worst = b
+            .data
+            .iter()
+            .zip(&a.data)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f64, f64::max);
+        assert!(worst < 1e-12, "the rewrite changed the numbers by up to {worst}");
+    }
     (out, fired)
+}
+
+fn scalar(g: &mut Graph, name: &str, x: f64) -> ValueId {
+    let v = g.add_weight(name, f32s(&[]), name);
+    g.set_scalar(v, x);
+    v
+}
+
+fn bin(g: &mut Graph, op_: BinaryOp, a: ValueId, b: ValueId, name: &str) -> ValueId {
+    op(g, OpKind::Binary(op_), vec![a, b], name)
+}
+
+fn un(g: &mut Graph, op_: UnaryOp, a: ValueId, name: &str) -> ValueId {
+    op(g, OpKind::Unary(op_), vec![a], name)
+}
+
+/// RMSNorm as Llama exports write it: `gain * (x * 1/sqrt(mean(x^2) + eps))`, gain first when
+/// `gain_first`.
+fn rms(eps: f64, two: f64, gain_first: bool) -> Graph {
+    let mut g = Graph::new("rms");
+    let x = g.add_input("x", f32s(&[2, 3, 8]));
+    let gain = g.add_input("gain", f32s(&[8]));
+    let c2 = scalar(&mut g, "two", two);
+    let ce = scalar(&mut g, "eps", eps);
+    let p = bin(&mut g, BinaryOp::Pow, x, c2, "pow");
+    let m = op(
+        &mut g,
+        OpKind::Reduce {
+            op: ReduceOp::Mean,
+            axes: vec![2],
+            keep_dims: true,
+        },
+        vec![p],
+        "mean",
+    );
+    let a = bin(&mut g, BinaryOp::Add, m, ce, "add");
+    let s = un(&mut g, UnaryOp::Sqrt, a, "sqrt");
+    let r = un(&mut g, UnaryOp::Reciprocal, s, "recip");
+    let n = bin(&mut g, BinaryOp::Mul, x, r, "normed");
+    let y = if gain_first {
+        bin(&mut g, BinaryOp::Mul, gain, n, "y")
+    } else {
+        bin(&mut g, BinaryOp::Mul, n, gain, "y")
+    };
+    let z = un(&mut g, UnaryOp::Relu, y, "z");
+    g.add_output(z);
+    g
+}
+
+#[test]
+fn decomposed_rmsnorm_becomes_one_op_either_way_round() {
+    for gain_first in [true, false] {
+        let (out, fired) = simplified(&rms(1e-5, 2.0, gain_first));
+        assert_eq!(count(&out, "RmsNorm"), 1, "{}", lpuc_ir::print::print(&out));
+        assert_eq!(out.num_ops(), 2);
+        assert_eq!(fired.get("rmsnorm"), Some(&1));
+    }
+}
+
+#[test]
+fn an_rmsnorm_lookalike_is_left_alone() {
+    // A cube instead of a square is not RMSNorm.
+    let (out, fired) = simplified(&rms(1e-5, 3.0, true));
+    assert_eq!(count(&out, "RmsNorm"), 0);
+    assert!(!fired.contains_key("rmsnorm"));
+}
+
+/// GELU as BERT exports write it: `x * (erf(x / sqrt 2) + 1) * 0.5`, with `root` for sqrt 2.
+fn gelu(root: f64) -> Graph {
+    let mut g = Graph::new("gelu");
+    let x = g.add_input("x", f32s(&[4, 16]));
+    let c = scalar(&mut g, "root2", root);
+    let one = scalar(&mut g, "one", 1.0);
+    let half = scalar(&mut g, "half", 0.5);
+    let d = bin(&mut g, BinaryOp::Div, x, c, "div");
+    let e = un(&mut g, UnaryOp::Erf, d, "erf");
+    let a = bin(&mut g, BinaryOp::Add, e, one, "add");
+    let m = bin(&mut g, BinaryOp::Mul, x, a, "mul");
+    let y = bin(&mut g, BinaryOp::Mul, m, half, "y");
+    g.add_output(y);
+    g
+}
+
+#[test]
+fn decomposed_gelu_becomes_one_op() {
+    let (out, fired) = simplified(&gelu(std::f64::consts::SQRT_2));
+    assert_eq!(count(&out, "Gelu"), 1);
+    assert_eq!(out.num_ops(), 1);
+    assert_eq!(fired.get("gelu-erf"), Some(&1));
+    // Another constant is another function.
+    let (out, _) = simplified(&gelu(1.5));
+    assert_eq!(count(&out, "Gelu"), 0);
 }
 
 fn count(g: &Graph, name: &str) -> usize {

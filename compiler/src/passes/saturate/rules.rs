@@ -1,0 +1,201 @@
+//! The named rules. Each keeps the value it rewrites element for element (tested against the
+//! reference interpreter in `tests.rs`):
+//!
+//! - `transpose-pair`: two transposes compose into one, or cancel;
+//! - `transpose-identity`, `reshape-noop`, `cast-noop`: an op that leaves its operand's shape,
+//!   order and dtype unchanged is its operand;
+//! - `reshape-chain`: a reshape of a reshape is one reshape;
+//! - `add-comm`, `mul-comm`: operand order, so the patterns below match either way round;
+//! - `rmsnorm`: `scale * (x * 1/sqrt(mean(x^2, last axis) + eps))`, as Llama exports write it,
+//!   is one `RmsNorm` (two passes over the data instead of five ops);
+//! - `gelu-erf`: `x * (erf(x / sqrt 2) + 1) * 0.5`, as BERT exports write it, is one `Gelu`.
+
+use super::lang::{attr_dims, tensor, value, Dims, Expr, Num, Types};
+use egg::{rewrite, Applier, EGraph, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
+
+fn var(s: &str) -> Var {
+    s.parse().expect("a pattern variable")
+}
+
+fn pat(s: &str) -> Pattern<Expr> {
+    s.parse().expect("a pattern")
+}
+
+fn union(egraph: &mut EGraph<Expr, Types>, eclass: Id, new: Id, rule: Symbol) -> Vec<Id> {
+    if egraph.union_trusted(eclass, new, rule) {
+        vec![eclass]
+    } else {
+        vec![]
+    }
+}
+
+/// `(transpose ?p2 (transpose ?p1 ?x))` becomes one transpose by the composed permutation, or
+/// `?x` itself when the two cancel.
+struct ComposeTransposes;
+
+impl Applier<Expr, Types> for ComposeTransposes {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph<Expr, Types>,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Expr>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
+        let (Some(p1), Some(p2)) = (
+            attr_dims(egraph, subst[var("?p1")]),
+            attr_dims(egraph, subst[var("?p2")]),
+        ) else {
+            return vec![];
+        };
+        // out[i] = mid[p2[i]] = x[p1[p2[i]]]
+        let composed: Vec<u64> = p2.iter().map(|&i| p1[i as usize]).collect();
+        let x = subst[var("?x")];
+        let new = if composed.iter().enumerate().all(|(i, &a)| a == i as u64) {
+            x
+        } else {
+            let perm = egraph.add(Expr::Dims(Dims(composed)));
+            egraph.add(Expr::Transpose([perm, x]))
+        };
+        union(egraph, eclass, new, rule)
+    }
+}
+
+/// `?x` itself, when the matched op leaves its type unchanged (and, for a transpose, its
+/// permutation is the identity).
+struct Unchanged {
+    transpose: bool,
+}
+
+impl Applier<Expr, Types> for Unchanged {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph<Expr, Types>,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Expr>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
+        let x = subst[var("?x")];
+        let same = tensor(egraph, eclass).is_some() && tensor(egraph, eclass) == tensor(egraph, x);
+        let identity = !self.transpose
+            || attr_dims(egraph, subst[var("?a")])
+                .is_some_and(|p| p.iter().enumerate().all(|(i, &a)| a == i as u64));
+        if same && identity {
+            union(egraph, eclass, x, rule)
+        } else {
+            vec![]
+        }
+    }
+}
+
+fn near(a: Option<f64>, b: f64) -> bool {
+    a.is_some_and(|a| (a - b).abs() <= 1e-6 * b.abs().max(1.0))
+}
+
+/// `scale * (x * recip(sqrt(mean(x^2) + eps)))` over the last axis, with `scale` a vector along
+/// it: one RmsNorm.
+struct FuseRmsNorm;
+
+impl Applier<Expr, Types> for FuseRmsNorm {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph<Expr, Types>,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Expr>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
+        let (x, scale) = (subst[var("?x")], subst[var("?g")]);
+        let (Some(xt), Some(st)) = (tensor(egraph, x).cloned(), tensor(egraph, scale).cloned()) else {
+            return vec![];
+        };
+        let rank = xt.shape.rank();
+        let last = xt.shape.dims().last().copied();
+        let axes_ok = attr_dims(egraph, subst[var("?ax")]).is_some_and(|a| a[..] == [rank as u64 - 1]);
+        let Some(eps) = value(egraph, subst[var("?eps")]) else {
+            return vec![];
+        };
+        let ok = rank >= 1
+            && axes_ok
+            && near(value(egraph, subst[var("?two")]), 2.0)
+            && eps > 0.0
+            && xt.dtype.is_float()
+            && st.dtype == xt.dtype
+            && st.shape.dims() == [last.unwrap_or(0)]
+            && tensor(egraph, eclass) == Some(&xt);
+        if !ok {
+            return vec![];
+        }
+        let a = egraph.add(Expr::Dims(Dims(vec![rank as u64 - 1])));
+        let e = egraph.add(Expr::Num(Num(eps)));
+        let new = egraph.add(Expr::RmsNorm([a, e, x, scale]));
+        union(egraph, eclass, new, rule)
+    }
+}
+
+/// `x * (erf(x / c) + one) * half` with `c` = sqrt 2, `one` = 1, `half` = 0.5: one Gelu.
+struct FuseGelu;
+
+impl Applier<Expr, Types> for FuseGelu {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph<Expr, Types>,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Expr>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
+        let x = subst[var("?x")];
+        let ok = near(value(egraph, subst[var("?c")]), std::f64::consts::SQRT_2)
+            && near(value(egraph, subst[var("?one")]), 1.0)
+            && near(value(egraph, subst[var("?half")]), 0.5)
+            && tensor(egraph, x).is_some_and(|t| t.dtype.is_float())
+            && tensor(egraph, eclass) == tensor(egraph, x);
+        if !ok {
+            return vec![];
+        }
+        let new = egraph.add(Expr::Gelu(x));
+        union(egraph, eclass, new, rule)
+    }
+}
+
+/// Every rule, by name.
+pub fn rules() -> Vec<Rewrite<Expr, Types>> {
+    vec![
+        Rewrite::new(
+            "transpose-pair",
+            pat("(transpose ?p2 (transpose ?p1 ?x))"),
+            ComposeTransposes,
+        )
+        .expect("a valid rule"),
+        Rewrite::new(
+            "transpose-identity",
+            pat("(transpose ?a ?x)"),
+            Unchanged { transpose: true },
+        )
+        .expect("a valid rule"),
+        rewrite!("reshape-chain"; "(reshape ?s2 (reshape ?s1 ?x))" => "(reshape ?s2 ?x)"),
+        Rewrite::new(
+            "reshape-noop",
+            pat("(reshape ?a ?x)"),
+            Unchanged { transpose: false },
+        )
+        .expect("a valid rule"),
+        Rewrite::new("cast-noop", pat("(cast ?a ?x)"), Unchanged { transpose: false }).expect("a valid rule"),
+        rewrite!("add-comm"; "(add ?a ?b)" => "(add ?b ?a)"),
+        rewrite!("mul-comm"; "(mul ?a ?b)" => "(mul ?b ?a)"),
+        Rewrite::new(
+            "rmsnorm",
+            pat("(mul ?g (mul ?x (recip (sqrt (add (mean ?ax (pow ?x ?two)) ?eps)))))"),
+            FuseRmsNorm,
+        )
+        .expect("a valid rule"),
+        Rewrite::new(
+            "gelu-erf",
+            pat("(mul (mul ?x (add (erf (div ?x ?c)) ?one)) ?half)"),
+            FuseGelu,
+        )
+        .expect("a valid rule"),
+    ]
+}
