@@ -334,7 +334,7 @@ fn the_per_token_report_and_the_trace_agree_with_the_schedule() {
 }
 
 /// The decoder's grouped attention (4 query heads on 2 key/value heads): on 16 chips the placer
-/// is offered the form that broadcasts keys and values, takes it when it places better, says so,
+/// is offered the forms that broadcast keys and values, takes one when it places better, says so,
 /// and the emulator accepts it; `--no-rewrite` places the graph as it is.
 #[test]
 fn grouped_attention_is_a_form_the_placer_chooses_and_no_rewrite_turns_off() {
@@ -342,8 +342,15 @@ fn grouped_attention_is_a_form_the_placer_chooses_and_no_rewrite_turns_off() {
     let with = compile_placed(&opts, Some(&on(16, Partition::Tensor))).unwrap();
     let method = &with.report.placement.as_ref().unwrap().method;
     assert!(
-        method.contains("grouped attention broadcasts keys and values (2 attentions"),
+        method.contains("placed best") && method.contains("broadcast-repeated-heads"),
         "{method}"
+    );
+    assert_eq!(
+        with.report
+            .rewrites
+            .as_ref()
+            .and_then(|r| r.fired.get("broadcast-repeated-heads")),
+        Some(&2)
     );
     assert!(emulate_artifact(&with).is_ok());
     // The broadcast form copies no head: no Expand is scheduled.
@@ -354,7 +361,8 @@ fn grouped_attention_is_a_form_the_placer_chooses_and_no_rewrite_turns_off() {
     };
     let without = compile_placed(&plain_opts, Some(&on(16, Partition::Tensor))).unwrap();
     let method = &without.report.placement.as_ref().unwrap().method;
-    assert!(!method.contains("grouped attention"), "{method}");
+    assert!(!method.contains("forms of the graph"), "{method}");
+    assert!(without.report.rewrites.is_none());
     assert!(without.schedule.instructions.iter().any(|i| i.op == "Expand"));
     assert_eq!(
         without.manifest.options.get("rewrite").map(String::as_str),

@@ -1,13 +1,17 @@
 //! The forms of a model's graph the driver chooses between, and the choice.
 //!
-//! Rewrites that are better on some placements and worse on others are not applied blindly:
-//! the passes give the graph as it is and each alternative form, every form is placed, and the
-//! better placement wins (fewest chips, then the shortest bottleneck, when no chip count was
-//! given; the shortest bottleneck on the chips given otherwise). The report's placement method
-//! says which form was chosen. On one chip, the shorter schedule wins.
+//! Rewrites are judged by the target's cost op by op, but a placement is judged by its chips and
+//! its slowest stage, which a rewrite can make better or worse (grouped attention broadcasting its
+//! keys and values splits by key/value head on 8 chips but must re-gather queries on 16; a fused
+//! norm is faster but its stage may need a chip more). So the passes give the graph as exported
+//! and each rewritten form (the saturation rules, grouped attention, both), every form is placed,
+//! and the better placement wins: fewest chips, then the shortest bottleneck, when no chip count
+//! was given; the shortest bottleneck on the chips given otherwise; on a tie the more rewritten
+//! form. On one chip, the shortest schedule wins. The report says which form was chosen and which
+//! rules made it.
 
 use super::CompileError;
-use crate::passes::saturate::{saturate, Fired};
+use crate::passes::saturate::saturate;
 use crate::passes::{grouped_attention, run_passes};
 use crate::placer::{place_with_plan, PlaceError, PlaceOptions, Placement, StagePlan};
 use crate::scheduler::{schedule_graph, ScheduleError, SramUse};
@@ -17,100 +21,99 @@ use lpuc_ir::Graph;
 use lpuc_target::Target;
 use std::collections::BTreeMap;
 
-/// The graph after the passes, and the grouped-attention form when the model has one.
+/// One form of the graph, and the rules (with how often each fired) that made it.
+pub struct Form {
+    pub graph: Graph,
+    pub fired: BTreeMap<String, u64>,
+}
+
+/// Every form, the most rewritten first and the graph as exported (after dead-op elimination)
+/// last.
 pub struct Forms {
-    pub plain: Graph,
-    /// The form with keys and values broadcast, and how many attentions it changed.
-    pub grouped: Option<(Graph, usize)>,
-    /// How many times each saturation rule fired on the graph.
-    pub fired: Fired,
+    pub forms: Vec<Form>,
     /// Ops of the graph before any rewrite.
     pub ops_before: usize,
 }
 
 impl Forms {
-    /// Run the passes on `graph` and, with `rewrite`, the equality-saturation rewrites
-    /// (`passes::saturate`, never worse by the target's cost), and build its alternative forms.
+    /// Run the passes on `graph` and, with `rewrite`, build its rewritten forms.
     pub fn new(graph: Graph, rewrite: bool, target: &Target) -> Result<Self, CompileError> {
         let internal = |errors| CompileError::Internal {
             stage: "passes",
             errors,
         };
-        let mut plain = run_passes(graph).map_err(internal)?;
+        let plain = run_passes(graph).map_err(internal)?;
         let ops_before = plain.num_ops();
-        let mut fired = Fired::new();
+        let mut forms = vec![Form {
+            graph: plain,
+            fired: BTreeMap::new(),
+        }];
         if rewrite {
-            let (simplified, counts) = saturate(&plain, target);
+            let (saturated, counts) = saturate(&forms[0].graph, target);
             if !counts.is_empty() {
-                plain = run_passes(simplified).map_err(internal)?;
-                fired = counts;
+                let graph = run_passes(saturated).map_err(internal)?;
+                let fired = counts.into_iter().map(|(k, n)| (k, n as u64)).collect();
+                forms.push(Form { graph, fired });
+            }
+            // Grouped attention on each form so far.
+            for i in 0..forms.len() {
+                if let Some((graph, count)) = grouped_attention(&forms[i].graph).map_err(internal)? {
+                    let mut fired = forms[i].fired.clone();
+                    fired.insert("broadcast-repeated-heads".into(), count as u64);
+                    forms.push(Form { graph, fired });
+                }
             }
         }
-        let grouped = if rewrite {
-            grouped_attention(&plain).map_err(internal)?
-        } else {
-            None
-        };
-        Ok(Forms {
-            plain,
-            grouped,
-            fired,
-            ops_before,
-        })
+        // The most rewritten first: more rules, then more firings.
+        forms.sort_by_key(|f| std::cmp::Reverse((f.fired.len(), f.fired.values().sum::<u64>())));
+        Ok(Forms { forms, ops_before })
     }
 
-    /// The form `--stop-after passes` shows: every rewrite applied.
+    /// The form `--stop-after passes` shows: the most rewritten.
     pub fn rewritten(&self) -> &Graph {
-        self.grouped.as_ref().map_or(&self.plain, |(g, _)| g)
+        &self.forms[0].graph
     }
 
-    /// Schedule every form on one chip and keep the shorter schedule (the plain form on a tie);
-    /// an error when the plain form cannot be scheduled, or neither can.
+    /// Schedule every form on one chip and keep the shortest schedule (the more rewritten form
+    /// on a tie); the first form's error when none can be scheduled.
     pub fn schedule_single(&self, target: &Target) -> Result<(&Graph, Schedule, SramUse), ScheduleError> {
-        let plain = schedule_graph(&self.plain, target).map(|(s, m)| (&self.plain, s, m));
-        let Some((grouped, _)) = &self.grouped else {
-            return plain;
-        };
-        match (
-            plain,
-            schedule_graph(grouped, target).map(|(s, m)| (grouped, s, m)),
-        ) {
-            (Ok(a), Ok(b)) if b.1.makespan_cycles < a.1.makespan_cycles => Ok(b),
-            (Ok(a), _) => Ok(a),
-            (Err(_), Ok(b)) => Ok(b),
-            (Err(e), Err(_)) => Err(e),
+        let mut best: Option<(&Graph, Schedule, SramUse)> = None;
+        let mut first_error = None;
+        for f in &self.forms {
+            match schedule_graph(&f.graph, target) {
+                Ok((s, m)) => {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| s.makespan_cycles < b.1.makespan_cycles)
+                    {
+                        best = Some((&f.graph, s, m));
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
+        best.ok_or_else(|| first_error.expect("there is at least one form"))
     }
 
     /// What the rewrites did to reach `chosen` (one of the forms), or `None` when nothing changed.
     pub fn rewrites(&self, chosen: &Graph) -> Option<Rewrites> {
-        let mut fired: BTreeMap<String, u64> =
-            self.fired.iter().map(|(k, &n)| (k.clone(), n as u64)).collect();
-        if let Some((grouped, count)) = &self.grouped {
-            if std::ptr::eq(chosen, grouped) {
-                fired.insert("broadcast-repeated-heads".into(), *count as u64);
-            }
-        }
-        (!fired.is_empty()).then(|| Rewrites {
-            fired,
+        let form = self.forms.iter().find(|f| std::ptr::eq(&f.graph, chosen))?;
+        (!form.fired.is_empty()).then(|| Rewrites {
+            fired: form.fired.clone(),
             ops_before: self.ops_before as u64,
             ops_after: chosen.num_ops() as u64,
         })
     }
 
-    /// Place every form and keep the better; with neither placeable, the error that asks for
-    /// the fewest chips.
+    /// Place every form and keep the better; with none placeable, the error that asks for the
+    /// fewest chips.
     pub fn place(
         &self,
         target: &Target,
         opts: &PlaceOptions,
     ) -> Result<(&Graph, Placement, Vec<StagePlan>), CompileError> {
-        let plain = place_with_plan(&self.plain, target, opts);
-        let Some((grouped_graph, count)) = &self.grouped else {
-            let (p, plan) = plain?;
-            return Ok((&self.plain, p, plan));
-        };
-        let grouped = place_with_plan(grouped_graph, target, opts);
         let fewest = opts.chips.is_none();
         let key = |p: &Placement| {
             if fewest {
@@ -119,41 +122,53 @@ impl Forms {
                 (p.bottleneck_cycles, u64::from(p.chips_used))
             }
         };
-        let note = |p: &mut Placement, text: String| p.method = format!("{}; {text}", p.method);
-        match (plain, grouped) {
-            (Ok((mut a, plan_a)), Ok((mut b, plan_b))) => {
-                if key(&b) <= key(&a) {
-                    note(&mut b, format!("grouped attention broadcasts keys and values ({count} attentions; copying them per head placed no better)"));
-                    Ok((grouped_graph, b, plan_b))
-                } else {
-                    note(&mut a, format!("grouped attention copies keys and values per head (broadcasting them in {count} attentions placed worse)"));
-                    Ok((&self.plain, a, plan_a))
+        let mut best: Option<(usize, Placement, Vec<StagePlan>)> = None;
+        let mut errors: Vec<PlaceError> = Vec::new();
+        for (i, f) in self.forms.iter().enumerate() {
+            match place_with_plan(&f.graph, target, opts) {
+                Ok((p, plan)) => {
+                    if best.as_ref().is_none_or(|b| key(&p) < key(&b.1)) {
+                        best = Some((i, p, plan));
+                    }
                 }
+                Err(e) => errors.push(e),
             }
-            (Ok((mut a, plan)), Err(_)) => {
-                note(&mut a, format!("grouped attention copies keys and values per head (broadcasting them in {count} attentions did not place)"));
-                Ok((&self.plain, a, plan))
-            }
-            (Err(_), Ok((mut b, plan))) => {
-                note(&mut b, format!("grouped attention broadcasts keys and values ({count} attentions; copying them per head did not place)"));
-                Ok((grouped_graph, b, plan))
-            }
-            (Err(a), Err(b)) => Err(CompileError::Placement(closer(a, b))),
         }
+        let Some((i, mut p, plan)) = best else {
+            let e = errors
+                .into_iter()
+                .reduce(closer)
+                .expect("every form failed, so there is an error");
+            return Err(CompileError::Placement(e));
+        };
+        if self.forms.len() > 1 {
+            let rules: Vec<&str> = self.forms[i].fired.keys().map(String::as_str).collect();
+            let chosen = if rules.is_empty() {
+                "the graph as exported".to_string()
+            } else {
+                format!("rewritten by {}", rules.join(", "))
+            };
+            p.method = format!(
+                "{}; {} forms of the graph placed, {chosen} placed best",
+                p.method,
+                self.forms.len()
+            );
+        }
+        Ok((&self.forms[i].graph, p, plan))
     }
 }
 
-/// Of two placement errors, the one asking for fewer chips (the plain form's when neither
-/// names a count).
-fn closer(plain: PlaceError, grouped: PlaceError) -> PlaceError {
+/// Of two placement errors, the one asking for fewer chips (the first when neither names a
+/// count).
+fn closer(first: PlaceError, second: PlaceError) -> PlaceError {
     let needs = |e: &PlaceError| match e {
         PlaceError::TooFewChips { min_chips, .. } => Some(*min_chips),
         PlaceError::CrossRack { chips, .. } => Some(*chips),
         _ => None,
     };
-    match (needs(&plain), needs(&grouped)) {
-        (Some(a), Some(b)) if b < a => grouped,
-        (None, Some(_)) => grouped,
-        _ => plain,
+    match (needs(&first), needs(&second)) {
+        (Some(a), Some(b)) if b < a => second,
+        (None, Some(_)) => second,
+        _ => first,
     }
 }
