@@ -134,7 +134,8 @@ impl FromStr for Leaf {
 
 define_language! {
     /// Ops and their attribute children first: `(transpose PERM x)`, `(reshape SHAPE x)`,
-    /// `(cast DTYPE x)`, `(mean AXES x)` (dims kept), `(rmsnorm AXIS EPS x scale)`.
+    /// `(cast DTYPE x)`, `(mean AXES x)` (dims kept), `(rmsnorm AXIS EPS x scale)`,
+    /// `(layernorm AXIS EPS x scale bias)`.
     pub enum Expr {
         "transpose" = Transpose([Id; 2]),
         "reshape" = Reshape([Id; 2]),
@@ -147,9 +148,12 @@ define_language! {
         "sqrt" = Sqrt(Id),
         "recip" = Recip(Id),
         "erf" = Erf(Id),
+        "tanh" = Tanh(Id),
         "gelu" = Gelu(Id),
+        "gelu-tanh" = GeluTanh(Id),
         "mean" = Mean([Id; 2]),
         "rmsnorm" = RmsNorm([Id; 4]),
+        "layernorm" = LayerNorm([Id; 5]),
         Leaf(Leaf),
         Dims(Dims),
         Elem(Elem),
@@ -201,7 +205,9 @@ pub fn kind_of(node: &Expr, data: &impl Fn(Id) -> Data) -> Option<(OpKind, Vec<I
         Expr::Sqrt(x) => unary(UnaryOp::Sqrt, *x),
         Expr::Recip(x) => unary(UnaryOp::Reciprocal, *x),
         Expr::Erf(x) => unary(UnaryOp::Erf, *x),
+        Expr::Tanh(x) => unary(UnaryOp::Tanh, *x),
         Expr::Gelu(x) => unary(UnaryOp::Gelu { tanh: false }, *x),
+        Expr::GeluTanh(x) => unary(UnaryOp::Gelu { tanh: true }, *x),
         Expr::Mean([a, x]) => Some((
             OpKind::Reduce {
                 op: ReduceOp::Mean,
@@ -221,6 +227,20 @@ pub fn kind_of(node: &Expr, data: &impl Fn(Id) -> Data) -> Option<(OpKind, Vec<I
                     epsilon: eps as f32,
                 },
                 vec![*x, *scale],
+            ))
+        }
+        Expr::LayerNorm([a, e, x, scale, bias]) => {
+            let axis = dims(*a)[0] as usize;
+            let Data::Num(eps) = data(*e) else {
+                unreachable!("a layernorm's epsilon is a number")
+            };
+            Some((
+                OpKind::LayerNorm {
+                    axis,
+                    epsilon: eps as f32,
+                    stats: false,
+                },
+                vec![*x, *scale, *bias],
             ))
         }
         Expr::Leaf(_) | Expr::Dims(_) | Expr::Elem(_) | Expr::Num(_) => None,
@@ -252,7 +272,9 @@ pub fn expr_of(egraph: &mut EGraph<Expr, Types>, kind: &OpKind, children: &[Id])
         (OpKind::Unary(UnaryOp::Sqrt), [x]) => Expr::Sqrt(*x),
         (OpKind::Unary(UnaryOp::Reciprocal), [x]) => Expr::Recip(*x),
         (OpKind::Unary(UnaryOp::Erf), [x]) => Expr::Erf(*x),
+        (OpKind::Unary(UnaryOp::Tanh), [x]) => Expr::Tanh(*x),
         (OpKind::Unary(UnaryOp::Gelu { tanh: false }), [x]) => Expr::Gelu(*x),
+        (OpKind::Unary(UnaryOp::Gelu { tanh: true }), [x]) => Expr::GeluTanh(*x),
         (
             OpKind::Reduce {
                 op: ReduceOp::Mean,
@@ -268,6 +290,18 @@ pub fn expr_of(egraph: &mut EGraph<Expr, Types>, kind: &OpKind, children: &[Id])
             let a = egraph.add(Expr::Dims(Dims(vec![*axis as u64])));
             let e = egraph.add(Expr::Num(Num(f64::from(*epsilon))));
             Expr::RmsNorm([a, e, *x, *scale])
+        }
+        (
+            OpKind::LayerNorm {
+                axis,
+                epsilon,
+                stats: false,
+            },
+            [x, scale, bias],
+        ) => {
+            let a = egraph.add(Expr::Dims(Dims(vec![*axis as u64])));
+            let e = egraph.add(Expr::Num(Num(f64::from(*epsilon))));
+            Expr::LayerNorm([a, e, *x, *scale, *bias])
         }
         _ => return None,
     })

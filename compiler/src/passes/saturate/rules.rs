@@ -8,7 +8,11 @@
 //! - `add-comm`, `mul-comm`: operand order, so the patterns below match either way round;
 //! - `rmsnorm`: `scale * (x * 1/sqrt(mean(x^2, last axis) + eps))`, as Llama exports write it,
 //!   is one `RmsNorm` (two passes over the data instead of five ops);
-//! - `gelu-erf`: `x * (erf(x / sqrt 2) + 1) * 0.5`, as BERT exports write it, is one `Gelu`.
+//! - `gelu-erf`: `x * (erf(x / sqrt 2) + 1) * 0.5`, as BERT exports write it, is one `Gelu`;
+//! - `gelu-tanh`: `(0.5 * x) * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`, as GPT-2 exports
+//!   write it, is one tanh-form `Gelu`;
+//! - `layernorm`: `(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * gamma + beta` over the last
+//!   axis, as GPT-2 exports write it, is one `LayerNorm`.
 
 use super::lang::{attr_dims, tensor, value, Dims, Expr, Num, Types};
 use egg::{rewrite, Applier, EGraph, Id, Pattern, PatternAst, Rewrite, Subst, Symbol, Var};
@@ -160,6 +164,81 @@ impl Applier<Expr, Types> for FuseGelu {
     }
 }
 
+/// `(0.5 * x) * (1 + tanh(k * (x + c * x^3)))` with `k` = sqrt(2/pi), `c` = 0.044715: one
+/// tanh-form Gelu.
+struct FuseGeluTanh;
+
+impl Applier<Expr, Types> for FuseGeluTanh {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph<Expr, Types>,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Expr>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
+        let x = subst[var("?x")];
+        let k = (2.0 / std::f64::consts::PI).sqrt();
+        let ok = near(value(egraph, subst[var("?half")]), 0.5)
+            && near(value(egraph, subst[var("?one")]), 1.0)
+            && near(value(egraph, subst[var("?k")]), k)
+            && near(value(egraph, subst[var("?c")]), 0.044715)
+            && near(value(egraph, subst[var("?three")]), 3.0)
+            && tensor(egraph, x).is_some_and(|t| t.dtype.is_float())
+            && tensor(egraph, eclass) == tensor(egraph, x);
+        if !ok {
+            return vec![];
+        }
+        let new = egraph.add(Expr::GeluTanh(x));
+        union(egraph, eclass, new, rule)
+    }
+}
+
+/// `(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * gamma + beta` over the last axis, `gamma`
+/// and `beta` vectors along it: one LayerNorm.
+struct FuseLayerNorm;
+
+impl Applier<Expr, Types> for FuseLayerNorm {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph<Expr, Types>,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Expr>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
+        let (x, gamma, beta) = (subst[var("?x")], subst[var("?gamma")], subst[var("?beta")]);
+        let Some(xt) = tensor(egraph, x).cloned() else {
+            return vec![];
+        };
+        let rank = xt.shape.rank();
+        let last = xt.shape.dims().last().copied().unwrap_or(0);
+        let last_axis = |v: &str| {
+            attr_dims(egraph, subst[var(v)]).is_some_and(|a| rank >= 1 && a[..] == [rank as u64 - 1])
+        };
+        let vector =
+            |id: Id| tensor(egraph, id).is_some_and(|t| t.dtype == xt.dtype && t.shape.dims() == [last]);
+        let Some(eps) = value(egraph, subst[var("?eps")]) else {
+            return vec![];
+        };
+        let ok = last_axis("?ax1")
+            && last_axis("?ax2")
+            && near(value(egraph, subst[var("?two")]), 2.0)
+            && eps > 0.0
+            && xt.dtype.is_float()
+            && vector(gamma)
+            && vector(beta)
+            && tensor(egraph, eclass) == Some(&xt);
+        if !ok {
+            return vec![];
+        }
+        let a = egraph.add(Expr::Dims(Dims(vec![rank as u64 - 1])));
+        let e = egraph.add(Expr::Num(Num(eps)));
+        let new = egraph.add(Expr::LayerNorm([a, e, x, gamma, beta]));
+        union(egraph, eclass, new, rule)
+    }
+}
+
 /// Every rule, by name.
 pub fn rules() -> Vec<Rewrite<Expr, Types>> {
     vec![
@@ -195,6 +274,18 @@ pub fn rules() -> Vec<Rewrite<Expr, Types>> {
             "gelu-erf",
             pat("(mul (mul ?x (add (erf (div ?x ?c)) ?one)) ?half)"),
             FuseGelu,
+        )
+        .expect("a valid rule"),
+        Rewrite::new(
+            "gelu-tanh",
+            pat("(mul (mul ?half ?x) (add ?one (tanh (mul ?k (add ?x (mul ?c (pow ?x ?three)))))))"),
+            FuseGeluTanh,
+        )
+        .expect("a valid rule"),
+        Rewrite::new(
+            "layernorm",
+            pat("(add (mul (div (sub ?x (mean ?ax1 ?x)) (sqrt (add (mean ?ax2 (pow (sub ?x (mean ?ax1 ?x)) ?two)) ?eps))) ?gamma) ?beta)"),
+            FuseLayerNorm,
         )
         .expect("a valid rule"),
     ]

@@ -276,3 +276,85 @@ fn nothing_to_simplify_returns_the_graph_unchanged_and_the_result_is_determinist
     let second = lpuc_ir::print::print(&simplified(&h).0);
     assert_eq!(first, second);
 }
+
+/// GELU in the tanh form, as GPT-2 exports write it.
+fn gelu_tanh(c: f64) -> Graph {
+    let mut g = Graph::new("gelu_tanh");
+    let x = g.add_input("x", f32s(&[4, 16]));
+    let half = scalar(&mut g, "half", 0.5);
+    let three = scalar(&mut g, "three", 3.0);
+    let cc = scalar(&mut g, "c", c);
+    let k = scalar(&mut g, "k", (2.0 / std::f64::consts::PI).sqrt());
+    let one = scalar(&mut g, "one", 1.0);
+    let h = bin(&mut g, BinaryOp::Mul, half, x, "h");
+    let p = bin(&mut g, BinaryOp::Pow, x, three, "p");
+    let m = bin(&mut g, BinaryOp::Mul, cc, p, "m");
+    let a = bin(&mut g, BinaryOp::Add, x, m, "a");
+    let s = bin(&mut g, BinaryOp::Mul, k, a, "s");
+    let t = un(&mut g, UnaryOp::Tanh, s, "t");
+    let u = bin(&mut g, BinaryOp::Add, one, t, "u");
+    let y = bin(&mut g, BinaryOp::Mul, h, u, "y");
+    g.add_output(y);
+    g
+}
+
+#[test]
+fn decomposed_tanh_gelu_becomes_one_op() {
+    let (out, fired) = simplified(&gelu_tanh(0.044715));
+    assert_eq!(count(&out, "Gelu"), 1);
+    assert_eq!(out.num_ops(), 1);
+    assert_eq!(fired.get("gelu-tanh"), Some(&1));
+    let (out, _) = simplified(&gelu_tanh(0.05));
+    assert_eq!(count(&out, "Gelu"), 0);
+}
+
+/// LayerNorm as GPT-2 exports write it, over the last axis (or `axis`).
+fn layer_norm(axis: usize) -> Graph {
+    let mut g = Graph::new("ln");
+    let x = g.add_input("x", f32s(&[2, 6, 8]));
+    let dim = [2, 6, 8][axis];
+    let gamma = g.add_input("gamma", f32s(&[dim]));
+    let beta = g.add_input("beta", f32s(&[dim]));
+    let two = scalar(&mut g, "two", 2.0);
+    // 2^-17: exactly an f32, so the fused op's epsilon is the same number.
+    let eps = scalar(&mut g, "eps", 1.0 / 131_072.0);
+    let mean = |g: &mut Graph, v: ValueId, name: &str| {
+        op(
+            g,
+            OpKind::Reduce {
+                op: ReduceOp::Mean,
+                axes: vec![axis],
+                keep_dims: true,
+            },
+            vec![v],
+            name,
+        )
+    };
+    let m = mean(&mut g, x, "m");
+    let d = bin(&mut g, BinaryOp::Sub, x, m, "d");
+    let p = bin(&mut g, BinaryOp::Pow, d, two, "p");
+    let v = mean(&mut g, p, "v");
+    let a = bin(&mut g, BinaryOp::Add, v, eps, "a");
+    let s = un(&mut g, UnaryOp::Sqrt, a, "s");
+    let n = bin(&mut g, BinaryOp::Div, d, s, "n");
+    if axis != 2 {
+        g.add_output(n);
+        return g;
+    }
+    let sc = bin(&mut g, BinaryOp::Mul, n, gamma, "sc");
+    let y = bin(&mut g, BinaryOp::Add, sc, beta, "y");
+    g.add_output(y);
+    g
+}
+
+#[test]
+fn decomposed_layernorm_becomes_one_op() {
+    let (out, fired) = simplified(&layer_norm(2));
+    assert_eq!(count(&out, "LayerNorm"), 1, "{}", lpuc_ir::print::print(&out));
+    assert_eq!(out.num_ops(), 1);
+    assert_eq!(fired.get("layernorm"), Some(&1));
+    // Over another axis, without the affine part: not the pattern.
+    let (out, fired) = simplified(&layer_norm(1));
+    assert_eq!(count(&out, "LayerNorm"), 0);
+    assert!(!fired.contains_key("layernorm"));
+}
