@@ -234,6 +234,45 @@ impl Graph {
         new
     }
 
+    /// A new graph with `self`'s name, graph inputs and the weights `keep` selects (name, type,
+    /// source, known value), and the map from their old ids to the new: what a pass that rebuilds
+    /// a graph starts from.
+    pub fn interface(
+        &self,
+        keep: impl Fn(ValueId) -> bool,
+    ) -> (Graph, std::collections::BTreeMap<ValueId, ValueId>) {
+        let mut out = Graph::new(self.name.clone());
+        let mut map = std::collections::BTreeMap::new();
+        for &v in self.inputs() {
+            let val = self.value(v);
+            map.insert(v, out.add_input(val.name.clone(), val.ty.clone()));
+        }
+        for v in self.value_ids() {
+            if matches!(self.value(v).kind, ValueKind::Weight { .. }) && keep(v) {
+                map.insert(v, out.copy_weight(self, v));
+            }
+        }
+        (out, map)
+    }
+
+    /// Append a copy of `from`'s op `o` (same kind, names and provenance) reading its operands
+    /// through `map`, and map its results.
+    pub fn copy_op(
+        &mut self,
+        from: &Graph,
+        o: OpId,
+        map: &mut std::collections::BTreeMap<ValueId, ValueId>,
+    ) -> Result<(), ShapeError> {
+        let op = from.op(o);
+        let inputs: Vec<ValueId> = op.inputs.iter().map(|v| map[v]).collect();
+        let names: Vec<String> = op.outputs.iter().map(|&v| from.value(v).name.clone()).collect();
+        let new = self.add_op_multi(op.kind.clone(), inputs, &names, from.provenance(o).clone())?;
+        for (&old, new) in op.outputs.iter().zip(new) {
+            map.insert(old, new);
+        }
+        Ok(())
+    }
+
     /// Total bytes of all weights.
     pub fn weight_bytes(&self) -> u64 {
         self.values

@@ -205,18 +205,8 @@ fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
             site_of.insert(o, i);
         }
     }
-    let mut out = Graph::new(g.name.clone());
-    let mut map: BTreeMap<ValueId, ValueId> = BTreeMap::new();
+    let (mut out, mut map) = g.interface(|_| true);
     let mut five: BTreeMap<ValueId, ValueId> = BTreeMap::new();
-    for &v in g.inputs() {
-        let val = g.value(v);
-        map.insert(v, out.add_input(val.name.clone(), val.ty.clone()));
-    }
-    for v in g.value_ids() {
-        if matches!(g.value(v).kind, ValueKind::Weight { .. }) {
-            map.insert(v, out.copy_weight(g, v));
-        }
-    }
     let add = |out: &mut Graph, kind: OpKind, inputs: Vec<ValueId>, name: String, o: OpId| {
         out.add_op(kind, inputs, name, g.provenance(o).clone())
     };
@@ -224,12 +214,7 @@ fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
         let op = g.op(o);
         let name = |v: ValueId| g.value(v).name.clone();
         let Some(site) = site_of.get(&o).map(|&i| &found[i]) else {
-            let inputs: Vec<ValueId> = op.inputs.iter().map(|v| map[v]).collect();
-            let names: Vec<String> = op.outputs.iter().map(|&v| name(v)).collect();
-            let new = out.add_op_multi(op.kind.clone(), inputs, &names, g.provenance(o).clone())?;
-            for (&old, new) in op.outputs.iter().zip(new) {
-                map.insert(old, new);
-            }
+            out.copy_op(g, o, &mut map)?;
             continue;
         };
         let result = op.outputs[0];

@@ -3,8 +3,7 @@
 //! Exporters leave dead branches behind (unused Dropout masks, debugging outputs); scheduling them
 //! would waste cycles and SRAM. Graph inputs are kept even when unused: they are the interface.
 
-use lpuc_ir::{Graph, ValueId, ValueKind};
-use std::collections::BTreeMap;
+use lpuc_ir::Graph;
 
 /// A copy of `g` without dead ops and unread weights.
 pub fn eliminate_dead_ops(g: &Graph) -> Graph {
@@ -21,27 +20,10 @@ pub fn eliminate_dead_ops(g: &Graph) -> Graph {
             }
         }
     }
-    let mut out = Graph::new(g.name.clone());
-    let mut map: BTreeMap<ValueId, ValueId> = BTreeMap::new();
-    for &v in g.inputs() {
-        let val = g.value(v);
-        map.insert(v, out.add_input(val.name.clone(), val.ty.clone()));
-    }
-    for v in g.value_ids() {
-        if matches!(g.value(v).kind, ValueKind::Weight { .. }) && live_value[v.index()] {
-            map.insert(v, out.copy_weight(g, v));
-        }
-    }
+    let (mut out, mut map) = g.interface(|v| live_value[v.index()]);
     for o in g.op_ids().filter(|o| live_op[o.index()]) {
-        let op = g.op(o);
-        let inputs: Vec<ValueId> = op.inputs.iter().map(|v| map[v]).collect();
-        let names: Vec<String> = op.outputs.iter().map(|&v| g.value(v).name.clone()).collect();
-        let new = out
-            .add_op_multi(op.kind.clone(), inputs, &names, g.provenance(o).clone())
+        out.copy_op(g, o, &mut map)
             .expect("re-adding a verified op with the same operand types cannot fail");
-        for (&old, new) in op.outputs.iter().zip(new) {
-            map.insert(old, new);
-        }
     }
     for v in g.outputs() {
         out.add_output(map[v]);

@@ -208,48 +208,15 @@ fn rebuild<CF: CostFunction<Expr>>(
     modelled: &BTreeSet<ValueId>,
     needed: &BTreeSet<Id>,
 ) -> Graph {
-    let mut out = Graph::new(g.name.clone());
-    let mut map: BTreeMap<ValueId, ValueId> = BTreeMap::new();
-    for &v in g.inputs() {
-        let val = g.value(v);
-        map.insert(v, out.add_input(val.name.clone(), val.ty.clone()));
-    }
-    for v in g.value_ids() {
-        if matches!(g.value(v).kind, ValueKind::Weight { .. }) {
-            map.insert(v, out.copy_weight(g, v));
-        }
-    }
+    let (mut out, mut map) = g.interface(|_| true);
     let mut emitted: BTreeMap<Id, ValueId> = BTreeMap::new();
     for o in g.op_ids() {
         let op = g.op(o);
         let v = op.outputs[0];
         if !(op.outputs.len() == 1 && modelled.contains(&v)) {
-            let inputs: Vec<ValueId> = op
-                .inputs
-                .iter()
-                .map(|x| match map.get(x) {
-                    Some(&m) => m,
-                    None => emit(
-                        &mut out,
-                        egraph,
-                        extractor,
-                        egraph.find(class[x]),
-                        &map,
-                        leaves,
-                        g,
-                        o,
-                        None,
-                        &mut emitted,
-                    ),
-                })
-                .collect();
-            let names: Vec<String> = op.outputs.iter().map(|&x| g.value(x).name.clone()).collect();
-            let new = out
-                .add_op_multi(op.kind.clone(), inputs, &names, g.provenance(o).clone())
+            // Every modelled operand is a root, emitted where its op stood.
+            out.copy_op(g, o, &mut map)
                 .expect("re-adding a verified op with the same operand types cannot fail");
-            for (&old, new) in op.outputs.iter().zip(new) {
-                map.insert(old, new);
-            }
             continue;
         }
         let id = egraph.find(class[&v]);
