@@ -194,6 +194,23 @@ fn the_70b_prefill_places_at_1024_and_says_why_not_at_4096() {
         }
         other => panic!("expected too few chips, got {other:?}"),
     }
+    // With fp16 weights no group holds an MLP within the program-size limit: the error says so,
+    // with the bytes a chip would need and the chips the model would need without the limit.
+    let fp16_4096 = PlaceOptions {
+        weight_dtype: Some(lpuc_ir::DType::F16),
+        ..on_576.clone()
+    };
+    match place(&at_4096, &fp16_4096) {
+        Err(lpuc::driver::CompileError::Placement(e @ PlaceError::BlockTooLarge { .. })) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("program-size limit")
+                    && msg.contains("without that limit the model needs at least"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a block too large, got {other:?}"),
+    }
     // 7B-shaped, fp16 weights, 512 tokens: one rack, so no hop of the critical path leaves it.
     let config = preset("llama", "llama2-7b").unwrap();
     let written = write_model(

@@ -308,6 +308,52 @@ fn buildable(
     }
 }
 
+/// A block that fits no group only because larger groups would outgrow the program-size limit:
+/// the error also says how many chips the model would need without that limit (placed on every
+/// group size, fewest chips), so the user sees both what it costs and why it is refused.
+fn with_unlimited_count(
+    e: PlaceError,
+    original: &[Block],
+    shared: &[Shared],
+    target: &Target,
+    opts: &PlaceOptions,
+) -> PlaceError {
+    let PlaceError::BlockTooLarge {
+        block,
+        largest,
+        bytes_per_chip,
+        chip_bytes,
+        usable_bytes,
+        larger,
+    } = e
+    else {
+        return e;
+    };
+    let free = PlaceOptions {
+        chips: None,
+        allow_cross_rack: true,
+        ..opts.clone()
+    };
+    let larger = match (larger.is_empty(), partition(original, shared, target, &free)) {
+        (false, Ok(cuts)) => {
+            let chips: u32 = cuts.iter().map(|c| c.chips).fold(0, u32::saturating_add);
+            format!(
+                "{}; without that limit the model needs at least {chips} chips)",
+                larger.trim_end_matches(')')
+            )
+        }
+        _ => larger,
+    };
+    PlaceError::BlockTooLarge {
+        block,
+        largest,
+        bytes_per_chip,
+        chip_bytes,
+        usable_bytes,
+        larger,
+    }
+}
+
 /// [`place`], with the per-stage plan the fabric scheduler executes.
 pub fn place_with_plan(
     g: &Graph,
@@ -319,7 +365,9 @@ pub fn place_with_plan(
     if chain.is_empty() {
         return Err(PlaceError::Empty);
     }
+    let original = chain.clone();
     let mut chain = chain;
+    let unlimited = |e: PlaceError| with_unlimited_count(e, &original, &shared, target, opts);
     let cuts = match buildable(&mut chain, &shared, target, opts) {
         Ok(cuts) => cuts,
         // The fewest chips named must be a buildable placement's too: place without limits.
@@ -352,11 +400,11 @@ pub fn place_with_plan(
                     per_rack,
                 },
                 // No buildable placement at any chip count: that is the answer.
-                (_, Err(none)) => none,
+                (_, Err(none)) => unlimited(none),
                 (e, _) => e,
             });
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(unlimited(e)),
     };
     let costs = StageCosts::with_shared(&chain, &shared, target).with_partition(opts.partition);
     // The ILP (ilp.rs) is an independent check of this optimum in the tests; microlp's branch and
