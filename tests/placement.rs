@@ -179,8 +179,15 @@ fn the_70b_prefill_places_at_1024_and_says_why_not_at_4096() {
         ..on_576.clone()
     };
     match place(&at_1024, &in_rack) {
-        Err(lpuc::driver::CompileError::Placement(PlaceError::CrossRack { racks, .. })) => {
-            assert_eq!(racks, p.racks);
+        Err(lpuc::driver::CompileError::Placement(PlaceError::CrossRack {
+            racks,
+            chips,
+            per_rack,
+        })) => {
+            // The fewest chips of a buildable placement: more than a rack holds, no more than the
+            // fastest placement on 576 uses.
+            assert!(chips > per_rack && chips <= p.chips_used, "{chips} chips");
+            assert_eq!(racks, chips.div_ceil(per_rack));
         }
         other => panic!("expected a cross-rack error, got {other:?}"),
     }

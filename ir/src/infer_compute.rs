@@ -12,6 +12,19 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
             same_dtype(inputs)?;
             matmul(inputs[0], inputs[1], inputs[0].dtype)?
         }
+        OpKind::MatMulBias => {
+            arity(inputs, 3, 3, "3")?;
+            same_dtype(inputs)?;
+            let out = matmul(inputs[0], inputs[1], inputs[0].dtype)?;
+            let n = out.shape.dims().last().copied();
+            if out.shape.rank() < 1 || inputs[2].shape.dims() != [n.unwrap_or(0)] {
+                return Err(ShapeError::Invalid(format!(
+                    "MatMulBias needs a bias of the result's last dim {:?}, got {}",
+                    n, inputs[2].shape
+                )));
+            }
+            out
+        }
         OpKind::MatMulInteger => {
             arity(inputs, 2, 4, "2 to 4")?;
             for t in &inputs[..2] {

@@ -289,6 +289,10 @@ pub enum OpKind {
         alpha: f32,
         beta: f32,
     },
+    /// `MatMul(a, b) + bias`, the bias a vector along the result's last axis: the product and its
+    /// bias run back to back (the bias added as the matrix unit's results stream out), made by the
+    /// `matmul-bias` rewrite.
+    MatMulBias,
     /// Convolution over NC(spatial) with weights M x C/group x kernel; optional bias.
     Conv {
         window: Window,
@@ -469,6 +473,7 @@ impl OpKind {
     pub fn name(&self) -> &'static str {
         match self {
             OpKind::MatMul => "MatMul",
+            OpKind::MatMulBias => "MatMulBias",
             OpKind::MatMulInteger => "MatMulInteger",
             OpKind::Gemm { .. } => "Gemm",
             OpKind::Conv { .. } => "Conv",

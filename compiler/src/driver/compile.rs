@@ -231,24 +231,35 @@ pub fn compile_placed(
     };
     let defaults = PlaceOptions::default();
     let place_opts = place_opts.unwrap_or(&defaults);
-    let (schedule, mut report, rewrites) =
-        match single {
-            Some((graph, schedule, sram)) => {
-                let report = build_report(&schedule, &target, sram, &step);
-                (schedule, report, forms.rewrites(graph))
+    let (schedule, mut report, rewrites) = match single {
+        Some((graph, schedule, sram)) => {
+            let report = build_report(&schedule, &target, sram, &step);
+            (schedule, report, forms.rewrites(graph))
+        }
+        None => {
+            // The best placement whose schedule fits: a chip over its SRAM (the placer's
+            // estimate was low) passes to the next form's placement; any other failure, or
+            // the last form's, is the answer.
+            let mut ranked = forms.place_ranked(&target, place_opts)?.into_iter().peekable();
+            loop {
+                let (graph, placement, plan) = ranked.next().expect("at least one placement");
+                match schedule_system(graph, &plan, place_opts.weight_dtype, &target) {
+                    Ok((schedule, chips)) => {
+                        let report = build_system_report(&schedule, &target, &chips, placement, &step);
+                        break (schedule, report, forms.rewrites(graph));
+                    }
+                    Err(ScheduleError::ChipDoesNotFit { .. }) if ranked.peek().is_some() => continue,
+                    Err(source) => {
+                        return Err(CompileError::Resources {
+                            source,
+                            dims: dims(),
+                            chips: None,
+                        })
+                    }
+                }
             }
-            None => {
-                let (graph, placement, plan) = forms.place(&target, place_opts)?;
-                let (schedule, chips) = schedule_system(graph, &plan, place_opts.weight_dtype, &target)
-                    .map_err(|source| CompileError::Resources {
-                        source,
-                        dims: dims(),
-                        chips: None,
-                    })?;
-                let report = build_system_report(&schedule, &target, &chips, placement, &step);
-                (schedule, report, forms.rewrites(graph))
-            }
-        };
+        }
+    };
     report.rewrites = rewrites;
     let mut options = BTreeMap::new();
     // A target file is recorded by name; its exact content is pinned by target_sha256 and

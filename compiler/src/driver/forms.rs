@@ -114,6 +114,18 @@ impl Forms {
         target: &Target,
         opts: &PlaceOptions,
     ) -> Result<(&Graph, Placement, Vec<StagePlan>), CompileError> {
+        let mut ranked = self.place_ranked(target, opts)?;
+        Ok(ranked.remove(0))
+    }
+
+    /// Every form's placement, best first (see the module doc); with none placeable, the error
+    /// that asks for the fewest chips. The driver schedules them in order until one fits: the
+    /// placer's SRAM figures are estimates, and the scheduler's are exact.
+    pub fn place_ranked(
+        &self,
+        target: &Target,
+        opts: &PlaceOptions,
+    ) -> Result<Vec<(&Graph, Placement, Vec<StagePlan>)>, CompileError> {
         let fewest = opts.chips.is_none();
         let key = |p: &Placement| {
             if fewest {
@@ -122,39 +134,59 @@ impl Forms {
                 (p.bottleneck_cycles, u64::from(p.chips_used))
             }
         };
-        let mut best: Option<(usize, Placement, Vec<StagePlan>)> = None;
+        let mut placed: Vec<(usize, Placement, Vec<StagePlan>)> = Vec::new();
         let mut errors: Vec<PlaceError> = Vec::new();
         for (i, f) in self.forms.iter().enumerate() {
             match place_with_plan(&f.graph, target, opts) {
-                Ok((p, plan)) => {
-                    if best.as_ref().is_none_or(|b| key(&p) < key(&b.1)) {
-                        best = Some((i, p, plan));
-                    }
-                }
+                Ok((p, plan)) => placed.push((i, p, plan)),
                 Err(e) => errors.push(e),
             }
         }
-        let Some((i, mut p, plan)) = best else {
+        if placed.is_empty() {
             let e = errors
                 .into_iter()
                 .reduce(closer)
                 .expect("every form failed, so there is an error");
             return Err(CompileError::Placement(e));
-        };
-        if self.forms.len() > 1 {
-            let rules: Vec<&str> = self.forms[i].fired.keys().map(String::as_str).collect();
-            let chosen = if rules.is_empty() {
-                "the graph as exported".to_string()
-            } else {
-                format!("rewritten by {}", rules.join(", "))
-            };
-            p.method = format!(
-                "{}; {} forms of the graph placed, {chosen} placed best",
-                p.method,
-                self.forms.len()
-            );
         }
-        Ok((&self.forms[i].graph, p, plan))
+        // Stable: on equal keys the more rewritten form (earlier) stays first.
+        placed.sort_by_key(|(_, p, _)| key(p));
+        let count = self.forms.len();
+        Ok(placed
+            .into_iter()
+            .enumerate()
+            .map(|(rank, (i, mut p, plan))| {
+                if count > 1 {
+                    let rules: Vec<&str> = self.forms[i].fired.keys().map(String::as_str).collect();
+                    let chosen = if rules.is_empty() {
+                        "the graph as exported".to_string()
+                    } else {
+                        format!("rewritten by {}", rules.join(", "))
+                    };
+                    let standing = if rank == 0 {
+                        "placed best".to_string()
+                    } else {
+                        format!(
+                            "placed {} best (those placed better did not fit SRAM when scheduled)",
+                            ordinal(rank + 1)
+                        )
+                    };
+                    p.method = format!(
+                        "{}; {count} forms of the graph placed, {chosen} {standing}",
+                        p.method
+                    );
+                }
+                (&self.forms[i].graph, p, plan)
+            })
+            .collect())
+    }
+}
+
+fn ordinal(n: usize) -> String {
+    match n {
+        2 => "second".into(),
+        3 => "third".into(),
+        n => format!("{n}th"),
     }
 }
 

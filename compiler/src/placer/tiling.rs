@@ -54,7 +54,10 @@ pub fn tiled_working_set(g: &Graph, o: OpId, budget: u64) -> (u64, Option<Tiled>
     // split); the left operand and the result split on every leading axis.
     let matmul = matches!(
         op.kind,
-        lpuc_ir::OpKind::MatMul | lpuc_ir::OpKind::MatMulInteger | lpuc_ir::OpKind::QLinearMatMul
+        lpuc_ir::OpKind::MatMul
+            | lpuc_ir::OpKind::MatMulBias
+            | lpuc_ir::OpKind::MatMulInteger
+            | lpuc_ir::OpKind::QLinearMatMul
     );
     let right = if op.kind == lpuc_ir::OpKind::QLinearMatMul {
         3

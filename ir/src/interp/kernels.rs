@@ -47,6 +47,10 @@ pub(super) fn run(kind: &OpKind, inputs: &[&Tensor], outs: &[(Vec<usize>, DType)
         })),
         OpKind::Cast { to } => one(map(arg(0)?, &out, |x| cast(x, *to))),
         OpKind::MatMul => one(matmul(arg(0)?, arg(1)?, &out)?),
+        OpKind::MatMulBias => {
+            let product = matmul(arg(0)?, arg(1)?, &out)?;
+            one(elementwise(&out, &[&product, arg(2)?], |x| x[0] + x[1]))
+        }
         OpKind::Gemm {
             trans_a,
             trans_b,

@@ -152,6 +152,8 @@ define_language! {
         "gelu" = Gelu(Id),
         "gelu-tanh" = GeluTanh(Id),
         "mean" = Mean([Id; 2]),
+        "matmul" = MatMul([Id; 2]),
+        "matmul-bias" = MatMulBias([Id; 3]),
         "rmsnorm" = RmsNorm([Id; 4]),
         "layernorm" = LayerNorm([Id; 5]),
         Leaf(Leaf),
@@ -208,6 +210,8 @@ pub fn kind_of(node: &Expr, data: &impl Fn(Id) -> Data) -> Option<(OpKind, Vec<I
         Expr::Tanh(x) => unary(UnaryOp::Tanh, *x),
         Expr::Gelu(x) => unary(UnaryOp::Gelu { tanh: false }, *x),
         Expr::GeluTanh(x) => unary(UnaryOp::Gelu { tanh: true }, *x),
+        Expr::MatMul([a, b]) => Some((OpKind::MatMul, vec![*a, *b])),
+        Expr::MatMulBias([a, b, bias]) => Some((OpKind::MatMulBias, vec![*a, *b, *bias])),
         Expr::Mean([a, x]) => Some((
             OpKind::Reduce {
                 op: ReduceOp::Mean,
@@ -269,6 +273,8 @@ pub fn expr_of(egraph: &mut EGraph<Expr, Types>, kind: &OpKind, children: &[Id])
         (OpKind::Binary(BinaryOp::Mul), [_, _]) => Expr::Mul(pair(children)),
         (OpKind::Binary(BinaryOp::Div), [_, _]) => Expr::Div(pair(children)),
         (OpKind::Binary(BinaryOp::Pow), [_, _]) => Expr::Pow(pair(children)),
+        (OpKind::MatMul, [_, _]) => Expr::MatMul(pair(children)),
+        (OpKind::MatMulBias, [a, b, bias]) => Expr::MatMulBias([*a, *b, *bias]),
         (OpKind::Unary(UnaryOp::Sqrt), [x]) => Expr::Sqrt(*x),
         (OpKind::Unary(UnaryOp::Reciprocal), [x]) => Expr::Recip(*x),
         (OpKind::Unary(UnaryOp::Erf), [x]) => Expr::Erf(*x),

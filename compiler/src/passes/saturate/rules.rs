@@ -11,6 +11,8 @@
 //! - `gelu-erf`: `x * (erf(x / sqrt 2) + 1) * 0.5`, as BERT exports write it, is one `Gelu`;
 //! - `gelu-tanh`: `(0.5 * x) * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`, as GPT-2 exports
 //!   write it, is one tanh-form `Gelu`;
+//! - `matmul-bias`: `MatMul(a, b) + bias`, the bias a vector along the result's last axis, is one
+//!   `MatMulBias` (the bias added as the product streams out, not in a pass of its own);
 //! - `layernorm`: `(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * gamma + beta` over the last
 //!   axis, as GPT-2 exports write it, is one `LayerNorm`.
 
@@ -239,6 +241,36 @@ impl Applier<Expr, Types> for FuseLayerNorm {
     }
 }
 
+/// `(matmul ?a ?b) + ?bias` with the bias a vector along the product's last axis (so the sum has
+/// the product's type): one MatMulBias.
+struct FuseMatMulBias;
+
+impl Applier<Expr, Types> for FuseMatMulBias {
+    fn apply_one(
+        &self,
+        egraph: &mut EGraph<Expr, Types>,
+        eclass: Id,
+        subst: &Subst,
+        _ast: Option<&PatternAst<Expr>>,
+        rule: Symbol,
+    ) -> Vec<Id> {
+        let (a, b, bias) = (subst[var("?a")], subst[var("?b")], subst[var("?bias")]);
+        let product = egraph.add(Expr::MatMul([a, b]));
+        let (Some(pt), Some(bt)) = (tensor(egraph, product).cloned(), tensor(egraph, bias).cloned()) else {
+            return vec![];
+        };
+        let ok = pt.shape.rank() >= 1
+            && bt.dtype == pt.dtype
+            && bt.shape.dims() == [pt.shape.dims()[pt.shape.rank() - 1]]
+            && tensor(egraph, eclass) == Some(&pt);
+        if !ok {
+            return vec![];
+        }
+        let new = egraph.add(Expr::MatMulBias([a, b, bias]));
+        union(egraph, eclass, new, rule)
+    }
+}
+
 /// Every rule, by name.
 pub fn rules() -> Vec<Rewrite<Expr, Types>> {
     vec![
@@ -282,6 +314,7 @@ pub fn rules() -> Vec<Rewrite<Expr, Types>> {
             FuseGeluTanh,
         )
         .expect("a valid rule"),
+        Rewrite::new("matmul-bias", pat("(add (matmul ?a ?b) ?bias)"), FuseMatMulBias).expect("a valid rule"),
         Rewrite::new(
             "layernorm",
             pat("(add (mul (div (sub ?x (mean ?ax1 ?x)) (sqrt (add (mean ?ax2 (pow (sub ?x (mean ?ax1 ?x)) ?two)) ?eps))) ?gamma) ?beta)"),

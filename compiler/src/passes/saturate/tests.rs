@@ -358,3 +358,32 @@ fn decomposed_layernorm_becomes_one_op() {
     assert_eq!(count(&out, "LayerNorm"), 0);
     assert!(!fired.contains_key("layernorm"));
 }
+
+/// `MatMul(x, w) + b`, the addend `b` of shape `addend`.
+fn biased(addend: &[u64], bias_first: bool) -> Graph {
+    let mut g = Graph::new("biased");
+    let x = g.add_input("x", f32s(&[2, 3, 8]));
+    let w = g.add_input("w", f32s(&[8, 5]));
+    let b = g.add_input("b", f32s(addend));
+    let p = op(&mut g, OpKind::MatMul, vec![x, w], "p");
+    let y = if bias_first {
+        bin(&mut g, BinaryOp::Add, b, p, "y")
+    } else {
+        bin(&mut g, BinaryOp::Add, p, b, "y")
+    };
+    g.add_output(y);
+    g
+}
+
+#[test]
+fn a_matmul_and_its_bias_become_one_op_either_way_round() {
+    for bias_first in [false, true] {
+        let (out, fired) = simplified(&biased(&[5], bias_first));
+        assert_eq!(count(&out, "MatMulBias"), 1);
+        assert_eq!(out.num_ops(), 1);
+        assert_eq!(fired.get("matmul-bias"), Some(&1));
+    }
+    // A full-size addend is a residual, not a bias.
+    let (out, _) = simplified(&biased(&[2, 3, 5], false));
+    assert_eq!(count(&out, "MatMulBias"), 0);
+}

@@ -11,6 +11,7 @@
 //!   whose sizes multiply to the same number (splitting it cuts the flattened group into
 //!   contiguous ranges on both sides);
 //! - `MatMul`: batch axes, rows (`m`, A split), columns (`n`, B split), and the contraction `k`;
+//!   `MatMulBias` the same but the contraction, its bias split with the columns;
 //! - `Gemm`: rows and columns; `Gather`: every axis of the data except the gathered one, and the
 //!   indices' axes; `Reduce`: every axis it keeps;
 //! - `Concat`: every axis but the one it joins along; `Slice`, `Pad`, `Tile`, `Expand`: every
@@ -229,28 +230,44 @@ fn splits(g: &Graph, o: OpId) -> Splits {
                     .collect(),
             )
         }
-        OpKind::MatMul | OpKind::MatMulInteger if n_in == 2 => {
+        OpKind::MatMul | OpKind::MatMulInteger | OpKind::MatMulBias
+            if n_in == 2 || (n_in == 3 && op.kind == OpKind::MatMulBias) =>
+        {
             let (a, b) = (dims(g, op.inputs[0]), dims(g, op.inputs[1]));
             if a.len() < 2 || b.len() < 2 || rank < 2 {
                 return none;
             }
+            // A bias (a vector along the columns) splits with the columns, and is kept whole
+            // along every other axis.
+            let bias = |map: &mut Vec<Option<usize>>, column: bool| {
+                if n_in == 3 {
+                    map.push(column.then_some(0));
+                }
+            };
             let mut axes = Vec::new();
             let mut kinds = Vec::new();
             for (x, &size) in out.iter().enumerate().take(rank - 2) {
-                let map = vec![
+                let mut map = vec![
                     broadcast_axis(&a[..a.len() - 2], rank - 2, x, size),
                     broadcast_axis(&b[..b.len() - 2], rank - 2, x, size),
                 ];
+                bias(&mut map, false);
                 axes.push((x, map));
                 kinds.push(MatmulDim::Batch);
             }
-            axes.push((rank - 2, vec![Some(a.len() - 2), None]));
+            let mut rows = vec![Some(a.len() - 2), None];
+            bias(&mut rows, false);
+            axes.push((rank - 2, rows));
             kinds.push(MatmulDim::M);
-            axes.push((rank - 1, vec![None, Some(b.len() - 1)]));
+            let mut columns = vec![None, Some(b.len() - 1)];
+            bias(&mut columns, true);
+            axes.push((rank - 1, columns));
             kinds.push(MatmulDim::N);
             Splits {
                 axes,
-                contraction: Some(vec![Some(a.len() - 1), Some(b.len() - 2)]),
+                // Partial sums would each add the bias: a biased product never splits its
+                // contraction.
+                contraction: (n_in == 2).then(|| vec![Some(a.len() - 1), Some(b.len() - 2)]),
                 matmul_dim: kinds,
             }
         }
