@@ -21,6 +21,9 @@ use lpuc_ir::Graph;
 use lpuc_target::Target;
 use std::collections::BTreeMap;
 
+/// A form's graph placed: the graph, its placement, and the plan the fabric scheduler runs.
+pub type Placed<'a> = (&'a Graph, Placement, Vec<StagePlan>);
+
 /// One form of the graph, and the rules (with how often each fired) that made it.
 pub struct Form {
     pub graph: Graph,
@@ -109,11 +112,7 @@ impl Forms {
 
     /// Place every form and keep the better; with none placeable, the error that asks for the
     /// fewest chips.
-    pub fn place(
-        &self,
-        target: &Target,
-        opts: &PlaceOptions,
-    ) -> Result<(&Graph, Placement, Vec<StagePlan>), CompileError> {
+    pub fn place(&self, target: &Target, opts: &PlaceOptions) -> Result<Placed<'_>, CompileError> {
         let mut ranked = self.place_ranked(target, opts)?;
         Ok(ranked.remove(0))
     }
@@ -125,7 +124,7 @@ impl Forms {
         &self,
         target: &Target,
         opts: &PlaceOptions,
-    ) -> Result<Vec<(&Graph, Placement, Vec<StagePlan>)>, CompileError> {
+    ) -> Result<Vec<Placed<'_>>, CompileError> {
         let fewest = opts.chips.is_none();
         let key = |p: &Placement| {
             if fewest {
