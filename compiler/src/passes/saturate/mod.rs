@@ -68,7 +68,15 @@ impl CostFunction<Expr> for TargetCost<'_> {
                     .saturating_add(new)
             }
         };
-        enode.fold(own, |sum, id| sum.saturating_add(costs(id)))
+        // A matrix product's operands are priced where they are made, not again under it: the
+        // residual stream feeds every layer's products, and pricing it under each (tree cost)
+        // would grow exponentially with depth, saturate, and leave extraction to tie-breaks.
+        let priced: &[Id] = match enode {
+            Expr::MatMul(_) => &[],
+            Expr::MatMulBias([_, _, bias]) => std::slice::from_ref(bias),
+            _ => enode.children(),
+        };
+        priced.iter().fold(own, |sum, &id| sum.saturating_add(costs(id)))
     }
 }
 

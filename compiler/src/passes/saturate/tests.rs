@@ -387,3 +387,40 @@ fn a_matmul_and_its_bias_become_one_op_either_way_round() {
     let (out, _) = simplified(&biased(&[2, 3, 5], false));
     assert_eq!(count(&out, "MatMulBias"), 0);
 }
+
+#[test]
+fn a_deep_residual_stream_fuses_every_layer() {
+    // 80 layers of x = x + MatMul(rmsnorm(x), w): the stream feeds each layer twice, so a cost
+    // that priced it again under every product would double a layer and saturate; every norm
+    // must still fuse.
+    let mut g = Graph::new("deep");
+    let mut x = g.add_input("x", f32s(&[1, 4, 8]));
+    let two = scalar(&mut g, "two", 2.0);
+    let eps = scalar(&mut g, "eps", 1.0 / 131_072.0);
+    for l in 0..80 {
+        let gain = g.add_input(format!("g{l}"), f32s(&[8]));
+        let w = g.add_input(format!("w{l}"), f32s(&[8, 8]));
+        let p = bin(&mut g, BinaryOp::Pow, x, two, &format!("p{l}"));
+        let m = op(
+            &mut g,
+            OpKind::Reduce {
+                op: ReduceOp::Mean,
+                axes: vec![2],
+                keep_dims: true,
+            },
+            vec![p],
+            &format!("m{l}"),
+        );
+        let a = bin(&mut g, BinaryOp::Add, m, eps, &format!("a{l}"));
+        let s = un(&mut g, UnaryOp::Sqrt, a, &format!("s{l}"));
+        let r = un(&mut g, UnaryOp::Reciprocal, s, &format!("r{l}"));
+        let n = bin(&mut g, BinaryOp::Mul, x, r, &format!("n{l}"));
+        let y = bin(&mut g, BinaryOp::Mul, gain, n, &format!("y{l}"));
+        let h = op(&mut g, OpKind::MatMul, vec![y, w], &format!("h{l}"));
+        x = bin(&mut g, BinaryOp::Add, x, h, &format!("x{l}"));
+    }
+    g.add_output(x);
+    let (out, fired) = saturate(&g, &Target::lpu_v1());
+    assert_eq!(fired.get("rmsnorm"), Some(&80));
+    assert_eq!(count(&out, "RmsNorm"), 80);
+}
