@@ -27,70 +27,24 @@ fn pat(s: &str) -> Pattern<Expr> {
     s.parse().expect("a pattern")
 }
 
-fn union(egraph: &mut EGraph<Expr, Types>, eclass: Id, new: Id, rule: Symbol) -> Vec<Id> {
-    if egraph.union_trusted(eclass, new, rule) {
-        vec![eclass]
-    } else {
-        vec![]
-    }
-}
+type Graph = EGraph<Expr, Types>;
 
-/// `(transpose ?p2 (transpose ?p1 ?x))` becomes one transpose by the composed permutation, or
-/// `?x` itself when the two cancel.
-struct ComposeTransposes;
+/// A rule's right-hand side as a function: given the matched e-class and the substitution, the
+/// e-class it equals when the rule's conditions hold (added to the e-graph as needed).
+struct When(fn(&mut Graph, Id, &Subst) -> Option<Id>);
 
-impl Applier<Expr, Types> for ComposeTransposes {
+impl Applier<Expr, Types> for When {
     fn apply_one(
         &self,
-        egraph: &mut EGraph<Expr, Types>,
+        egraph: &mut Graph,
         eclass: Id,
         subst: &Subst,
         _ast: Option<&PatternAst<Expr>>,
         rule: Symbol,
     ) -> Vec<Id> {
-        let (Some(p1), Some(p2)) = (
-            attr_dims(egraph, subst[var("?p1")]),
-            attr_dims(egraph, subst[var("?p2")]),
-        ) else {
-            return vec![];
-        };
-        // out[i] = mid[p2[i]] = x[p1[p2[i]]]
-        let composed: Vec<u64> = p2.iter().map(|&i| p1[i as usize]).collect();
-        let x = subst[var("?x")];
-        let new = if composed.iter().enumerate().all(|(i, &a)| a == i as u64) {
-            x
-        } else {
-            let perm = egraph.add(Expr::Dims(Dims(composed)));
-            egraph.add(Expr::Transpose([perm, x]))
-        };
-        union(egraph, eclass, new, rule)
-    }
-}
-
-/// `?x` itself, when the matched op leaves its type unchanged (and, for a transpose, its
-/// permutation is the identity).
-struct Unchanged {
-    transpose: bool,
-}
-
-impl Applier<Expr, Types> for Unchanged {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<Expr, Types>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<Expr>>,
-        rule: Symbol,
-    ) -> Vec<Id> {
-        let x = subst[var("?x")];
-        let same = tensor(egraph, eclass).is_some() && tensor(egraph, eclass) == tensor(egraph, x);
-        let identity = !self.transpose
-            || attr_dims(egraph, subst[var("?a")])
-                .is_some_and(|p| p.iter().enumerate().all(|(i, &a)| a == i as u64));
-        if same && identity {
-            union(egraph, eclass, x, rule)
-        } else {
-            vec![]
+        match (self.0)(egraph, eclass, subst) {
+            Some(new) if egraph.union_trusted(eclass, new, rule) => vec![eclass],
+            _ => vec![],
         }
     }
 }
@@ -99,227 +53,160 @@ fn near(a: Option<f64>, b: f64) -> bool {
     a.is_some_and(|a| (a - b).abs() <= 1e-6 * b.abs().max(1.0))
 }
 
+fn identity(p: &[u64]) -> bool {
+    p.iter().enumerate().all(|(i, &a)| a == i as u64)
+}
+
+/// `(transpose ?p2 (transpose ?p1 ?x))`: one transpose by the composed permutation, or `?x`
+/// itself when the two cancel.
+fn compose_transposes(egraph: &mut Graph, _eclass: Id, subst: &Subst) -> Option<Id> {
+    let p1 = attr_dims(egraph, subst[var("?p1")])?;
+    let p2 = attr_dims(egraph, subst[var("?p2")])?;
+    // out[i] = mid[p2[i]] = x[p1[p2[i]]]
+    let composed: Vec<u64> = p2.iter().map(|&i| p1[i as usize]).collect();
+    let x = subst[var("?x")];
+    if identity(&composed) {
+        return Some(x);
+    }
+    let perm = egraph.add(Expr::Dims(Dims(composed)));
+    Some(egraph.add(Expr::Transpose([perm, x])))
+}
+
+/// `?x` itself when the matched op leaves its type unchanged.
+fn unchanged(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id> {
+    let x = subst[var("?x")];
+    (tensor(egraph, eclass).is_some() && tensor(egraph, eclass) == tensor(egraph, x)).then_some(x)
+}
+
+/// `?x` itself when the matched transpose's permutation is the identity (its type unchanged).
+fn unchanged_transpose(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id> {
+    attr_dims(egraph, subst[var("?a")])
+        .is_some_and(|p| identity(p))
+        .then(|| unchanged(egraph, eclass, subst))
+        .flatten()
+}
+
 /// `scale * (x * recip(sqrt(mean(x^2) + eps)))` over the last axis, with `scale` a vector along
 /// it: one RmsNorm.
-struct FuseRmsNorm;
-
-impl Applier<Expr, Types> for FuseRmsNorm {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<Expr, Types>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<Expr>>,
-        rule: Symbol,
-    ) -> Vec<Id> {
-        let (x, scale) = (subst[var("?x")], subst[var("?g")]);
-        let (Some(xt), Some(st)) = (tensor(egraph, x).cloned(), tensor(egraph, scale).cloned()) else {
-            return vec![];
-        };
-        let rank = xt.shape.rank();
-        let last = xt.shape.dims().last().copied();
-        let axes_ok = attr_dims(egraph, subst[var("?ax")]).is_some_and(|a| a[..] == [rank as u64 - 1]);
-        let Some(eps) = value(egraph, subst[var("?eps")]) else {
-            return vec![];
-        };
-        let ok = rank >= 1
-            && axes_ok
-            && near(value(egraph, subst[var("?two")]), 2.0)
-            && eps > 0.0
-            && xt.dtype.is_float()
-            && st.dtype == xt.dtype
-            && st.shape.dims() == [last.unwrap_or(0)]
-            && tensor(egraph, eclass) == Some(&xt);
-        if !ok {
-            return vec![];
-        }
-        let a = egraph.add(Expr::Dims(Dims(vec![rank as u64 - 1])));
-        let e = egraph.add(Expr::Num(Num(eps)));
-        let new = egraph.add(Expr::RmsNorm([a, e, x, scale]));
-        union(egraph, eclass, new, rule)
+fn fuse_rms_norm(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id> {
+    let (x, scale) = (subst[var("?x")], subst[var("?g")]);
+    let xt = tensor(egraph, x)?.clone();
+    let st = tensor(egraph, scale)?.clone();
+    let rank = xt.shape.rank();
+    let last = xt.shape.dims().last().copied()?;
+    let eps = value(egraph, subst[var("?eps")])?;
+    let ok = attr_dims(egraph, subst[var("?ax")]).is_some_and(|a| a[..] == [rank as u64 - 1])
+        && near(value(egraph, subst[var("?two")]), 2.0)
+        && eps > 0.0
+        && xt.dtype.is_float()
+        && st.dtype == xt.dtype
+        && st.shape.dims() == [last]
+        && tensor(egraph, eclass) == Some(&xt);
+    if !ok {
+        return None;
     }
+    let a = egraph.add(Expr::Dims(Dims(vec![rank as u64 - 1])));
+    let e = egraph.add(Expr::Num(Num(eps)));
+    Some(egraph.add(Expr::RmsNorm([a, e, x, scale])))
 }
 
 /// `x * (erf(x / c) + one) * half` with `c` = sqrt 2, `one` = 1, `half` = 0.5: one Gelu.
-struct FuseGelu;
-
-impl Applier<Expr, Types> for FuseGelu {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<Expr, Types>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<Expr>>,
-        rule: Symbol,
-    ) -> Vec<Id> {
-        let x = subst[var("?x")];
-        let ok = near(value(egraph, subst[var("?c")]), std::f64::consts::SQRT_2)
-            && near(value(egraph, subst[var("?one")]), 1.0)
-            && near(value(egraph, subst[var("?half")]), 0.5)
-            && tensor(egraph, x).is_some_and(|t| t.dtype.is_float())
-            && tensor(egraph, eclass) == tensor(egraph, x);
-        if !ok {
-            return vec![];
-        }
-        let new = egraph.add(Expr::Gelu(x));
-        union(egraph, eclass, new, rule)
-    }
+fn fuse_gelu(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id> {
+    let x = subst[var("?x")];
+    let ok = near(value(egraph, subst[var("?c")]), std::f64::consts::SQRT_2)
+        && near(value(egraph, subst[var("?one")]), 1.0)
+        && near(value(egraph, subst[var("?half")]), 0.5)
+        && tensor(egraph, x).is_some_and(|t| t.dtype.is_float())
+        && tensor(egraph, eclass) == tensor(egraph, x);
+    ok.then(|| egraph.add(Expr::Gelu(x)))
 }
 
 /// `(0.5 * x) * (1 + tanh(k * (x + c * x^3)))` with `k` = sqrt(2/pi), `c` = 0.044715: one
 /// tanh-form Gelu.
-struct FuseGeluTanh;
-
-impl Applier<Expr, Types> for FuseGeluTanh {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<Expr, Types>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<Expr>>,
-        rule: Symbol,
-    ) -> Vec<Id> {
-        let x = subst[var("?x")];
-        let k = (2.0 / std::f64::consts::PI).sqrt();
-        let ok = near(value(egraph, subst[var("?half")]), 0.5)
-            && near(value(egraph, subst[var("?one")]), 1.0)
-            && near(value(egraph, subst[var("?k")]), k)
-            && near(value(egraph, subst[var("?c")]), 0.044715)
-            && near(value(egraph, subst[var("?three")]), 3.0)
-            && tensor(egraph, x).is_some_and(|t| t.dtype.is_float())
-            && tensor(egraph, eclass) == tensor(egraph, x);
-        if !ok {
-            return vec![];
-        }
-        let new = egraph.add(Expr::GeluTanh(x));
-        union(egraph, eclass, new, rule)
-    }
-}
-
-/// `(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * gamma + beta` over the last axis, `gamma`
-/// and `beta` vectors along it: one LayerNorm.
-struct FuseLayerNorm;
-
-impl Applier<Expr, Types> for FuseLayerNorm {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<Expr, Types>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<Expr>>,
-        rule: Symbol,
-    ) -> Vec<Id> {
-        let (x, gamma, beta) = (subst[var("?x")], subst[var("?gamma")], subst[var("?beta")]);
-        let Some(xt) = tensor(egraph, x).cloned() else {
-            return vec![];
-        };
-        let rank = xt.shape.rank();
-        let last = xt.shape.dims().last().copied().unwrap_or(0);
-        let last_axis = |v: &str| {
-            attr_dims(egraph, subst[var(v)]).is_some_and(|a| rank >= 1 && a[..] == [rank as u64 - 1])
-        };
-        let vector =
-            |id: Id| tensor(egraph, id).is_some_and(|t| t.dtype == xt.dtype && t.shape.dims() == [last]);
-        let Some(eps) = value(egraph, subst[var("?eps")]) else {
-            return vec![];
-        };
-        let ok = last_axis("?ax1")
-            && last_axis("?ax2")
-            && near(value(egraph, subst[var("?two")]), 2.0)
-            && eps > 0.0
-            && xt.dtype.is_float()
-            && vector(gamma)
-            && vector(beta)
-            && tensor(egraph, eclass) == Some(&xt);
-        if !ok {
-            return vec![];
-        }
-        let a = egraph.add(Expr::Dims(Dims(vec![rank as u64 - 1])));
-        let e = egraph.add(Expr::Num(Num(eps)));
-        let new = egraph.add(Expr::LayerNorm([a, e, x, gamma, beta]));
-        union(egraph, eclass, new, rule)
-    }
+fn fuse_gelu_tanh(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id> {
+    let x = subst[var("?x")];
+    let ok = near(value(egraph, subst[var("?half")]), 0.5)
+        && near(value(egraph, subst[var("?one")]), 1.0)
+        && near(
+            value(egraph, subst[var("?k")]),
+            (2.0 / std::f64::consts::PI).sqrt(),
+        )
+        && near(value(egraph, subst[var("?c")]), 0.044715)
+        && near(value(egraph, subst[var("?three")]), 3.0)
+        && tensor(egraph, x).is_some_and(|t| t.dtype.is_float())
+        && tensor(egraph, eclass) == tensor(egraph, x);
+    ok.then(|| egraph.add(Expr::GeluTanh(x)))
 }
 
 /// `(matmul ?a ?b) + ?bias` with the bias a vector along the product's last axis (so the sum has
 /// the product's type): one MatMulBias.
-struct FuseMatMulBias;
+fn fuse_matmul_bias(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id> {
+    let (a, b, bias) = (subst[var("?a")], subst[var("?b")], subst[var("?bias")]);
+    let product = egraph.add(Expr::MatMul([a, b]));
+    let pt = tensor(egraph, product)?.clone();
+    let bt = tensor(egraph, bias)?.clone();
+    let ok = pt.shape.rank() >= 1
+        && bt.dtype == pt.dtype
+        && bt.shape.dims() == [pt.shape.dims()[pt.shape.rank() - 1]]
+        && tensor(egraph, eclass) == Some(&pt);
+    ok.then(|| egraph.add(Expr::MatMulBias([a, b, bias])))
+}
 
-impl Applier<Expr, Types> for FuseMatMulBias {
-    fn apply_one(
-        &self,
-        egraph: &mut EGraph<Expr, Types>,
-        eclass: Id,
-        subst: &Subst,
-        _ast: Option<&PatternAst<Expr>>,
-        rule: Symbol,
-    ) -> Vec<Id> {
-        let (a, b, bias) = (subst[var("?a")], subst[var("?b")], subst[var("?bias")]);
-        let product = egraph.add(Expr::MatMul([a, b]));
-        let (Some(pt), Some(bt)) = (tensor(egraph, product).cloned(), tensor(egraph, bias).cloned()) else {
-            return vec![];
-        };
-        let ok = pt.shape.rank() >= 1
-            && bt.dtype == pt.dtype
-            && bt.shape.dims() == [pt.shape.dims()[pt.shape.rank() - 1]]
-            && tensor(egraph, eclass) == Some(&pt);
-        if !ok {
-            return vec![];
-        }
-        let new = egraph.add(Expr::MatMulBias([a, b, bias]));
-        union(egraph, eclass, new, rule)
+/// `(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * gamma + beta` over the last axis, `gamma`
+/// and `beta` vectors along it: one LayerNorm.
+fn fuse_layer_norm(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id> {
+    let (x, gamma, beta) = (subst[var("?x")], subst[var("?gamma")], subst[var("?beta")]);
+    let xt = tensor(egraph, x)?.clone();
+    let rank = xt.shape.rank();
+    let last = xt.shape.dims().last().copied()?;
+    let last_axis = |v: &str| attr_dims(egraph, subst[var(v)]).is_some_and(|a| a[..] == [rank as u64 - 1]);
+    let vector = |id: Id| tensor(egraph, id).is_some_and(|t| t.dtype == xt.dtype && t.shape.dims() == [last]);
+    let eps = value(egraph, subst[var("?eps")])?;
+    let ok = last_axis("?ax1")
+        && last_axis("?ax2")
+        && near(value(egraph, subst[var("?two")]), 2.0)
+        && eps > 0.0
+        && xt.dtype.is_float()
+        && vector(gamma)
+        && vector(beta)
+        && tensor(egraph, eclass) == Some(&xt);
+    if !ok {
+        return None;
     }
+    let a = egraph.add(Expr::Dims(Dims(vec![rank as u64 - 1])));
+    let e = egraph.add(Expr::Num(Num(eps)));
+    Some(egraph.add(Expr::LayerNorm([a, e, x, gamma, beta])))
 }
 
 /// Every rule, by name.
 pub fn rules() -> Vec<Rewrite<Expr, Types>> {
+    let rule = |name: &str, searcher: &str, f: fn(&mut Graph, Id, &Subst) -> Option<Id>| {
+        Rewrite::new(name, pat(searcher), When(f)).expect("a valid rule")
+    };
     vec![
-        Rewrite::new(
-            "transpose-pair",
-            pat("(transpose ?p2 (transpose ?p1 ?x))"),
-            ComposeTransposes,
-        )
-        .expect("a valid rule"),
-        Rewrite::new(
-            "transpose-identity",
-            pat("(transpose ?a ?x)"),
-            Unchanged { transpose: true },
-        )
-        .expect("a valid rule"),
+        rule("transpose-pair", "(transpose ?p2 (transpose ?p1 ?x))", compose_transposes),
+        rule("transpose-identity", "(transpose ?a ?x)", unchanged_transpose),
         rewrite!("reshape-chain"; "(reshape ?s2 (reshape ?s1 ?x))" => "(reshape ?s2 ?x)"),
-        Rewrite::new(
-            "reshape-noop",
-            pat("(reshape ?a ?x)"),
-            Unchanged { transpose: false },
-        )
-        .expect("a valid rule"),
-        Rewrite::new("cast-noop", pat("(cast ?a ?x)"), Unchanged { transpose: false }).expect("a valid rule"),
+        rule("reshape-noop", "(reshape ?a ?x)", unchanged),
+        rule("cast-noop", "(cast ?a ?x)", unchanged),
         rewrite!("add-comm"; "(add ?a ?b)" => "(add ?b ?a)"),
         rewrite!("mul-comm"; "(mul ?a ?b)" => "(mul ?b ?a)"),
-        Rewrite::new(
+        rule(
             "rmsnorm",
-            pat("(mul ?g (mul ?x (recip (sqrt (add (mean ?ax (pow ?x ?two)) ?eps)))))"),
-            FuseRmsNorm,
-        )
-        .expect("a valid rule"),
-        Rewrite::new(
-            "gelu-erf",
-            pat("(mul (mul ?x (add (erf (div ?x ?c)) ?one)) ?half)"),
-            FuseGelu,
-        )
-        .expect("a valid rule"),
-        Rewrite::new(
+            "(mul ?g (mul ?x (recip (sqrt (add (mean ?ax (pow ?x ?two)) ?eps)))))",
+            fuse_rms_norm,
+        ),
+        rule("gelu-erf", "(mul (mul ?x (add (erf (div ?x ?c)) ?one)) ?half)", fuse_gelu),
+        rule(
             "gelu-tanh",
-            pat("(mul (mul ?half ?x) (add ?one (tanh (mul ?k (add ?x (mul ?c (pow ?x ?three)))))))"),
-            FuseGeluTanh,
-        )
-        .expect("a valid rule"),
-        Rewrite::new("matmul-bias", pat("(add (matmul ?a ?b) ?bias)"), FuseMatMulBias).expect("a valid rule"),
-        Rewrite::new(
+            "(mul (mul ?half ?x) (add ?one (tanh (mul ?k (add ?x (mul ?c (pow ?x ?three)))))))",
+            fuse_gelu_tanh,
+        ),
+        rule("matmul-bias", "(add (matmul ?a ?b) ?bias)", fuse_matmul_bias),
+        rule(
             "layernorm",
-            pat("(add (mul (div (sub ?x (mean ?ax1 ?x)) (sqrt (add (mean ?ax2 (pow (sub ?x (mean ?ax1 ?x)) ?two)) ?eps))) ?gamma) ?beta)"),
-            FuseLayerNorm,
-        )
-        .expect("a valid rule"),
+            "(add (mul (div (sub ?x (mean ?ax1 ?x)) (sqrt (add (mean ?ax2 (pow (sub ?x (mean ?ax1 ?x)) ?two)) ?eps))) ?gamma) ?beta)",
+            fuse_layer_norm,
+        ),
     ]
 }
