@@ -54,6 +54,18 @@ pub struct PlaceOptions {
     pub allow_cross_rack: bool,
 }
 
+impl PlaceOptions {
+    /// The same options with no chip budget and racks allowed: to find the fewest chips a
+    /// placement needs at all.
+    fn unlimited(&self) -> PlaceOptions {
+        PlaceOptions {
+            chips: None,
+            allow_cross_rack: true,
+            ..self.clone()
+        }
+    }
+}
+
 /// Why no placement exists.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PlaceError {
@@ -233,11 +245,7 @@ fn partition(
             bytes_per_chip: costs.bytes_per_chip(b, b + 1, largest).unwrap_or(u64::MAX),
             chip_bytes: target.sram.bytes,
             usable_bytes: costs.capacity(),
-            larger: if largest < most {
-                " (larger groups are left out: exchanging its values tile by tile among them would exceed the program-size limit)".into()
-            } else {
-                String::new()
-            },
+            larger: left_out(largest < most, None),
         });
     }
     // The fewest chips any partition needs: every block on its own group.
@@ -308,50 +316,35 @@ fn buildable(
     }
 }
 
+/// Why a block's larger groups were left out, with the chips the model would need without the
+/// program-size limit when known; empty when no larger group exists.
+fn left_out(larger_exists: bool, unlimited_chips: Option<u32>) -> String {
+    match (larger_exists, unlimited_chips) {
+        (false, _) => String::new(),
+        (true, None) => " (larger groups are left out: exchanging its values tile by tile among them would exceed the program-size limit)".into(),
+        (true, Some(n)) => format!(" (larger groups are left out: exchanging its values tile by tile among them would exceed the program-size limit; without that limit the model needs at least {n} chips)"),
+    }
+}
+
 /// A block that fits no group only because larger groups would outgrow the program-size limit:
 /// the error also says how many chips the model would need without that limit (placed on every
 /// group size, fewest chips), so the user sees both what it costs and why it is refused.
 fn with_unlimited_count(
-    e: PlaceError,
+    mut e: PlaceError,
     original: &[Block],
     shared: &[Shared],
     target: &Target,
     opts: &PlaceOptions,
 ) -> PlaceError {
-    let PlaceError::BlockTooLarge {
-        block,
-        largest,
-        bytes_per_chip,
-        chip_bytes,
-        usable_bytes,
-        larger,
-    } = e
-    else {
-        return e;
-    };
-    let free = PlaceOptions {
-        chips: None,
-        allow_cross_rack: true,
-        ..opts.clone()
-    };
-    let larger = match (larger.is_empty(), partition(original, shared, target, &free)) {
-        (false, Ok(cuts)) => {
-            let chips: u32 = cuts.iter().map(|c| c.chips).fold(0, u32::saturating_add);
-            format!(
-                "{}; without that limit the model needs at least {chips} chips)",
-                larger.trim_end_matches(')')
-            )
+    if let PlaceError::BlockTooLarge { larger, .. } = &mut e {
+        if !larger.is_empty() {
+            if let Ok(cuts) = partition(original, shared, target, &opts.unlimited()) {
+                let chips = cuts.iter().map(|c| c.chips).fold(0, u32::saturating_add);
+                *larger = left_out(true, Some(chips));
+            }
         }
-        _ => larger,
-    };
-    PlaceError::BlockTooLarge {
-        block,
-        largest,
-        bytes_per_chip,
-        chip_bytes,
-        usable_bytes,
-        larger,
     }
+    e
 }
 
 /// [`place`], with the per-stage plan the fabric scheduler executes.
@@ -372,12 +365,7 @@ pub fn place_with_plan(
         Ok(cuts) => cuts,
         // The fewest chips named must be a buildable placement's too: place without limits.
         Err(e @ (PlaceError::TooFewChips { .. } | PlaceError::CrossRack { .. })) => {
-            let free = PlaceOptions {
-                chips: None,
-                allow_cross_rack: true,
-                ..opts.clone()
-            };
-            let fewest = buildable(&mut chain.clone(), &shared, target, &free)
+            let fewest = buildable(&mut chain.clone(), &shared, target, &opts.unlimited())
                 .map(|cuts| cuts.iter().map(|c| c.chips).fold(0u32, u32::saturating_add));
             return Err(match (e, fewest) {
                 (

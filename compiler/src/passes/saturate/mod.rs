@@ -167,42 +167,24 @@ pub fn saturate(g: &Graph, target: &Target) -> (Graph, Fired) {
             );
         }
     }
-    // Unchanged when every needed class's best node is the original op of a value in it.
-    let original: BTreeMap<Id, ValueId> = modelled
-        .iter()
-        .rev()
-        .map(|&v| (egraph.find(class[&v]), v))
-        .collect();
-    let changed = needed.iter().any(|&id| {
-        let best = extractor.find_best_node(id);
-        match best {
-            Expr::Dims(_) | Expr::Elem(_) | Expr::Num(_) => false,
-            Expr::Leaf(_) => original.contains_key(&id),
-            _ => original.get(&id).is_none_or(|&v| {
-                let op = g.op(g.producer(v).expect("a modelled value has a producer"));
-                let kids: Vec<Id> = op.inputs.iter().map(|x| egraph.find(class[x])).collect();
-                let data = |c: Id| egraph[c].data.clone();
-                kind_of(best, &data).is_none_or(|(kind, children)| {
-                    kind != op.kind || children.iter().map(|&c| egraph.find(c)).collect::<Vec<_>>() != kids
-                })
-            }),
-        }
-    });
-    if !changed {
-        return (g.clone(), Fired::new());
-    }
     let mut fired = Fired::new();
     for it in &runner.iterations {
         for (name, n) in &it.applied {
             *fired.entry(name.to_string()).or_insert(0) += n;
         }
     }
-    // Commutation alone changes nothing worth reporting.
+    // Commutation alone changes nothing worth reporting; with no named rule fired, only
+    // hash-consing merged equal ops, which is not a rewrite.
     fired.retain(|name, _| !name.ends_with("-comm"));
-    (
-        rebuild(g, egraph, &extractor, &class, &leaves, &modelled_set, &needed),
-        fired,
-    )
+    if fired.is_empty() {
+        return (g.clone(), Fired::new());
+    }
+    let rebuilt = rebuild(g, egraph, &extractor, &class, &leaves, &modelled_set, &needed);
+    // Rules may fire and extraction still keep every original op (a tie, or nothing cheaper).
+    if lpuc_ir::print::print(&rebuilt) == lpuc_ir::print::print(g) {
+        return (g.clone(), Fired::new());
+    }
+    (rebuilt, fired)
 }
 
 /// The graph rebuilt in the original op order: each needed e-class is emitted where its original
