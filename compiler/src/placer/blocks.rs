@@ -321,7 +321,6 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
             }
         }
     }
-    let mut crossing = vec![0i128; n + 1];
     let mut sends: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
     let mut weights = vec![0u64; n];
     let mut inputs = vec![0u64; n];
@@ -332,9 +331,6 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
             ValueKind::Computed { producer } => {
                 let p = block_of[producer.index()];
                 if let Some(c) = last_reader[v.index()].filter(|&c| c > p) {
-                    let bytes = i128::from(value.ty.size_bytes().unwrap_or(u64::MAX));
-                    crossing[p] += bytes;
-                    crossing[c] -= bytes;
                     sends[p].push((c, value.ty.size_bytes().unwrap_or(u64::MAX)));
                 }
             }
@@ -362,13 +358,18 @@ pub fn blocks(g: &Graph, target: &Target, weight_dtype: Option<DType>) -> (Vec<B
             }
         }
     }
-    let mut running = 0i128;
-    let cut_bytes: Vec<u64> = (0..n)
-        .map(|b| {
-            running += crossing[b];
-            u64::try_from(running.max(0)).unwrap_or(u64::MAX)
-        })
-        .collect();
+    // The bytes crossing the cut after each block: the op-level cut at the block's end.
+    let cut_bytes: Vec<u64> = {
+        let order: Vec<OpId> = runs.iter().flat_map(|(_, m)| m.iter().copied()).collect();
+        let at = cut_bytes_at(g, &order);
+        let mut end = 0usize;
+        runs.iter()
+            .map(|(_, m)| {
+                end += m.len();
+                at[end]
+            })
+            .collect()
+    };
     let is_output: Vec<bool> = {
         let mut o = vec![false; g.num_values()];
         for &v in g.outputs() {
