@@ -15,7 +15,7 @@ mod rules;
 
 use egg::{CostFunction, EGraph, Extractor, Id, Language, Runner};
 use lang::{data_of, expr_of, kind_of, Data, Expr, Leaf, Types};
-use lpuc_ir::{Graph, OpKind, ValueId, ValueKind};
+use lpuc_ir::{Graph, OpKind, ShapeError, ValueId, ValueKind};
 use lpuc_target::Target;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -179,7 +179,11 @@ pub fn saturate(g: &Graph, target: &Target) -> (Graph, Fired) {
     if fired.is_empty() {
         return (g.clone(), Fired::new());
     }
-    let rebuilt = rebuild(g, egraph, &extractor, &class, &leaves, &modelled_set, &needed);
+    // A type the rules got wrong (our bug) keeps the graph as it was rather than failing the
+    // compile.
+    let Ok(rebuilt) = rebuild(g, egraph, &extractor, &class, &leaves, &modelled_set, &needed) else {
+        return (g.clone(), Fired::new());
+    };
     // Rules may fire and extraction still keep every original op (a tie, or nothing cheaper).
     if lpuc_ir::print::print(&rebuilt) == lpuc_ir::print::print(g) {
         return (g.clone(), Fired::new());
@@ -197,7 +201,7 @@ fn rebuild<CF: CostFunction<Expr>>(
     leaves: &[ValueId],
     modelled: &BTreeSet<ValueId>,
     needed: &BTreeSet<Id>,
-) -> Graph {
+) -> Result<Graph, ShapeError> {
     let (mut out, mut map) = g.interface(|_| true);
     let mut emitted: BTreeMap<Id, ValueId> = BTreeMap::new();
     for o in g.op_ids() {
@@ -205,8 +209,7 @@ fn rebuild<CF: CostFunction<Expr>>(
         let v = op.outputs[0];
         if !(op.outputs.len() == 1 && modelled.contains(&v)) {
             // Every modelled operand is a root, emitted where its op stood.
-            out.copy_op(g, o, &mut map)
-                .expect("re-adding a verified op with the same operand types cannot fail");
+            out.copy_op(g, o, &mut map)?;
             continue;
         }
         let id = egraph.find(class[&v]);
@@ -223,7 +226,7 @@ fn rebuild<CF: CostFunction<Expr>>(
                 o,
                 Some(name),
                 &mut emitted,
-            );
+            )?;
             map.insert(v, new);
         }
     }
@@ -231,24 +234,8 @@ fn rebuild<CF: CostFunction<Expr>>(
     // weight or another output's value gets a copy (an identity reshape).
     let mut taken = BTreeSet::new();
     for &v in g.outputs() {
-        let mut new = match map.get(&v) {
-            Some(&m) => m,
-            None => {
-                let o = g.producer(v).expect("an unmapped output is computed");
-                emit(
-                    &mut out,
-                    egraph,
-                    extractor,
-                    egraph.find(class[&v]),
-                    &map,
-                    leaves,
-                    g,
-                    o,
-                    None,
-                    &mut emitted,
-                )
-            }
-        };
+        // A modelled output is a root: emitted where its op stood.
+        let mut new = map[&v];
         if !matches!(out.value(new).kind, ValueKind::Computed { .. }) || !taken.insert(new) {
             let prov = g.producer(v).map_or_else(
                 || lpuc_ir::Provenance {
@@ -257,21 +244,19 @@ fn rebuild<CF: CostFunction<Expr>>(
                 },
                 |p| g.provenance(p).clone(),
             );
-            new = out
-                .add_op(
-                    OpKind::Reshape {
-                        shape: g.value(v).ty.shape.dims().to_vec(),
-                    },
-                    vec![new],
-                    format!("{}_output", g.value(v).name),
-                    prov,
-                )
-                .expect("a reshape to its own shape");
+            new = out.add_op(
+                OpKind::Reshape {
+                    shape: g.value(v).ty.shape.dims().to_vec(),
+                },
+                vec![new],
+                format!("{}_output", g.value(v).name),
+                prov,
+            )?;
             taken.insert(new);
         }
         out.add_output(new);
     }
-    out
+    Ok(out)
 }
 
 /// Emit the best form of e-class `id` (memoised), its operands first, with op `at`'s provenance
@@ -289,10 +274,10 @@ fn emit<CF: CostFunction<Expr>>(
     at: lpuc_ir::OpId,
     name: Option<String>,
     emitted: &mut BTreeMap<Id, ValueId>,
-) -> ValueId {
+) -> Result<ValueId, ShapeError> {
     let id = egraph.find(id);
     if let Some(&v) = emitted.get(&id) {
-        return v;
+        return Ok(v);
     }
     let node = extractor.find_best_node(id).clone();
     let v = match &node {
@@ -304,15 +289,14 @@ fn emit<CF: CostFunction<Expr>>(
             let inputs: Vec<ValueId> = children
                 .iter()
                 .map(|&c| emit(out, egraph, extractor, c, map, leaves, g, at, None, emitted))
-                .collect();
+                .collect::<Result<_, _>>()?;
             let name =
                 name.unwrap_or_else(|| format!("{}_{}", g.value(g.op(at).outputs[0]).name, emitted.len()));
-            out.add_op(kind, inputs, name, g.provenance(at).clone())
-                .expect("every extracted op keeps the types its e-class has")
+            out.add_op(kind, inputs, name, g.provenance(at).clone())?
         }
     };
     emitted.insert(id, v);
-    v
+    Ok(v)
 }
 
 #[cfg(test)]
