@@ -15,6 +15,7 @@ fn categories(path: PathBuf, bucket: Option<u64>) -> Vec<(String, Category)> {
         },
         target: "lpu-v1".into(),
         rewrite: true,
+        embed_weights: false,
     };
     check(&opts)
         .expect("the model loads")
@@ -47,6 +48,7 @@ fn json_output_has_exactly_the_documented_keys() {
         binder: DimBinder::default(),
         target: "lpu-v1".into(),
         rewrite: true,
+        embed_weights: false,
     };
     let v = check(&opts).unwrap().violations;
     let json: serde_json::Value = serde_json::to_value(&v).unwrap();

@@ -16,6 +16,7 @@ fn valid() -> Artifact {
         },
         target: "lpu-v1".into(),
         rewrite: true,
+        embed_weights: false,
     })
     .unwrap();
     assert!(emulate_artifact(&a).is_ok());

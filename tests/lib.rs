@@ -18,6 +18,7 @@ pub fn options(model: PathBuf, bucket: Option<u64>) -> lpuc::driver::CompileOpti
         },
         target: "lpu-v1".into(),
         rewrite: true,
+        embed_weights: false,
     }
 }
 

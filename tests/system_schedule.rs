@@ -128,7 +128,7 @@ fn a_group_of_two_nodes_gathers_and_reduces_in_two_levels() {
         blocks: vec![ops.len()],
         choice: s.choice_index.clone(),
     }];
-    let (schedule, chips) = schedule_system(&g, &plan, None, &target).unwrap();
+    let (schedule, _, chips) = schedule_system(&g, &plan, None, &target).unwrap();
     let verdict = emulate_schedule(&schedule, &target);
     assert!(verdict.is_ok(), "{:#?}", verdict.faults);
     assert_eq!(chips.len(), 16);
@@ -184,7 +184,7 @@ fn a_gather_over_two_nodes_crosses_each_global_link_once() {
         choice: vec![pick(ops[0], "S1"), pick(ops[1], "S2")],
     }];
     let target = Target::lpu_v1();
-    let (schedule, _) = schedule_system(&g, &plan, None, &target).unwrap();
+    let (schedule, _, _) = schedule_system(&g, &plan, None, &target).unwrap();
     let verdict = emulate_schedule(&schedule, &target);
     assert!(verdict.is_ok(), "{:#?}", verdict.faults);
     // By gateways: node 1's block crosses to node 0 once and node 0's to node 1 once, each half
@@ -357,6 +357,7 @@ fn grouped_attention_is_a_form_the_placer_chooses_and_no_rewrite_turns_off() {
     assert!(with.schedule.instructions.iter().all(|i| i.op != "Expand"));
     let plain_opts = lpuc::driver::CompileOptions {
         rewrite: false,
+        embed_weights: false,
         ..opts
     };
     let without = compile_placed(&plain_opts, Some(&on(16, Partition::Tensor))).unwrap();

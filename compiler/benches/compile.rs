@@ -98,6 +98,7 @@ fn main() {
             },
             target: "lpu-v1".into(),
             rewrite: true,
+            embed_weights: false,
         };
         let label = format!("{model} bucket={}", bucket.map_or("-".into(), |b| b.to_string()));
         let t = median(|| drop(check(&opts).unwrap()), runs);
@@ -130,9 +131,12 @@ fn main() {
                 binder: DimBinder::default(),
                 target: "lpu-v1".into(),
                 rewrite: true,
+                embed_weights: false,
             })
             .unwrap()
             .manifest,
+            dataflow: lpuc::scheduler::dataflow::single_chip(&g, &s),
+            weights: None,
             schedule: s,
             report,
             target_toml: lpuc_target::desc::LPU_V1_TOML.into(),

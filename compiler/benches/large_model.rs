@@ -48,6 +48,7 @@ fn main() {
             },
             target: "lpu-v1".into(),
             rewrite: true,
+            embed_weights: false,
         };
         let t = Instant::now();
         let outcome = check(&opts).expect("the 70B-shaped model loads");

@@ -40,6 +40,7 @@ fn main() {
             },
             target: "lpu-v1".into(),
             rewrite: true,
+            embed_weights: false,
         };
         for chips in [8u32, 64, 576] {
             let place_opts = PlaceOptions {

@@ -88,6 +88,7 @@ fn main() {
             },
             target: "lpu-v1".into(),
             rewrite: true,
+            embed_weights: false,
         };
         let t = Instant::now();
         let artifact = match compile_placed(&opts, Some(&place)) {

@@ -91,6 +91,10 @@ pub enum Command {
         stop_after: Option<Stage>,
         #[command(flatten)]
         place: PlaceArgs,
+        /// Read the weights' values and store them in the artifact (weights.bin), so
+        /// `lpuc emulate --inputs` can execute it; an ordinary compile never reads them.
+        #[arg(long)]
+        embed_weights: bool,
     },
     /// Check that every op of a model can be scheduled statically; list every violation.
     Check {
@@ -104,6 +108,24 @@ pub enum Command {
     Emulate {
         /// The artifact directory written by `lpuc compile -o DIR`.
         dir: PathBuf,
+        /// Also execute it on real tensors: a directory of input_<i>.pb files (serialized ONNX
+        /// TensorProtos, one per graph input in order, as ONNX's node tests lay them out). The
+        /// artifact needs its weights (`lpuc compile --embed-weights`).
+        #[arg(long, value_name = "DIR")]
+        inputs: Option<PathBuf>,
+        /// Compare the outputs computed with the output_<i>.pb files in DIR: report the largest
+        /// absolute and relative error of each, and exit 1 if any element is beyond tolerance.
+        #[arg(long, value_name = "DIR", requires = "inputs")]
+        expect: Option<PathBuf>,
+        /// Relative tolerance of --expect (an element passes within atol + rtol * |expected|).
+        #[arg(long, default_value_t = 1e-3, value_name = "R")]
+        rtol: f64,
+        /// Absolute tolerance of --expect.
+        #[arg(long, default_value_t = 1e-5, value_name = "A")]
+        atol: f64,
+        /// Write the outputs computed as output_<i>.pb into DIR (created if missing).
+        #[arg(long, value_name = "DIR", requires = "inputs")]
+        write_outputs: Option<PathBuf>,
     },
     /// Print the capability table: every ONNX op, whether lpuc supports, folds or rejects it, and why.
     Ops {
@@ -248,6 +270,7 @@ impl ModelArgs {
             },
             target: self.target.clone(),
             rewrite: !self.no_rewrite,
+            embed_weights: false,
         }
     }
 }
@@ -260,14 +283,34 @@ pub fn run(cli: Cli) -> i32 {
             out,
             stop_after,
             place,
+            embed_weights,
         } => compile(
-            &model.options(),
+            &CompileOptions {
+                embed_weights,
+                ..model.options()
+            },
             place.given().then(|| place.options()),
             out,
             stop_after,
         ),
         Command::Check { model, format } => check(&model.options(), format),
-        Command::Emulate { dir } => emulate(&dir),
+        Command::Emulate {
+            dir,
+            inputs,
+            expect,
+            rtol,
+            atol,
+            write_outputs,
+        } => emulate(
+            &dir,
+            inputs.map(|inputs| Execute {
+                inputs,
+                expect,
+                rtol,
+                atol,
+                write_outputs,
+            }),
+        ),
         Command::Report { dir, format } => report(&dir, format),
         Command::Place { model, place, format } => place_model(&model.options(), &place.options(), format),
         Command::Ops { format } => {
@@ -408,7 +451,16 @@ fn place_model(opts: &CompileOptions, place_opts: &crate::placer::PlaceOptions, 
     }
 }
 
-fn emulate(dir: &std::path::Path) -> i32 {
+/// What `lpuc emulate --inputs` executes the artifact on, and what it does with the results.
+struct Execute {
+    inputs: PathBuf,
+    expect: Option<PathBuf>,
+    rtol: f64,
+    atol: f64,
+    write_outputs: Option<PathBuf>,
+}
+
+fn emulate(dir: &std::path::Path, execute: Option<Execute>) -> i32 {
     let artifact = match lpuc_artifact::read_artifact(dir) {
         Ok(a) => a,
         Err(e) => {
@@ -416,7 +468,110 @@ fn emulate(dir: &std::path::Path) -> i32 {
             return 2;
         }
     };
-    let verdict = lpuc_emulator::emulate_artifact(&artifact);
+    let timed = replay(&artifact);
+    match execute {
+        Some(x) if timed == 0 => run_functional(&artifact, &x),
+        _ => timed,
+    }
+}
+
+/// Execute the artifact on the tensors `x` names, write and compare its outputs.
+fn run_functional(artifact: &lpuc_artifact::Artifact, x: &Execute) -> i32 {
+    use crate::driver::tensors::{compare, read_tensors, write_tensor};
+    let inputs = match read_tensors(&x.inputs, "input_") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --inputs: {e}");
+            return 2;
+        }
+    };
+    let expected = match x
+        .expect
+        .as_deref()
+        .map(|d| read_tensors(d, "output_"))
+        .transpose()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --expect: {e}");
+            return 2;
+        }
+    };
+    let run = match lpuc_emulator::execute(artifact, &inputs) {
+        Ok(r) => r,
+        Err(e @ lpuc_emulator::FunctionalError::Input { .. }) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("error: the artifact computes wrongly or cannot be executed: {e}");
+            return 1;
+        }
+    };
+    outln!(
+        "executed: {} instructions and {} transfers on real tensors; {} output(s)",
+        run.instructions,
+        run.transfers,
+        run.outputs.len()
+    );
+    if let Some(out) = &x.write_outputs {
+        if let Err(e) = std::fs::create_dir_all(out) {
+            eprintln!("error: {}: {e}", out.display());
+            return 2;
+        }
+        for (k, (name, t)) in run.outputs.iter().enumerate() {
+            let dtype = artifact.dataflow.values[artifact.dataflow.outputs[k] as usize].dtype;
+            if let Err(e) = write_tensor(&out.join(format!("output_{k}.pb")), name, dtype, t) {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
+    let Some(expected) = expected else {
+        return 0;
+    };
+    if expected.len() != run.outputs.len() {
+        eprintln!(
+            "error: --expect holds {} output(s), the model has {}",
+            expected.len(),
+            run.outputs.len()
+        );
+        return 1;
+    }
+    let mut failed = false;
+    for (k, ((name, got), want)) in run.outputs.iter().zip(&expected).enumerate() {
+        match compare(got, want, x.rtol, x.atol) {
+            Ok((abs, rel, ok)) => {
+                outln!(
+                    "output {k} ({name}): max abs error {abs:.3e}, max rel error {rel:.3e}: {}",
+                    if ok {
+                        "within tolerance"
+                    } else {
+                        "BEYOND TOLERANCE"
+                    }
+                );
+                failed |= !ok;
+            }
+            Err(e) => {
+                outln!("output {k} ({name}): {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        eprintln!(
+            "error: outputs differ from --expect beyond rtol {} and atol {}",
+            x.rtol, x.atol
+        );
+        1
+    } else {
+        0
+    }
+}
+
+/// The timing replay: 0 when the artifact keeps every rule.
+fn replay(artifact: &lpuc_artifact::Artifact) -> i32 {
+    let verdict = lpuc_emulator::emulate_artifact(artifact);
     if verdict.is_ok() {
         let s = &verdict.stats;
         if s.chips.len() > 1 || s.transfers > 0 {

@@ -42,10 +42,36 @@ impl DType {
         }
     }
 
+    /// `x` rounded to the nearest value this type holds: floats to nearest even (overflow to
+    /// infinity), other types unchanged (integer results are already whole).
+    pub fn round(self, x: f64) -> f64 {
+        match self {
+            DType::F32 => f64::from(x as f32),
+            DType::F16 => round_binary(x, 10, -14, 15),
+            DType::Bf16 => round_binary(f64::from(x as f32), 7, -126, 127),
+            _ => x,
+        }
+    }
+
     /// Whether arithmetic on this type is floating point.
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F16 | DType::Bf16)
     }
+}
+
+/// Round to a binary float format with `mantissa` stored bits and exponents `emin..=emax`
+/// (subnormals below `emin`), ties to even.
+fn round_binary(f: f64, mantissa: i32, emin: i32, emax: i32) -> f64 {
+    if !f.is_finite() || f == 0.0 {
+        return f;
+    }
+    let a = f.abs();
+    let exponent = (((a.to_bits() >> 52) & 0x7ff) as i32 - 1023).max(emin);
+    let quantum = 2f64.powi(exponent - mantissa);
+    let r = (a / quantum).round_ties_even() * quantum;
+    let max = (2.0 - 2f64.powi(-mantissa)) * 2f64.powi(emax);
+    let r = if r > max { f64::INFINITY } else { r };
+    r.copysign(f)
 }
 
 impl fmt::Display for DType {

@@ -15,6 +15,7 @@ pub mod infer_layout;
 pub mod interp;
 pub mod op;
 pub mod print;
+mod serde_float;
 pub mod shape;
 pub mod verify;
 

@@ -105,7 +105,9 @@ pub enum UnaryOp {
     },
     /// Clamp to `[min, max]` (infinite bounds where the model gives none).
     Clip {
+        #[serde(with = "crate::serde_float")]
         min: f64,
+        #[serde(with = "crate::serde_float")]
         max: f64,
     },
     /// Logical not (bool to bool).
@@ -247,7 +249,10 @@ pub struct Window {
 /// How Pad fills the new border.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PadMode {
-    Constant { value: f64 },
+    Constant {
+        #[serde(with = "crate::serde_float")]
+        value: f64,
+    },
     Reflect,
     Edge,
     Wrap,

@@ -2,7 +2,7 @@
 
 use crate::text::{report_text, schedule_text};
 use crate::trace::chrome_trace;
-use crate::{Manifest, Report, Schedule};
+use crate::{Dataflow, Manifest, Report, Schedule};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -10,10 +10,12 @@ use thiserror::Error;
 /// (1.2 million instructions and transfers) writes a `schedule.json` of about a gigabyte.
 const MAX_FILE_BYTES: u64 = 4 << 30;
 
-/// Every file an artifact directory holds, in the order they are written.
-pub const ARTIFACT_FILES: [&str; 7] = [
+/// Every file an artifact directory holds, in the order they are written (and `weights.bin` after
+/// them when the weights are embedded).
+pub const ARTIFACT_FILES: [&str; 8] = [
     "manifest.json",
     "schedule.json",
+    "dataflow.json",
     "schedule.txt",
     "report.json",
     "report.txt",
@@ -26,6 +28,10 @@ pub const ARTIFACT_FILES: [&str; 7] = [
 pub struct Artifact {
     pub manifest: Manifest,
     pub schedule: Schedule,
+    /// What each buffer holds and each instruction computes (`dataflow.json`).
+    pub dataflow: Dataflow,
+    /// The weights' values (`weights.bin`), when compiled with `--embed-weights`.
+    pub weights: Option<Vec<u8>>,
     pub report: Report,
     /// The exact target description text the schedule was made for.
     pub target_toml: String,
@@ -47,12 +53,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArtifactError + '_ {
     }
 }
 
-/// Write `v` as pretty JSON and a newline, streamed: a large schedule is never held as text.
-fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<(), ArtifactError> {
+/// Write `v` as JSON and a newline (pretty for people, compact for a file only tools read),
+/// streamed: a large schedule is never held as text.
+fn write_json<T: serde::Serialize>(path: &Path, v: &T, pretty: bool) -> Result<(), ArtifactError> {
     use std::io::Write;
     let file = std::fs::File::create(path).map_err(io(path))?;
     let mut out = std::io::BufWriter::new(file);
-    serde_json::to_writer_pretty(&mut out, v).map_err(|e| ArtifactError::Io {
+    let written = if pretty {
+        serde_json::to_writer_pretty(&mut out, v)
+    } else {
+        serde_json::to_writer(&mut out, v)
+    };
+    written.map_err(|e| ArtifactError::Io {
         path: path.to_path_buf(),
         source: e.into(),
     })?;
@@ -68,9 +80,10 @@ pub fn write_artifact(dir: &Path, a: &Artifact) -> Result<(), ArtifactError> {
     for name in ARTIFACT_FILES {
         let path = dir.join(name);
         match name {
-            "manifest.json" => write_json(&path, &a.manifest)?,
-            "schedule.json" => write_json(&path, &a.schedule)?,
-            "report.json" => write_json(&path, &a.report)?,
+            "manifest.json" => write_json(&path, &a.manifest, true)?,
+            "schedule.json" => write_json(&path, &a.schedule, true)?,
+            "dataflow.json" => write_json(&path, &a.dataflow, false)?,
+            "report.json" => write_json(&path, &a.report, true)?,
             _ => {
                 let text = match name {
                     "schedule.txt" => schedule_text(&a.schedule),
@@ -81,6 +94,13 @@ pub fn write_artifact(dir: &Path, a: &Artifact) -> Result<(), ArtifactError> {
                 std::fs::write(&path, text).map_err(io(&path))?;
             }
         }
+    }
+    let weights = dir.join("weights.bin");
+    match &a.weights {
+        Some(bytes) => std::fs::write(&weights, bytes).map_err(io(&weights))?,
+        // A stale file from an earlier compile must not pass for this one's weights.
+        None if weights.exists() => std::fs::remove_file(&weights).map_err(io(&weights))?,
+        None => {}
     }
     Ok(())
 }
@@ -119,7 +139,26 @@ pub fn read_artifact(dir: &Path) -> Result<Artifact, ArtifactError> {
     Ok(Artifact {
         manifest: read_json(dir, "manifest.json")?,
         schedule: read_json(dir, "schedule.json")?,
+        dataflow: read_json(dir, "dataflow.json")?,
+        weights: read_weights(dir)?,
         report: read_json(dir, "report.json")?,
         target_toml: read_text(dir, "target.toml")?,
     })
+}
+
+/// `weights.bin`, when the artifact has one.
+fn read_weights(dir: &Path) -> Result<Option<Vec<u8>>, ArtifactError> {
+    let path = dir.join("weights.bin");
+    let len = match std::fs::metadata(&path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    if len > MAX_FILE_BYTES {
+        return Err(ArtifactError::Malformed {
+            path,
+            message: format!("{len} bytes is larger than any artifact file"),
+        });
+    }
+    std::fs::read(&path).map(Some).map_err(io(&path))
 }

@@ -7,6 +7,7 @@
 //! and `target.toml`
 //! (the exact target description used, so the artifact can be checked without the compiler).
 
+pub mod dataflow;
 pub mod digest;
 pub mod dir;
 pub mod manifest;
@@ -16,6 +17,7 @@ pub mod schedule;
 pub mod text;
 pub mod trace;
 
+pub use dataflow::{Dataflow, Step, WeightSource, DATAFLOW_FORMAT};
 pub use dir::{read_artifact, write_artifact, Artifact, ArtifactError, ARTIFACT_FILES};
 pub use manifest::Manifest;
 pub use report::{

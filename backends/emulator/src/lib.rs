@@ -11,10 +11,12 @@
 //! **Architecture invariant:** this crate never depends on the `lpuc` compiler crate.
 
 mod fault;
+pub mod functional;
 mod replay;
 mod structure;
 
 pub use fault::{Fault, FaultKind};
+pub use functional::{execute, Execution, FunctionalError};
 pub use replay::{ChipStats, Stats};
 
 use lpuc_artifact::digest::sha256_hex;

@@ -28,6 +28,9 @@ pub struct CompileOptions {
     /// Whether rewritten forms of the graph are offered (see `driver::forms`); `--no-rewrite`
     /// turns them off.
     pub rewrite: bool,
+    /// Whether the weights' values are read and stored in the artifact (`weights.bin`), so
+    /// `lpuc emulate --inputs` can execute it; off, an ordinary compile never reads them.
+    pub embed_weights: bool,
 }
 
 /// Where `--stop-after` stops.
@@ -45,6 +48,10 @@ pub struct CheckOutcome {
     pub violations: Vec<Violation>,
     pub bound_dims: BTreeMap<String, u64>,
     pub graph: Option<Graph>,
+    /// With `embed_weights`: every weight's values by name, and the weights whose values are
+    /// unknown (with the recipe that derives them).
+    pub weight_values: BTreeMap<String, crate::frontend::consts::Values>,
+    pub unknown_weights: Vec<(String, String)>,
 }
 
 /// Load, bind, check and lower: every violation the model has, in one run.
@@ -89,7 +96,11 @@ fn check_dim_names(
 
 /// [`check`] against an already loaded target.
 fn check_for(opts: &CompileOptions, target: &Target) -> Result<CheckOutcome, CompileError> {
-    let model = load_model(&opts.model)?;
+    let model = if opts.embed_weights {
+        crate::frontend::load::load_model_with_values(&opts.model)?
+    } else {
+        load_model(&opts.model)?
+    };
     check_dim_names(&model, &opts.binder)?;
     let mut violations = check_model(&model, &opts.binder);
     let lowered = lower(&model, &opts.binder);
@@ -122,6 +133,8 @@ fn check_for(opts: &CompileOptions, target: &Target) -> Result<CheckOutcome, Com
         violations,
         bound_dims: lowered.bound_dims,
         graph,
+        weight_values: lowered.weight_values,
+        unknown_weights: lowered.unknown_weights,
     })
 }
 
@@ -231,10 +244,11 @@ pub fn compile_placed(
     };
     let defaults = PlaceOptions::default();
     let place_opts = place_opts.unwrap_or(&defaults);
-    let (schedule, mut report, rewrites) = match single {
+    let (schedule, mut dataflow, mut report, rewrites) = match single {
         Some((graph, schedule, sram)) => {
             let report = build_report(&schedule, &target, sram, &step);
-            (schedule, report, forms.rewrites(graph))
+            let dataflow = crate::scheduler::dataflow::single_chip(graph, &schedule);
+            (schedule, dataflow, report, forms.rewrites(graph))
         }
         None => {
             // The best placement whose schedule fits: a chip over its SRAM (the placer's
@@ -244,9 +258,9 @@ pub fn compile_placed(
             loop {
                 let (graph, placement, plan) = ranked.next().expect("at least one placement");
                 match schedule_system(graph, &plan, place_opts.weight_dtype, &target) {
-                    Ok((schedule, chips)) => {
+                    Ok((schedule, dataflow, chips)) => {
                         let report = build_system_report(&schedule, &target, &chips, placement, &step);
-                        break (schedule, report, forms.rewrites(graph));
+                        break (schedule, dataflow, report, forms.rewrites(graph));
                     }
                     Err(ScheduleError::ChipDoesNotFit { .. }) if ranked.peek().is_some() => continue,
                     Err(source) => {
@@ -261,6 +275,15 @@ pub fn compile_placed(
         }
     };
     report.rewrites = rewrites;
+    let weights = if opts.embed_weights {
+        Some(super::embed::embed_weights(
+            &mut dataflow,
+            &outcome.weight_values,
+            &outcome.unknown_weights,
+        )?)
+    } else {
+        None
+    };
     let mut options = BTreeMap::new();
     // A target file is recorded by name; its exact content is pinned by target_sha256 and
     // target.toml, and an absolute path would make artifacts differ between machines.
@@ -287,6 +310,17 @@ pub fn compile_placed(
     if !opts.rewrite {
         options.insert("rewrite".to_string(), "off".to_string());
     }
+    // Where the weights' values are: in weights.bin, or nowhere (the artifact can be timed but
+    // not executed).
+    options.insert(
+        "weights".to_string(),
+        if opts.embed_weights {
+            "embedded"
+        } else {
+            "not-embedded"
+        }
+        .to_string(),
+    );
     if let Some(b) = opts.binder.batch {
         options.insert("batch".to_string(), b.to_string());
     }
@@ -313,6 +347,8 @@ pub fn compile_placed(
     Ok(Artifact {
         manifest,
         schedule,
+        dataflow,
+        weights,
         report,
         target_toml,
     })

@@ -9,13 +9,14 @@
 //! the capability table rejects an op or a dtype has no LPU type, so the allowlist can never
 //! disagree with the table: every other outcome is a pass or a failure with its reason.
 
+use super::tensors::{data_files, read_tensor};
 use crate::checker::{capability, check_model, Capability, Category};
 use crate::frontend::consts::{self, Const, Values};
 use crate::frontend::load::{const_tensor, load_model};
 use crate::frontend::lower::lower_with;
 use crate::frontend::model::ir_dtype;
 use crate::frontend::DimBinder;
-use onnx_protobuf::{Message, TensorProto};
+use onnx_protobuf::TensorProto;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -50,28 +51,6 @@ pub struct NodeTestResult {
     /// Sorted, distinct op types of the model's nodes (`domain::Op` outside the default domain).
     pub ops: Vec<String>,
     pub verdict: Verdict,
-}
-
-fn read_tensor(path: &Path) -> Result<TensorProto, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    TensorProto::parse_from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// The `prefix_<i>.pb` files of a data set, in index order.
-fn data_files(set: &Path, prefix: &str) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<(usize, std::path::PathBuf)> = std::fs::read_dir(set)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let i = name.strip_prefix(prefix)?.strip_suffix(".pb")?.parse().ok()?;
-                    Some((i, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files.into_iter().map(|(_, p)| p).collect()
 }
 
 /// Run the node test in `dir`.

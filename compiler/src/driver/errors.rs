@@ -39,6 +39,9 @@ pub enum CompileError {
     /// be ignored and the dim bound by another rule.
     #[error("--dim {name}: the model has no dim named '{name}'; its named dims are: {known}")]
     UnknownDim { name: String, known: String },
+    /// `--embed-weights`, but some weights' values are not known at compile time (exit 1).
+    #[error("--embed-weights: the values of {count} weight(s) are not known at compile time: {names}. They are derived from the model's weights by folding larger than lpuc evaluates; compile without --embed-weights to schedule it without values")]
+    WeightsUnknown { count: usize, names: String },
     /// An output file could not be written (exit 2).
     #[error("cannot write the artifact: {0}")]
     Write(String),
@@ -58,7 +61,10 @@ impl CompileError {
             | CompileError::Target(_)
             | CompileError::Write(_)
             | CompileError::UnknownDim { .. } => 2,
-            CompileError::Rejected(_) | CompileError::Resources { .. } | CompileError::Placement(_) => 1,
+            CompileError::Rejected(_)
+            | CompileError::Resources { .. }
+            | CompileError::Placement(_)
+            | CompileError::WeightsUnknown { .. } => 1,
             CompileError::Internal { .. } => 3,
         }
     }

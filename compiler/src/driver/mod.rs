@@ -3,8 +3,10 @@
 
 mod compile;
 pub mod conformance;
+mod embed;
 mod errors;
 mod forms;
+pub mod tensors;
 
 pub use compile::{check, compile, compile_placed, lower_to, place, CheckOutcome, CompileOptions, Stage};
 pub use errors::CompileError;

@@ -90,27 +90,7 @@ fn saturating_int(f: f64) -> i64 {
 
 /// Round a value to the nearest value `dtype` holds (ties to even, overflow to infinity).
 pub fn round_float(f: f64, dtype: DType) -> f64 {
-    match dtype {
-        DType::F32 => f64::from(f as f32),
-        DType::F16 => round_binary(f, 10, -14, 15),
-        DType::Bf16 => round_binary(f64::from(f as f32), 7, -126, 127),
-        _ => f,
-    }
-}
-
-/// Round to a binary float format with `mantissa` stored bits and exponents `emin..=emax`
-/// (subnormals below `emin`), ties to even.
-fn round_binary(f: f64, mantissa: i32, emin: i32, emax: i32) -> f64 {
-    if !f.is_finite() || f == 0.0 {
-        return f;
-    }
-    let a = f.abs();
-    let exponent = (((a.to_bits() >> 52) & 0x7ff) as i32 - 1023).max(emin);
-    let quantum = 2f64.powi(exponent - mantissa);
-    let r = (a / quantum).round_ties_even() * quantum;
-    let max = (2.0 - 2f64.powi(-mantissa)) * 2f64.powi(emax);
-    let r = if r > max { f64::INFINITY } else { r };
-    r.copysign(f)
+    dtype.round(f)
 }
 
 /// Two's-complement wrap of `i` into `dtype`.
@@ -206,6 +186,15 @@ pub fn const_dtype(code: i32) -> Option<DType> {
 /// The constant for an initializer or Constant value. A small external tensor's bytes stay in
 /// `base_dir`'s file until [`Const::resolved`] needs them; a large one's are never read.
 pub fn from_tensor(t: &ConstTensor, base_dir: Option<&Path>) -> Result<Option<Const>, String> {
+    from_tensor_reading(t, base_dir, false)
+}
+
+/// [`from_tensor`]; with `all_values` an external tensor of any size is read when resolved.
+pub fn from_tensor_reading(
+    t: &ConstTensor,
+    base_dir: Option<&Path>,
+    all_values: bool,
+) -> Result<Option<Const>, String> {
     let Some(dtype) = const_dtype(t.elem_type) else {
         return Ok(None);
     };
@@ -214,7 +203,7 @@ pub fn from_tensor(t: &ConstTensor, base_dir: Option<&Path>) -> Result<Option<Co
         return Ok(None);
     };
     let pending = match (&t.small_data, &t.external, base_dir) {
-        (None, Some(ext), Some(dir)) if elements <= 4096 => Some(PendingRead {
+        (None, Some(ext), Some(dir)) if elements <= 4096 || all_values => Some(PendingRead {
             dir: dir.to_path_buf(),
             external: ext.clone(),
             elem_type: t.elem_type,

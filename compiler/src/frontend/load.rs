@@ -42,6 +42,16 @@ pub enum LoadError {
 
 /// Read and convert the model at `path`.
 pub fn load_model(path: &Path) -> Result<OnnxModel, LoadError> {
+    load(path, false)
+}
+
+/// [`load_model`], reading every initializer's values too (inline and external), for a compile
+/// that embeds the weights or an emulation that needs them.
+pub fn load_model_with_values(path: &Path) -> Result<OnnxModel, LoadError> {
+    load(path, true)
+}
+
+fn load(path: &Path, all_values: bool) -> Result<OnnxModel, LoadError> {
     let shown = path.display().to_string();
     let io = |source| LoadError::Io {
         path: shown.clone(),
@@ -60,7 +70,7 @@ pub fn load_model(path: &Path) -> Result<OnnxModel, LoadError> {
         message: e.to_string(),
     })?;
     drop(bytes);
-    let mut model = convert(&proto, &shown)?;
+    let mut model = convert_keeping(&proto, &shown, all_values)?;
     model.base_dir = Some(
         path.parent()
             .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf),
@@ -71,6 +81,11 @@ pub fn load_model(path: &Path) -> Result<OnnxModel, LoadError> {
 /// Convert a parsed model.
 /// `path` is only used in messages.
 pub fn convert(proto: &ModelProto, path: &str) -> Result<OnnxModel, LoadError> {
+    convert_keeping(proto, path, false)
+}
+
+/// [`convert`], keeping every initializer's inline values when `all_values`.
+fn convert_keeping(proto: &ModelProto, path: &str, all_values: bool) -> Result<OnnxModel, LoadError> {
     let graph = proto.graph.as_ref().ok_or_else(|| LoadError::NoGraph {
         path: path.to_string(),
     })?;
@@ -88,7 +103,7 @@ pub fn convert(proto: &ModelProto, path: &str) -> Result<OnnxModel, LoadError> {
         if t.name.is_empty() {
             return Err(LoadError::Malformed("an initializer has no name".into()));
         }
-        let c = const_tensor(t, &t.name)?;
+        let c = const_tensor_keeping(t, &t.name, all_values)?;
         if initializers.insert(t.name.clone(), c).is_some() {
             return Err(LoadError::Malformed(format!(
                 "initializer '{}' is defined more than once",
@@ -169,6 +184,7 @@ pub fn convert(proto: &ModelProto, path: &str) -> Result<OnnxModel, LoadError> {
         initializers,
         nodes,
         base_dir: None,
+        all_values,
     })
 }
 
@@ -258,6 +274,11 @@ fn attr(a: &AttributeProto, node: &str) -> Result<Attr, LoadError> {
 
 /// Convert an initializer or tensor attribute, keeping values only for small tensors.
 pub fn const_tensor(t: &TensorProto, name: &str) -> Result<ConstTensor, LoadError> {
+    const_tensor_keeping(t, name, false)
+}
+
+/// [`const_tensor`], keeping the values of any size when `all_values`.
+pub fn const_tensor_keeping(t: &TensorProto, name: &str, all_values: bool) -> Result<ConstTensor, LoadError> {
     let mut dims = Vec::with_capacity(t.dims.len());
     for &d in &t.dims {
         if d < 0 {
@@ -304,7 +325,7 @@ pub fn const_tensor(t: &TensorProto, name: &str) -> Result<ConstTensor, LoadErro
         });
     }
     let small_data = match elements {
-        Some(n) if n <= SMALL_TENSOR_ELEMENTS && !external => small_values(t, n),
+        Some(n) if (n <= SMALL_TENSOR_ELEMENTS || all_values) && !external => small_values(t, n),
         _ => None,
     };
     Ok(ConstTensor {

@@ -42,6 +42,11 @@ pub struct Lowered {
     /// The values of graph outputs that folded to constants (by output position), so a test can
     /// compare them with a reference.
     pub folded_outputs: BTreeMap<usize, Values>,
+    /// When the model was loaded with every value: each IR weight's values by its name, and the
+    /// weights whose values are still unknown (derived beyond the folding limit), with their
+    /// recipe.
+    pub weight_values: BTreeMap<String, Values>,
+    pub unknown_weights: Vec<(String, String)>,
 }
 
 struct Lowering<'m> {
@@ -53,6 +58,8 @@ struct Lowering<'m> {
     weights: BTreeMap<usize, ValueId>,
     /// Every materialized constant, kept alive so no address is reused as a key.
     pinned: Vec<Rc<Const>>,
+    weight_values: BTreeMap<String, Values>,
+    unknown_weights: Vec<(String, String)>,
     violations: Vec<Violation>,
 }
 
@@ -71,6 +78,8 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
         weights: BTreeMap::new(),
         pinned: Vec::new(),
         violations: Vec::new(),
+        weight_values: BTreeMap::new(),
+        unknown_weights: Vec::new(),
     };
     let mut bound_dims = BTreeMap::new();
     for input in &model.inputs {
@@ -102,7 +111,13 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
         l.env.insert(input.name.clone(), slot);
     }
     for (name, t) in &model.initializers {
-        match consts::from_tensor(t, model.base_dir.as_deref()) {
+        let read = consts::from_tensor_reading(t, model.base_dir.as_deref(), model.all_values);
+        // Reading every value (for embedded weights), external bytes are read now.
+        let read = match read {
+            Ok(Some(c)) if model.all_values => c.resolved().map(Some),
+            other => other,
+        };
+        match read {
             Ok(Some(c)) => {
                 l.env.insert(name.clone(), Slot::Const(Rc::new(c)));
             }
@@ -159,6 +174,8 @@ pub fn lower_with(model: &OnnxModel, binder: &DimBinder, known_inputs: &BTreeMap
         bound_dims,
         complete,
         folded_outputs,
+        weight_values: l.weight_values,
+        unknown_weights: l.unknown_weights,
     }
 }
 
@@ -218,6 +235,14 @@ impl Lowering<'_> {
         };
         if let Some(x) = one {
             self.graph.set_scalar(v, x);
+        }
+        if self.model.all_values {
+            match &c.values {
+                Some(values) => {
+                    self.weight_values.insert(name.to_string(), values.clone());
+                }
+                None => self.unknown_weights.push((name.to_string(), c.source.clone())),
+            }
         }
         self.weights.insert(key, v);
         self.pinned.push(Rc::clone(c));
@@ -378,15 +403,23 @@ impl Lowering<'_> {
                     .join(", "),
                 node.name
             );
-            // Folding evaluates single-result ops; the others stay recipes.
+            // Folding evaluates single-result ops; the others stay recipes. Reading every
+            // value (for embedded weights), what folding leaves is computed by the reference
+            // kernels, so every weight derived from the model's has values.
             let single = out_types.len() == 1;
+            let by_kernels = match (&values, self.model.all_values) {
+                (Some(vals), true) => reference_fold(&kind, vals, &out_types),
+                _ => None,
+            };
             return Ok(out_types
                 .into_iter()
-                .map(|ty| {
+                .enumerate()
+                .map(|(r, ty)| {
                     let v = match (&values, single) {
                         (Some(vals), true) => fold::evaluate(&kind, vals, &ty),
                         _ => None,
                     };
+                    let v = v.or_else(|| by_kernels.as_ref().map(|outs| outs[r].clone()));
                     Slot::Const(Rc::new(Const {
                         values: v,
                         ..Const::opaque(ty, source.clone())
@@ -414,4 +447,29 @@ impl Lowering<'_> {
             .map_err(|e| invalid(e.to_string()))?;
         Ok(outs.into_iter().map(Slot::Value).collect())
     }
+}
+
+/// `kind` evaluated on constant operands by the IR's reference kernels, each result cast to its
+/// type; `None` when there is no kernel for it.
+fn reference_fold(
+    kind: &OpKind,
+    operands: &[(&TensorType, &Values)],
+    out_types: &[TensorType],
+) -> Option<Vec<Values>> {
+    use lpuc_ir::interp::{evaluate_op, Tensor};
+    let dims = |t: &TensorType| -> Vec<usize> { t.shape.dims().iter().map(|&d| d as usize).collect() };
+    let tensors: Vec<Tensor> = operands
+        .iter()
+        .map(|(t, v)| Tensor::new(dims(t), v.to_floats()))
+        .collect::<Option<_>>()?;
+    let refs: Vec<&Tensor> = tensors.iter().collect();
+    let outs: Vec<(Vec<usize>, lpuc_ir::DType)> = out_types.iter().map(|t| (dims(t), t.dtype)).collect();
+    let results = evaluate_op(kind, &refs, &outs).ok()?;
+    Some(
+        results
+            .into_iter()
+            .zip(out_types)
+            .map(|(t, ty)| Values::Float(t.data).cast(ty.dtype))
+            .collect(),
+    )
 }

@@ -145,6 +145,9 @@ pub struct OnnxModel {
     pub nodes: Vec<Node>,
     /// The folder external-data locations are relative to (the model file's folder).
     pub base_dir: Option<std::path::PathBuf>,
+    /// Whether every initializer's values are read (for `--embed-weights`); otherwise a large
+    /// weight's bytes are never read.
+    pub all_values: bool,
 }
 
 impl OnnxModel {

@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod critical_path;
+pub mod dataflow;
 pub mod list_schedule;
 pub mod per_token;
 pub mod report;

@@ -39,9 +39,37 @@ pub enum EvalError {
     },
 }
 
+/// Evaluate one op of kind `kind` on whole tensors, with results of the given dims and dtypes:
+/// what the functional emulator computes each instruction with. `Err` says why not (no kernel
+/// for the op yet, or operands that do not fit it).
+pub fn evaluate_op(
+    kind: &crate::OpKind,
+    inputs: &[&Tensor],
+    outs: &[(Vec<usize>, crate::DType)],
+) -> Result<Vec<Tensor>, String> {
+    kernels::run(kind, inputs, outs).map_err(|e| match e {
+        kernels::KernelError::Unsupported => format!("no kernel for {kind} yet"),
+        kernels::KernelError::Invalid(reason) => reason,
+    })
+}
+
 /// Evaluate `g` on `feeds`: a tensor for every graph input and weight, by value id. Returns the
 /// graph outputs in order.
 pub fn evaluate(g: &Graph, feeds: &BTreeMap<ValueId, Tensor>) -> Result<Vec<Tensor>, EvalError> {
+    evaluate_with(g, feeds, false)
+}
+
+/// [`evaluate`] with every op's results rounded to their dtype, as a chip holds them (what the
+/// functional emulator computes on one chip).
+pub fn evaluate_rounded(g: &Graph, feeds: &BTreeMap<ValueId, Tensor>) -> Result<Vec<Tensor>, EvalError> {
+    evaluate_with(g, feeds, true)
+}
+
+fn evaluate_with(
+    g: &Graph,
+    feeds: &BTreeMap<ValueId, Tensor>,
+    rounded: bool,
+) -> Result<Vec<Tensor>, EvalError> {
     let mut values: BTreeMap<ValueId, Tensor> = BTreeMap::new();
     for v in g.value_ids() {
         let value = g.value(v);
@@ -89,7 +117,11 @@ pub fn evaluate(g: &Graph, feeds: &BTreeMap<ValueId, Tensor>) -> Result<Vec<Tens
                 },
             }
         })?;
-        for (&v, t) in op.outputs.iter().zip(results) {
+        for (&v, mut t) in op.outputs.iter().zip(results) {
+            if rounded {
+                let dtype = g.value(v).ty.dtype;
+                t.data.iter_mut().for_each(|x| *x = dtype.round(*x));
+            }
             values.insert(v, t);
         }
     }

@@ -16,7 +16,7 @@
 
 use super::lower::{contains, intersect, region, Group, Lowering, Region, Task};
 use crate::placer::sharding::layout::Layout;
-use lpuc_artifact::BufferKind;
+use lpuc_artifact::{BufferKind, Step};
 use lpuc_ir::ValueId;
 use lpuc_target::Work;
 use std::collections::BTreeMap;
@@ -152,7 +152,7 @@ impl Lowering<'_> {
                             Some(&b) => b,
                             None => {
                                 let label = format!("{name}~cut{chip}#{}", made.len());
-                                let b = self.buffer(chip, label, BufferKind::Activation, dtype, r.clone());
+                                let b = self.buffer(v, chip, label, BufferKind::Activation, dtype, r.clone());
                                 made.insert(r.clone(), b);
                                 writes.push(b);
                                 b
@@ -167,6 +167,7 @@ impl Lowering<'_> {
                 self.prog.tasks.push(Task::Compute {
                     chip,
                     work: Work::Stream { bytes },
+                    step: Step::Copy,
                     op: "Cut".into(),
                     node: name.clone(),
                     onnx_op: purpose.into(),
@@ -189,7 +190,7 @@ impl Lowering<'_> {
                 }
                 let from_buf = cut_pieces.get(&(*s, k)).copied().unwrap_or(src[*s]);
                 let label = format!("{name}@{receiver}<{sender}");
-                let to_buf = self.buffer(receiver, label, BufferKind::Activation, dtype, r.clone());
+                let to_buf = self.buffer(v, receiver, label, BufferKind::Activation, dtype, r.clone());
                 self.prog.tasks.push(Task::Send {
                     from: from_buf,
                     to: to_buf,
@@ -237,6 +238,7 @@ impl Lowering<'_> {
                 let from = mid[(gb - group.first) as usize];
                 let block = self.regions[from].clone();
                 let to = self.buffer(
+                    v,
                     ga,
                     format!("{name}@{ga}<{gb}"),
                     BufferKind::Activation,
@@ -266,6 +268,7 @@ impl Lowering<'_> {
                 }
                 let block = self.regions[at_gateway].clone();
                 let to = self.buffer(
+                    v,
                     chip,
                     format!("{name}@{chip}<{holder}"),
                     BufferKind::Activation,

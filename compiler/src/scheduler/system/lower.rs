@@ -21,7 +21,7 @@ use crate::placer::sharding::layout::{Layout, LinkModel};
 use crate::placer::sharding::problem::boundary_layout;
 use crate::placer::sharding::strategies::{strategies_at, Strategy};
 use crate::placer::StagePlan;
-use lpuc_artifact::BufferKind;
+use lpuc_artifact::{BufferKind, Step};
 use lpuc_ir::{DType, Graph, OpId, ValueId, ValueKind};
 use lpuc_target::{Target, Work};
 use std::collections::BTreeMap;
@@ -30,6 +30,8 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BufSpec {
     pub chip: u32,
+    /// The value it holds a region of.
+    pub value: ValueId,
     pub name: String,
     pub kind: BufferKind,
     pub dtype: DType,
@@ -51,6 +53,8 @@ pub enum Task {
     Compute {
         chip: u32,
         work: Work,
+        /// What it computes, for functional emulation.
+        step: Step,
         op: String,
         node: String,
         onnx_op: String,
@@ -74,6 +78,8 @@ pub enum Task {
 pub struct Program {
     pub buffers: Vec<BufSpec>,
     pub tasks: Vec<Task>,
+    /// The region of its value each buffer holds (same order as `buffers`).
+    pub regions: Vec<Region>,
 }
 
 /// Consecutive chips `first..first + n`.
@@ -84,7 +90,7 @@ pub(super) struct Group {
 }
 
 /// Per axis, the half-open range of a value a chip holds.
-pub(super) type Region = Vec<(u64, u64)>;
+pub type Region = Vec<(u64, u64)>;
 
 /// The region chip `j` of `n` holds of a value of `dims` in `layout`.
 pub(super) fn region(dims: &[u64], layout: Layout, j: u32, n: u32) -> Region {
@@ -180,6 +186,7 @@ impl<'a> Lowering<'a> {
 
     pub(super) fn buffer(
         &mut self,
+        value: ValueId,
         chip: u32,
         name: String,
         kind: BufferKind,
@@ -188,6 +195,7 @@ impl<'a> Lowering<'a> {
     ) -> usize {
         self.prog.buffers.push(BufSpec {
             chip,
+            value,
             name,
             kind,
             dtype,
@@ -232,6 +240,7 @@ impl<'a> Lowering<'a> {
         let value = self.g.value(v);
         let (name, dtype) = (value.name.clone(), value.ty.dtype);
         let b = self.buffer(
+            v,
             chip,
             format!("{name}@{chip}"),
             BufferKind::Activation,
@@ -242,6 +251,7 @@ impl<'a> Lowering<'a> {
         self.prog.tasks.push(Task::Compute {
             chip,
             work: Work::Stream { bytes },
+            step: Step::Copy,
             op: op.into(),
             node: name,
             onnx_op: purpose.into(),
@@ -283,7 +293,7 @@ impl<'a> Lowering<'a> {
                 } else {
                     name.clone()
                 };
-                self.buffer(group.first + j, label, kind, dtype, r)
+                self.buffer(v, group.first + j, label, kind, dtype, r)
             })
             .collect();
         self.versions.insert((v, group, layout), bufs.clone());
@@ -478,6 +488,7 @@ impl<'a> Lowering<'a> {
                         };
                         let region = region(&dims, layout, j, group.n);
                         self.buffer(
+                            v,
                             group.first + j,
                             label,
                             BufferKind::Activation,
@@ -496,6 +507,7 @@ impl<'a> Lowering<'a> {
             self.prog.tasks.push(Task::Compute {
                 chip: group.first + j as u32,
                 work: st.work.clone(),
+                step: Step::Op { op: o.index() as u32 },
                 op: op.kind.name().to_string(),
                 node: prov.node.clone(),
                 onnx_op: prov.op_type.clone(),
@@ -565,6 +577,7 @@ pub fn lower_placed(
             l.prog.buffers[b].kind = BufferKind::Output;
         }
     }
+    l.prog.regions = std::mem::take(&mut l.regions);
     Ok(l.prog)
 }
 

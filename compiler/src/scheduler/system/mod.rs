@@ -42,7 +42,7 @@ pub fn schedule_system(
     plan: &[StagePlan],
     weight_dtype: Option<DType>,
     target: &Target,
-) -> Result<(Schedule, Vec<ChipSram>), ScheduleError> {
+) -> Result<(Schedule, lpuc_artifact::Dataflow, Vec<ChipSram>), ScheduleError> {
     let (tile_above, tile_bytes) = tiles::thresholds(target);
     let prog = lower::lower_placed(g, plan, weight_dtype, target, tile_above, tile_bytes)?;
     let timing = timing::time_program(&prog, target)?;
@@ -152,6 +152,7 @@ pub fn schedule_system(
         .collect();
     let mut instrs = timing.instrs;
     instrs.sort_by_key(|i| (i.start, i.chip, i.unit, i.task));
+    let mut steps = Vec::with_capacity(instrs.len());
     let instructions: Vec<Instruction> = instrs
         .iter()
         .enumerate()
@@ -159,6 +160,7 @@ pub fn schedule_system(
             let Task::Compute {
                 chip,
                 work,
+                step,
                 op,
                 node,
                 onnx_op,
@@ -170,6 +172,7 @@ pub fn schedule_system(
                 unreachable!("timed instructions come from compute tasks")
             };
             sram[*chip as usize].instructions += 1;
+            steps.push(*step);
             Instruction {
                 id: InstrId(id as u32),
                 chip: *chip,
@@ -218,5 +221,16 @@ pub fn schedule_system(
         instructions,
         transfers,
     };
-    Ok((schedule, sram))
+    let mut dataflow = super::dataflow::graph_tables(g);
+    dataflow.buffers = prog
+        .buffers
+        .iter()
+        .zip(&prog.regions)
+        .map(|(spec, r)| lpuc_artifact::dataflow::Holding {
+            value: spec.value.index() as u32,
+            region: r.iter().map(|&(lo, hi)| [lo, hi]).collect(),
+        })
+        .collect();
+    dataflow.steps = steps;
+    Ok((schedule, dataflow, sram))
 }

@@ -6,7 +6,7 @@
 use super::lower::{region, shape, Group, Lowering, Region, Task};
 use crate::placer::sharding::layout::Layout;
 use crate::placer::sharding::problem::boundary_layout;
-use lpuc_artifact::BufferKind;
+use lpuc_artifact::{BufferKind, Step};
 use lpuc_ir::ValueId;
 use lpuc_target::Work;
 
@@ -107,6 +107,7 @@ impl Lowering<'_> {
                 }
                 let piece = if axis.is_some() {
                     let b = self.buffer(
+                        v,
                         chips[i],
                         format!("{name}~part{}>{}", chips[i], chips[k]),
                         BufferKind::Activation,
@@ -125,6 +126,7 @@ impl Lowering<'_> {
                 self.prog.tasks.push(Task::Compute {
                     chip: chips[i],
                     work: Work::Stream { bytes },
+                    step: Step::Copy,
                     op: "Cut".into(),
                     node: name.clone(),
                     onnx_op: "reduce".into(),
@@ -141,6 +143,7 @@ impl Lowering<'_> {
             for (sender, piece) in got {
                 let r = self.regions[piece].clone();
                 let to_buf = self.buffer(
+                    v,
                     chip,
                     format!("{name}~part{sender}@{chip}"),
                     BufferKind::Activation,
@@ -162,6 +165,7 @@ impl Lowering<'_> {
             let r = slice(k);
             let elements: u64 = shape(&r).iter().product();
             let b = self.buffer(
+                v,
                 chip,
                 format!("{name}~sum@{chip}"),
                 BufferKind::Activation,
@@ -175,6 +179,7 @@ impl Lowering<'_> {
                     elements: elements.saturating_mul(n as u64 - 1),
                     dtype,
                 },
+                step: Step::Sum,
                 op: if axis.is_some() {
                     "ReduceScatter"
                 } else {

@@ -9,7 +9,7 @@ use crate::placer::sharding::layout::Layout;
 use crate::placer::sharding::problem::boundary_layout;
 use crate::placer::sharding::strategies::Strategy;
 use crate::placer::StagePlan;
-use lpuc_artifact::BufferKind;
+use lpuc_artifact::{BufferKind, Step};
 use lpuc_ir::{ValueId, ValueKind};
 use std::collections::BTreeMap;
 
@@ -124,7 +124,14 @@ impl Lowering<'_> {
                 for j in 0..n {
                     let r = restrict(&region(&dims, chosen[k].output, j, n), run.axis[mi], t, run.tiles);
                     let label = format!("{}@{}#{t}", value.name, group.first + j);
-                    outs.push(self.buffer(group.first + j, label, BufferKind::Activation, value.ty.dtype, r));
+                    outs.push(self.buffer(
+                        v,
+                        group.first + j,
+                        label,
+                        BufferKind::Activation,
+                        value.ty.dtype,
+                        r,
+                    ));
                 }
                 let prov = g.provenance(o);
                 // This tile's slices of the operands fetched tile by tile.
@@ -180,6 +187,7 @@ impl Lowering<'_> {
                     self.prog.tasks.push(Task::Compute {
                         chip: group.first + j as u32,
                         work: work.clone(),
+                        step: Step::Op { op: o.index() as u32 },
                         op: op.kind.name().to_string(),
                         node: prov.node.clone(),
                         onnx_op: prov.op_type.clone(),
