@@ -2,6 +2,9 @@
 //! `--embed-weights` does, so a test can execute a schedule (`lpuc_emulator::execute`) and compare
 //! it with the reference interpreter on the same values.
 
+// Each test binary includes this file and uses part of it.
+#![allow(dead_code)]
+
 use lpuc_artifact::dataflow::{decode, encode, Role, Stored};
 use lpuc_artifact::{Dataflow, WeightSource};
 use lpuc_ir::interp::Tensor;

@@ -122,6 +122,19 @@ pub(super) fn run(kind: &OpKind, inputs: &[&Tensor], outs: &[(Vec<usize>, DType)
             exclusive,
             reverse,
         } => one(cumsum(arg(0)?, *axis, *exclusive, *reverse)),
+        OpKind::Conv { window, group } => {
+            one(
+                super::windows::conv(arg(0)?, arg(1)?, inputs.get(2).copied(), window, *group, &out)
+                    .map_err(invalid)?,
+            )
+        }
+        OpKind::Pool {
+            kind: kind @ (crate::PoolKind::Max | crate::PoolKind::Average { .. }),
+            window,
+        } => one(super::windows::pool(arg(0)?, *kind, window, &out).map_err(invalid)?),
+        OpKind::BatchNorm { epsilon } => {
+            one(super::windows::batch_norm(inputs, f64::from(*epsilon)).map_err(invalid)?)
+        }
         _ => Err(KernelError::Unsupported),
     }
 }
@@ -372,20 +385,29 @@ fn matmul(a: &Tensor, b: &Tensor, out: &[usize]) -> Result<Tensor> {
     let mut full = batch.clone();
     full.extend([m, n]);
     let mut data = vec![0.0; count(&full)];
-    for (p, slot) in data.iter_mut().enumerate() {
-        let idx = Tensor::unravel(p, &full);
-        let (i, j) = (idx[rank - 2], idx[rank - 1]);
-        let mut ai = idx.clone();
-        let mut bi = idx;
-        let mut acc = 0.0;
-        for kk in 0..k {
-            ai[rank - 2] = i;
-            ai[rank - 1] = kk;
-            bi[rank - 2] = kk;
-            bi[rank - 1] = j;
-            acc += a2.at_broadcast(&ai) * b2.at_broadcast(&bi);
+    // Per batch position, the offset of its matrix in each operand (a size-1 batch dim
+    // broadcasts); then a plain product, each sum in contraction order.
+    let offset = |d: &[usize], idx: &[usize]| -> usize {
+        let strides = Tensor::strides(d);
+        let off = rank - d.len();
+        (0..d.len() - 2)
+            .map(|a| if d[a] == 1 { 0 } else { idx[a + off] * strides[a] })
+            .sum()
+    };
+    for bpos in 0..count(&batch) {
+        let idx = Tensor::unravel(bpos, &batch);
+        let (ao, bo) = (offset(&ad, &idx), offset(&bd, &idx));
+        let rows = &mut data[bpos * m * n..(bpos + 1) * m * n];
+        for i in 0..m {
+            let row = &mut rows[i * n..(i + 1) * n];
+            for kk in 0..k {
+                let av = a2.data[ao + i * k + kk];
+                let brow = &b2.data[bo + kk * n..bo + (kk + 1) * n];
+                for (slot, &bv) in row.iter_mut().zip(brow) {
+                    *slot += av * bv;
+                }
+            }
         }
-        *slot = acc;
     }
     if count(&full) != count(out) {
         return Err(invalid("matmul result does not match its declared shape"));

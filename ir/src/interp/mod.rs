@@ -10,6 +10,7 @@
 
 mod kernels;
 mod tensor;
+mod windows;
 
 pub use kernels::{erf, unary};
 pub use tensor::Tensor;

@@ -21,6 +21,7 @@
 //! and the numbers show whether it does.
 
 mod boxes;
+mod crop;
 mod weights;
 
 use boxes::{contains, copy_box, intersect, volume, Region};
@@ -257,43 +258,70 @@ pub fn execute(a: &Artifact, inputs: &[Tensor]) -> Result<Execution, FunctionalE
                         op.outputs.len()
                     )));
                 }
-                // Each operand whole, zero where this chip holds nothing of it.
-                let mut operands = Vec::with_capacity(reads.len());
-                for (&(b, held), &v) in reads.iter().zip(&op.inputs) {
+                for (&(b, _), &v) in reads.iter().zip(&op.inputs) {
                     if d.buffers[b].value != v {
                         return Err(fail(format!(
                             "reads b{b} ('{}') where the op's operand is '{}'",
                             d.values[d.buffers[b].value as usize].name, d.values[v as usize].name
                         )));
                     }
-                    let full: Region = d.values[v as usize].shape.iter().map(|&x| (0, x)).collect();
-                    let r = region_of(&d.buffers[b]);
-                    let mut t = vec![0.0; volume(&full) as usize];
-                    copy_box(held, &r, &mut t, &full, &r);
-                    operands.push(Tensor {
-                        dims: dims(v),
-                        data: t,
-                    });
                 }
-                let outs: Vec<(Vec<usize>, DType)> = op
-                    .outputs
+                for (w, &v) in i.writes.iter().zip(&op.outputs) {
+                    if d.buffers[w.0 as usize].value != v {
+                        return Err(fail(format!(
+                            "writes b{}, which holds another value than the op's result",
+                            w.0
+                        )));
+                    }
+                }
+                let shape = |v: u32| d.values[v as usize].shape.clone();
+                let whole_box = |v: u32| -> Region { shape(v).iter().map(|&x| (0, x)).collect() };
+                // The box each result is computed over and the part of each operand read: only
+                // what this instruction's results need where the op allows, else everything.
+                let want = region_of(&d.buffers[i.writes[0].0 as usize]);
+                let operand_dims: Vec<Vec<u64>> = op.inputs.iter().map(|&v| shape(v)).collect();
+                let held: Vec<Region> = reads.iter().map(|&(b, _)| region_of(&d.buffers[b])).collect();
+                let cropped = (op.outputs.len() == 1)
+                    .then(|| crop::crop(&op.kind, &operand_dims, &held, &shape(op.outputs[0]), &want))
+                    .flatten();
+                let (out_boxes, in_boxes): (Vec<Region>, Vec<Region>) = match cropped {
+                    Some(c) => (vec![c.out], c.operands),
+                    None => (
+                        op.outputs.iter().map(|&v| whole_box(v)).collect(),
+                        op.inputs.iter().map(|&v| whole_box(v)).collect(),
+                    ),
+                };
+                // Each operand's part, zero where this chip holds nothing of it.
+                let mut operands = Vec::with_capacity(reads.len());
+                for (&(b, held), part) in reads.iter().zip(&in_boxes) {
+                    let r = region_of(&d.buffers[b]);
+                    let mut t = vec![0.0; volume(part) as usize];
+                    if let Some(common) = intersect(&r, part) {
+                        copy_box(held, &r, &mut t, part, &common);
+                    }
+                    let dims = part.iter().map(|&(lo, hi)| (hi - lo) as usize).collect();
+                    operands.push(Tensor { dims, data: t });
+                }
+                let outs: Vec<(Vec<usize>, DType)> = out_boxes
                     .iter()
-                    .map(|&v| (dims(v), d.values[v as usize].dtype))
+                    .zip(&op.outputs)
+                    .map(|(bx, &v)| {
+                        (
+                            bx.iter().map(|&(lo, hi)| (hi - lo) as usize).collect(),
+                            d.values[v as usize].dtype,
+                        )
+                    })
                     .collect();
                 let refs: Vec<&Tensor> = operands.iter().collect();
                 let computed = lpuc_ir::interp::evaluate_op(&op.kind, &refs, &outs).map_err(fail)?;
                 let mut results = Vec::with_capacity(i.writes.len());
-                for ((w, &v), t) in i.writes.iter().zip(&op.outputs).zip(&computed) {
-                    let w = w.0 as usize;
-                    if d.buffers[w].value != v {
-                        return Err(fail(format!(
-                            "writes b{w}, which holds another value than the op's result"
-                        )));
+                for ((w, t), bx) in i.writes.iter().zip(&computed).zip(&out_boxes) {
+                    let r = region_of(&d.buffers[w.0 as usize]);
+                    if !contains(bx, &r) {
+                        return Err(fail(format!("b{} lies outside its op's result", w.0)));
                     }
-                    let full: Region = t.dims.iter().map(|&x| (0, x as u64)).collect();
-                    let r = region_of(&d.buffers[w]);
                     let mut out = vec![0.0; volume(&r) as usize];
-                    copy_box(&t.data, &full, &mut out, &r, &r);
+                    copy_box(&t.data, bx, &mut out, &r, &r);
                     results.push(out);
                 }
                 results

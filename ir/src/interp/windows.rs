@@ -1,0 +1,225 @@
+//! Reference kernels of the sliding-window ops (convolution, pooling) and inference batch
+//! normalisation, from the ONNX definitions: NC followed by any number of spatial dims.
+
+use super::tensor::Tensor;
+use crate::{PoolKind, Window};
+
+/// For output position `o` of spatial dim `a` and kernel tap `k`: the input position, or `None`
+/// in the padding.
+fn source(w: &Window, a: usize, o: usize, k: usize, input: usize) -> Option<usize> {
+    let stride = w.strides.get(a).copied().unwrap_or(1) as usize;
+    let dilation = w.dilations.get(a).copied().unwrap_or(1) as usize;
+    let pad = w.pads.get(a).copied().unwrap_or(0) as usize;
+    (o * stride + k * dilation)
+        .checked_sub(pad)
+        .filter(|&i| i < input)
+}
+
+/// Every multi-index of `dims`, row-major.
+fn positions(dims: &[usize]) -> impl Iterator<Item = Vec<usize>> + '_ {
+    (0..dims.iter().product::<usize>()).map(move |f| Tensor::unravel(f, dims))
+}
+
+/// Convolution: x [N, C, *S], w [M, C/group, *K], optional bias [M]; result `out`.
+pub fn conv(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    win: &Window,
+    group: u64,
+    out: &[usize],
+) -> Result<Tensor, String> {
+    let (n, c) = (x.dims[0], x.dims[1]);
+    let m = w.dims[0];
+    let group = group.max(1) as usize;
+    let (cg, mg) = (c / group, m / group);
+    if w.dims[1] != cg || out.len() != x.dims.len() || !m.is_multiple_of(group) {
+        return Err(format!(
+            "Conv of {:?} with weights {:?} in {group} groups",
+            x.dims, w.dims
+        ));
+    }
+    let spatial_in = &x.dims[2..];
+    let kernel = &w.dims[2..];
+    let spatial_out = &out[2..];
+    let (xs, ws) = (Tensor::strides(&x.dims), Tensor::strides(&w.dims));
+    let mut data = vec![0.0; out.iter().product()];
+    let per_image: usize = spatial_out.iter().product();
+    let taps: Vec<Vec<usize>> = positions(kernel).collect();
+    for b in 0..n {
+        for oc in 0..m {
+            let g = oc / mg;
+            let base = bias.map_or(0.0, |t| t.data[oc]);
+            for (p, o) in positions(spatial_out).enumerate() {
+                let mut acc = base;
+                for ic in 0..cg {
+                    let channel = g * cg + ic;
+                    'tap: for k in &taps {
+                        let mut xi = b * xs[0] + channel * xs[1];
+                        for a in 0..o.len() {
+                            match source(win, a, o[a], k[a], spatial_in[a]) {
+                                Some(i) => xi += i * xs[2 + a],
+                                None => continue 'tap,
+                            }
+                        }
+                        let wi = oc * ws[0]
+                            + ic * ws[1]
+                            + k.iter().enumerate().map(|(a, &t)| t * ws[2 + a]).sum::<usize>();
+                        acc += x.data[xi] * w.data[wi];
+                    }
+                }
+                data[(b * m + oc) * per_image + p] = acc;
+            }
+        }
+    }
+    Ok(Tensor {
+        dims: out.to_vec(),
+        data,
+    })
+}
+
+/// Max or average pooling of x [N, C, *S] to `out`.
+pub fn pool(x: &Tensor, kind: PoolKind, win: &Window, out: &[usize]) -> Result<Tensor, String> {
+    if out.len() != x.dims.len() || win.kernel.len() + 2 != out.len() {
+        return Err(format!(
+            "pooling {:?} to {out:?} with kernel {:?}",
+            x.dims, win.kernel
+        ));
+    }
+    let kernel: Vec<usize> = win.kernel.iter().map(|&k| k as usize).collect();
+    let taps: Vec<Vec<usize>> = positions(&kernel).collect();
+    let xs = Tensor::strides(&x.dims);
+    let spatial_in = &x.dims[2..];
+    let mut data = Vec::with_capacity(out.iter().product());
+    for (b, c) in (0..out[0]).flat_map(|b| (0..out[1]).map(move |c| (b, c))) {
+        for o in positions(&out[2..]) {
+            let (mut best, mut sum, mut inside) = (f64::NEG_INFINITY, 0.0, 0usize);
+            // Taps inside the padded input (for count_include_pad), which excludes the part a
+            // ceil-mode window runs past the padding.
+            let mut padded = 0usize;
+            'tap: for k in &taps {
+                let mut xi = b * xs[0] + c * xs[1];
+                let mut in_pad = true;
+                let mut in_input = true;
+                for a in 0..o.len() {
+                    let stride = win.strides.get(a).copied().unwrap_or(1) as usize;
+                    let dilation = win.dilations.get(a).copied().unwrap_or(1) as usize;
+                    let begin = win.pads.get(a).copied().unwrap_or(0) as usize;
+                    let end = win.pads.get(a + o.len()).copied().unwrap_or(0) as usize;
+                    let pos = o[a] * stride + k[a] * dilation;
+                    if pos >= spatial_in[a] + begin + end {
+                        in_pad = false;
+                    }
+                    match source(win, a, o[a], k[a], spatial_in[a]) {
+                        Some(i) => xi += i * xs[2 + a],
+                        None => in_input = false,
+                    }
+                }
+                if in_pad {
+                    padded += 1;
+                }
+                if !in_input {
+                    continue 'tap;
+                }
+                let v = x.data[xi];
+                best = best.max(v);
+                sum += v;
+                inside += 1;
+            }
+            data.push(match kind {
+                PoolKind::Max | PoolKind::MaxWithIndices { .. } => best,
+                PoolKind::Average { count_include_pad } => {
+                    let n = if count_include_pad { padded } else { inside };
+                    sum / n.max(1) as f64
+                }
+            });
+        }
+    }
+    Ok(Tensor {
+        dims: out.to_vec(),
+        data,
+    })
+}
+
+/// Inference batch normalisation over dim 1: inputs x, scale, bias, mean, var.
+pub fn batch_norm(inputs: &[&Tensor], epsilon: f64) -> Result<Tensor, String> {
+    let [x, scale, bias, mean, var] = inputs else {
+        return Err(format!("BatchNorm takes 5 inputs, given {}", inputs.len()));
+    };
+    let c = x.dims.get(1).copied().unwrap_or(1);
+    let inner: usize = x.dims.iter().skip(2).product();
+    let data = x
+        .data
+        .iter()
+        .enumerate()
+        .map(|(f, &v)| {
+            let ch = (f / inner.max(1)) % c.max(1);
+            (v - mean.data[ch]) / (var.data[ch] + epsilon).sqrt() * scale.data[ch] + bias.data[ch]
+        })
+        .collect();
+    Ok(Tensor {
+        dims: x.dims.clone(),
+        data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(kernel: &[u64], strides: &[u64], pads: &[u64]) -> Window {
+        Window {
+            kernel: kernel.to_vec(),
+            strides: strides.to_vec(),
+            dilations: vec![1; kernel.len()],
+            pads: pads.to_vec(),
+            ceil_mode: false,
+        }
+    }
+
+    #[test]
+    fn a_padded_convolution_sums_its_window() {
+        // 1x1x3x3 input 1..9, a 2x2 kernel of ones, padding 1 on every side, stride 2.
+        let x = Tensor::new(vec![1, 1, 3, 3], (1..=9).map(f64::from).collect()).unwrap();
+        let w = Tensor::new(vec![1, 1, 2, 2], vec![1.0; 4]).unwrap();
+        let y = conv(
+            &x,
+            &w,
+            None,
+            &window(&[2, 2], &[2, 2], &[1, 1, 1, 1]),
+            1,
+            &[1, 1, 2, 2],
+        )
+        .unwrap();
+        // Windows: {1}, {2,3}, {4,7}, {5,6,8,9}.
+        assert_eq!(y.data, [1.0, 5.0, 11.0, 28.0]);
+    }
+
+    #[test]
+    fn pooling_takes_the_max_or_the_mean_of_what_is_inside() {
+        let x = Tensor::new(vec![1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        let w = window(&[2, 2], &[1, 1], &[1, 1, 0, 0]);
+        let max = pool(&x, PoolKind::Max, &w, &[1, 1, 2, 2]).unwrap();
+        assert_eq!(max.data, [1.0, 2.0, 3.0, 4.0]);
+        let mean = pool(
+            &x,
+            PoolKind::Average {
+                count_include_pad: false,
+            },
+            &w,
+            &[1, 1, 2, 2],
+        )
+        .unwrap();
+        assert_eq!(mean.data, [1.0, 1.5, 2.0, 2.5]);
+        let padded = pool(
+            &x,
+            PoolKind::Average {
+                count_include_pad: true,
+            },
+            &w,
+            &[1, 1, 2, 2],
+        )
+        .unwrap();
+        assert_eq!(padded.data, [0.25, 0.75, 1.0, 2.5]);
+    }
+}

@@ -1,0 +1,220 @@
+//! Functional emulation: the example models compiled with their weights, placed on one chip and
+//! split over 8 and 16 (layer-wise and tensor-wise), executed instruction by instruction by the
+//! emulator and compared with the reference interpreter running the unpartitioned graph as lowered
+//! (before rewrites). And the other way round: a schedule whose timing is legal but whose data is
+//! wrong (a partial sum left out of a reduction, a shard read from the wrong chip) is caught by
+//! its numbers.
+
+use lpuc::driver::{check, compile_placed, CompileOptions};
+use lpuc::placer::{Partition, PlaceOptions};
+use lpuc_artifact::{Artifact, Step};
+use lpuc_ir::interp::{evaluate, Tensor};
+use lpuc_ir::{DType, ValueKind};
+use lpuc_tests::{example, options, ModelBuilder, D, F32};
+use std::collections::BTreeMap;
+
+#[path = "values.rs"]
+mod values;
+
+fn with_weights(model: &str, bucket: Option<u64>) -> CompileOptions {
+    CompileOptions {
+        embed_weights: true,
+        ..options(example(model), bucket)
+    }
+}
+
+/// Inputs for the artifact's graph: floats in [-1, 1), token ids and other integers small
+/// (valid in every example's vocabulary), masks all ones.
+fn inputs_for(a: &Artifact) -> Vec<Tensor> {
+    let d = &a.dataflow;
+    d.inputs
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| {
+            let value = &d.values[v as usize];
+            let dims: Vec<usize> = value.shape.iter().map(|&x| x as usize).collect();
+            let n: usize = dims.iter().product();
+            let data = (0..n)
+                .map(|i| {
+                    let h = ((i * 7919 + k * 104_729) % 1000) as f64 / 1000.0;
+                    match value.dtype {
+                        _ if value.name.contains("mask") => 1.0,
+                        DType::F32 | DType::F16 | DType::Bf16 => value.dtype.round(h * 2.0 - 1.0),
+                        _ if value.name.contains("position") => {
+                            (i % dims.last().copied().unwrap_or(1)) as f64
+                        }
+                        _ if value.name.contains("type") => 0.0,
+                        _ => (i * 13 % 50) as f64,
+                    }
+                })
+                .collect();
+            Tensor::new(dims, data).unwrap()
+        })
+        .collect()
+}
+
+/// The reference: the lowered graph (no rewrites, no placement) on the model's own weights.
+fn reference(opts: &CompileOptions, inputs: &[Tensor]) -> Vec<Tensor> {
+    let outcome = check(opts).unwrap();
+    let g = outcome.graph.unwrap();
+    let mut feeds = BTreeMap::new();
+    for (k, &v) in g.inputs().iter().enumerate() {
+        feeds.insert(v, inputs[k].clone());
+    }
+    for v in g.value_ids() {
+        let value = g.value(v);
+        if let ValueKind::Weight { .. } = value.kind {
+            let dims = value.ty.shape.dims().iter().map(|&x| x as usize).collect();
+            let data = outcome.weight_values[&value.name].to_floats();
+            feeds.insert(v, Tensor::new(dims, data).unwrap());
+        }
+    }
+    evaluate(&g, &feeds).unwrap()
+}
+
+/// Compile `model` as `place` says, execute it, and compare with the reference; returns the
+/// chips used.
+fn agrees(model: &str, bucket: Option<u64>, place: Option<PlaceOptions>) -> u32 {
+    let opts = with_weights(model, bucket);
+    let a = compile_placed(&opts, place.as_ref()).unwrap();
+    assert!(lpuc_emulator::emulate_artifact(&a).is_ok());
+    let inputs = inputs_for(&a);
+    let run = lpuc_emulator::execute(&a, &inputs).unwrap();
+    let want = reference(&opts, &inputs);
+    assert_eq!(run.outputs.len(), want.len());
+    for ((name, got), want) in run.outputs.iter().zip(&want) {
+        let excess = values::excess(got, want, 1e-3, 1e-4);
+        assert!(
+            excess == 0.0,
+            "{model} {place:?}: output {name} is off by {excess} beyond tolerance"
+        );
+    }
+    a.schedule.chips
+}
+
+fn on(chips: u32, partition: Partition) -> Option<PlaceOptions> {
+    Some(PlaceOptions {
+        chips: Some(chips),
+        partition,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn the_decoder_computes_the_same_on_1_8_and_16_chips() {
+    assert_eq!(agrees("llama_prefill.onnx", Some(16), None), 1);
+    assert_eq!(
+        agrees("llama_prefill.onnx", Some(16), on(8, Partition::Tensor)),
+        8
+    );
+    assert!(agrees("llama_prefill.onnx", Some(16), on(8, Partition::Layer)) > 1);
+    assert!(agrees("llama_prefill.onnx", Some(64), on(16, Partition::Hybrid)) > 8);
+}
+
+#[test]
+fn the_encoder_and_the_cnn_compute_the_same_when_split() {
+    assert_eq!(agrees("bert_encoder.onnx", Some(16), None), 1);
+    assert!(agrees("bert_encoder.onnx", Some(16), on(16, Partition::Hybrid)) > 8);
+    assert!(agrees("bert_encoder.onnx", Some(16), on(8, Partition::Layer)) > 1);
+    assert!(agrees("resnet_small.onnx", None, on(16, Partition::Hybrid)) > 8);
+    assert!(agrees("gpt2_decode.onnx", Some(16), on(8, Partition::Tensor)) >= 1);
+}
+
+/// A two-matmul MLP (1024 -> 4096 -> 1024, Relu between) with seeded weights, split tensor-wise on
+/// 8 chips the Megatron way (columns, then rows and an all-reduce of partial sums), and inputs.
+fn split_mlp(test: &str) -> (Artifact, Vec<Tensor>, Vec<Tensor>) {
+    let weights = |n: usize, seed: u64| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let h = (i as u64).wrapping_mul(2654435761).wrapping_add(seed) % 2001;
+                ((h as f32 - 1000.0) / 30000.0).to_le_bytes()
+            })
+            .collect()
+    };
+    let model = ModelBuilder::new(17)
+        .input("x", F32, &[D::P("seq"), D::N(1024)])
+        .output("y", F32, &[D::P("seq"), D::N(1024)])
+        .raw("w1", F32, &[1024, 4096], weights(1024 * 4096, 1))
+        .raw("w2", F32, &[4096, 1024], weights(4096 * 1024, 2))
+        .node("up", "MatMul", &["x", "w1"], &["h"])
+        .node("act", "Relu", &["h"], &["r"])
+        .node("down", "MatMul", &["r", "w2"], &["y"])
+        .write(test);
+    let opts = CompileOptions {
+        embed_weights: true,
+        ..options(model, Some(16))
+    };
+    let a = compile_placed(&opts, on(8, Partition::Tensor).as_ref()).unwrap();
+    assert!(
+        a.dataflow.steps.contains(&Step::Sum),
+        "the row split reduces partial sums"
+    );
+    let inputs = inputs_for(&a);
+    let want = reference(&opts, &inputs);
+    assert!(!wrong(&a, &inputs, &want), "the unmutated schedule is right");
+    (a, inputs, want)
+}
+
+#[test]
+fn the_megatron_split_computes_the_same() {
+    let (a, _, _) = split_mlp("functional_megatron");
+    assert_eq!(a.schedule.chips, 8);
+}
+
+fn wrong(a: &Artifact, inputs: &[Tensor], want: &[Tensor]) -> bool {
+    // Timing-legal mutations: the replay still accepts them.
+    assert!(lpuc_emulator::emulate_artifact(a).is_ok());
+    match lpuc_emulator::execute(a, inputs) {
+        Ok(run) => run
+            .outputs
+            .iter()
+            .zip(want)
+            .any(|((_, got), want)| values::excess(got, want, 1e-3, 1e-4) > 0.0),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn a_reduction_missing_a_partial_sum_is_caught_by_the_numbers() {
+    let (mut a, inputs, want) = split_mlp("functional_dropped_partial");
+    let k = a
+        .dataflow
+        .steps
+        .iter()
+        .position(|s| *s == Step::Sum)
+        .expect("a tensor split reduces partial sums");
+    let reads = &mut a.schedule.instructions[k].reads;
+    assert!(reads.len() > 1);
+    reads.pop();
+    assert!(
+        wrong(&a, &inputs, &want),
+        "a dropped partial sum must change the outputs"
+    );
+}
+
+#[test]
+fn a_weight_shard_on_the_wrong_chip_is_caught_by_the_numbers() {
+    let (mut a, inputs, want) = split_mlp("functional_wrong_shard");
+    // Two chips' shards of one weight trade places: every instruction and transfer is as
+    // before, so the timing is legal, but each chip now multiplies by the other's columns.
+    let d = &a.dataflow;
+    let weights: Vec<usize> = (0..d.buffers.len())
+        .filter(|&b| a.schedule.buffers[b].kind == lpuc_artifact::BufferKind::Weight)
+        .collect();
+    let (x, y) = weights
+        .iter()
+        .flat_map(|&x| weights.iter().map(move |&y| (x, y)))
+        .find(|&(x, y)| {
+            d.buffers[x].value == d.buffers[y].value
+                && d.buffers[x].region != d.buffers[y].region
+                && a.schedule.buffers[x].shape == a.schedule.buffers[y].shape
+        })
+        .expect("a split weight has shards of one shape");
+    let rx = a.dataflow.buffers[x].region.clone();
+    a.dataflow.buffers[x].region = a.dataflow.buffers[y].region.clone();
+    a.dataflow.buffers[y].region = rx;
+    assert!(
+        wrong(&a, &inputs, &want),
+        "swapped shards must change the outputs"
+    );
+}
