@@ -1,7 +1,9 @@
 //! Conformance: ONNX 1.22.0's backend node tests through the frontend.
 //!
 //! Every node test is imported, bound and lowered, and the static types the IR infers for its
-//! outputs are compared with the reference outputs (see `lpuc::driver::conformance`). The results
+//! outputs are compared with the reference outputs; a test whose types pass is scheduled and
+//! executed by the functional emulator, and its numbers compared too (see
+//! `lpuc::driver::conformance`). The results
 //! must equal `tests/onnx-node/expected.tsv` line for line, so a regression, a newly passing test
 //! and a capability-table change all show up as a diff; `LPUC_BLESS=1` rewrites the file after
 //! review, and `cargo run -p xtask -- onnx-coverage` turns it into docs/ONNX_COVERAGE.md.
@@ -54,14 +56,20 @@ fn node_tests_match_the_recorded_results() {
         names.len(),
         dir.display()
     );
-    let mut table = String::from("test\tops\tresult\tdetail\n");
+    let mut table = String::from("test\tops\tresult\tnumeric\tdetail\n");
     for name in &names {
         let r = run_node_test(&dir.join(name));
+        // The detail says why the types failed, or else why the numbers did.
+        let detail = match r.verdict.detail() {
+            "" => r.numeric.detail(),
+            d => d,
+        };
         table.push_str(&format!(
-            "{name}\t{}\t{}\t{}\n",
+            "{name}\t{}\t{}\t{}\t{}\n",
             r.ops.join(","),
             r.verdict.label(),
-            clean(r.verdict.detail())
+            r.numeric.label(),
+            clean(detail)
         ));
     }
     let expected_path = lpuc_tests::repo_root().join("tests/onnx-node/expected.tsv");
@@ -92,7 +100,14 @@ fn node_tests_match_the_recorded_results() {
         .values()
         .filter(|l| l.split('\t').nth(1) == Some("pass"))
         .count();
-    eprintln!("{} node tests, {passed} pass", got.len());
+    let numeric = got
+        .values()
+        .filter(|l| l.split('\t').nth(2) == Some("pass"))
+        .count();
+    eprintln!(
+        "{} node tests, {passed} pass, {numeric} of them numerically",
+        got.len()
+    );
     assert!(
         diffs.is_empty(),
         "{} node-test results differ from tests/onnx-node/expected.tsv (review, then rerun with LPUC_BLESS=1):\n{}",

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
 /// The header line of tests/onnx-node/expected.tsv.
-const HEADER: &str = "test\tops\tresult\tdetail";
+const HEADER: &str = "test\tops\tresult\tnumeric\tdetail";
 /// How many test names the unsupported section shows per group, to keep the document short.
 const EXAMPLES: usize = 4;
 
@@ -19,6 +19,17 @@ pub enum Outcome {
     Unsupported,
 }
 
+/// What executing a test whose types pass gave (the functional emulator against its outputs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Numeric {
+    Pass,
+    Fail,
+    /// An op has no reference kernel in the emulator yet.
+    NoKernel,
+    /// Not run (the types did not pass, or it does not fit one chip).
+    NotRun,
+}
+
 /// One line of the results file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeTest {
@@ -26,6 +37,7 @@ pub struct NodeTest {
     /// Sorted unique op types of the model's nodes.
     pub ops: Vec<String>,
     pub outcome: Outcome,
+    pub numeric: Numeric,
     pub detail: String,
 }
 
@@ -60,12 +72,12 @@ pub fn parse_results(text: &str) -> Result<Vec<NodeTest>, ParseError> {
     let mut tests = Vec::new();
     let mut seen = BTreeMap::new();
     for (n, line) in lines {
-        let fields: Vec<&str> = line.splitn(4, '\t').collect();
-        if fields.len() < 3 {
+        let fields: Vec<&str> = line.splitn(5, '\t').collect();
+        if fields.len() < 4 {
             return Err(err(
                 n,
                 format!(
-                    "expected 4 tab-separated fields (test, ops, result, detail), found {}",
+                    "expected 5 tab-separated fields (test, ops, result, numeric, detail), found {}",
                     fields.len()
                 ),
             ));
@@ -88,16 +100,29 @@ pub fn parse_results(text: &str) -> Result<Vec<NodeTest>, ParseError> {
                 ));
             }
         };
+        let numeric = match fields[3] {
+            "pass" => Numeric::Pass,
+            "fail" => Numeric::Fail,
+            "no-kernel" => Numeric::NoKernel,
+            "-" => Numeric::NotRun,
+            other => {
+                return Err(err(
+                    n,
+                    format!("numeric {other:?} of {test} is not one of pass, fail, no-kernel, -"),
+                ));
+            }
+        };
         let ops = fields[1]
             .split(',')
             .filter(|op| !op.is_empty())
             .map(str::to_string)
             .collect();
-        let detail = fields.get(3).copied().unwrap_or("").to_string();
+        let detail = fields.get(4).copied().unwrap_or("").to_string();
         tests.push(NodeTest {
             test: test.to_string(),
             ops,
             outcome,
+            numeric,
             detail,
         });
     }
@@ -105,15 +130,19 @@ pub fn parse_results(text: &str) -> Result<Vec<NodeTest>, ParseError> {
     Ok(tests)
 }
 
-/// Passed and total node tests per op type, over the tests whose model uses that op.
-pub fn count_per_op(tests: &[NodeTest]) -> BTreeMap<&str, (usize, usize)> {
-    let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+/// Per op type, over the tests whose model uses that op: passed, total, and passed by their
+/// numbers.
+pub fn count_per_op(tests: &[NodeTest]) -> BTreeMap<&str, (usize, usize, usize)> {
+    let mut counts: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
     for t in tests {
         for op in &t.ops {
             let entry = counts.entry(op.as_str()).or_default();
             entry.1 += 1;
             if t.outcome == Outcome::Pass {
                 entry.0 += 1;
+            }
+            if t.numeric == Numeric::Pass {
+                entry.2 += 1;
             }
         }
     }
@@ -136,6 +165,7 @@ pub fn rejected_op(test: &NodeTest) -> Option<&str> {
 pub fn render(policy: &[OpPolicy], tests: &[NodeTest]) -> String {
     let count = |status: &str| policy.iter().filter(|p| p.status == status).count();
     let outcomes = |o: Outcome| tests.iter().filter(|t| t.outcome == o).count();
+    let numerics = |n: Numeric| tests.iter().filter(|t| t.numeric == n).count();
     let (passed, failed, unsupported) = (
         outcomes(Outcome::Pass),
         outcomes(Outcome::Fail),
@@ -163,15 +193,26 @@ pub fn render(policy: &[OpPolicy], tests: &[NodeTest]) -> String {
         ("node tests passed", passed),
         ("node tests failed", failed),
         ("node tests unsupported", unsupported),
+        (
+            "node tests executed with matching numbers",
+            numerics(Numeric::Pass),
+        ),
+        ("node tests executed with wrong numbers", numerics(Numeric::Fail)),
+        (
+            "node tests not executed: an op has no reference kernel yet",
+            numerics(Numeric::NoKernel),
+        ),
     ] {
         let _ = writeln!(s, "| {what} | {n} |");
     }
 
     s.push_str(
         "\n## Ops\n\nEvery op of the default ONNX domain. \"Node tests passed\" counts, among the node \
-         tests whose model uses the op (unsupported ones included), those that pass.\n\n\
-         | op | status | opsets | conditions or reason | node tests passed |\n\
-         | --- | --- | --- | --- | ---: |\n",
+         tests whose model uses the op (unsupported ones included), those whose types pass; \
+         \"numbers\" those that, compiled and executed by the functional emulator on the test's \
+         inputs, also match its outputs (rtol 1e-3, atol 1e-5).\n\n\
+         | op | status | opsets | conditions or reason | node tests passed | numbers |\n\
+         | --- | --- | --- | --- | ---: | ---: |\n",
     );
     let per_op = count_per_op(tests);
     for p in policy {
@@ -179,12 +220,14 @@ pub fn render(policy: &[OpPolicy], tests: &[NodeTest]) -> String {
             Some(category) => format!("{category}: {}", p.conditions),
             None => p.conditions.clone(),
         };
-        let tests = per_op
+        let (tests, numbers) = per_op
             .get(p.op)
-            .map_or("-".to_string(), |(pass, total)| format!("{pass}/{total}"));
+            .map_or(("-".to_string(), "-".to_string()), |(pass, total, numbers)| {
+                (format!("{pass}/{total}"), format!("{numbers}/{total}"))
+            });
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {tests} |",
+            "| {} | {} | {} | {} | {tests} | {numbers} |",
             p.op,
             p.status,
             p.opsets,
@@ -203,6 +246,23 @@ pub fn render(policy: &[OpPolicy], tests: &[NodeTest]) -> String {
             &t.detail
         };
         let _ = writeln!(s, "- `{}`: {detail}", t.test);
+    }
+
+    s.push_str("\n## Node tests whose types pass but whose numbers are not checked or differ\n\n");
+    let unchecked: Vec<&NodeTest> = tests
+        .iter()
+        .filter(|t| matches!(t.numeric, Numeric::Fail | Numeric::NoKernel))
+        .collect();
+    if unchecked.is_empty() {
+        s.push_str("None.\n");
+    }
+    for t in unchecked {
+        let why = if t.numeric == Numeric::Fail {
+            "wrong numbers"
+        } else {
+            "not executed"
+        };
+        let _ = writeln!(s, "- `{}` ({why}): {}", t.test, t.detail);
     }
 
     s.push_str("\n## Unsupported node tests\n\n");
@@ -254,8 +314,8 @@ mod tests {
     #[test]
     fn parses_lines_and_optional_detail() {
         let tests = parse(
-            "test_add\tAdd\tpass\t\ntest_loop11\tLoop\tunsupported\tloop (Loop): control flow\n\
-             test_reshape\tReshape,Shape\tfail\tmismatch at 3\r\ntest_shape\tShape\tpass\n",
+            "test_add\tAdd\tpass\tpass\t\ntest_loop11\tLoop\tunsupported\t-\tloop (Loop): control flow\n\
+             test_reshape\tReshape,Shape\tfail\t-\tmismatch at 3\r\ntest_shape\tShape\tpass\tpass\n",
         )
         .unwrap();
         assert_eq!(tests.len(), 4);
@@ -271,34 +331,34 @@ mod tests {
     #[test]
     fn reports_malformed_lines_with_their_number() {
         let at = |body: &str| parse(body).unwrap_err();
-        assert_eq!(at("test_a\tAdd\tpass\ntest_b\tAdd\n").line, 3);
-        let e = at("test_a\tAdd\tpass\t\ntest_b\tAdd\tok\t\n");
+        assert_eq!(at("test_a\tAdd\tpass\tpass\ntest_b\tAdd\n").line, 3);
+        let e = at("test_a\tAdd\tpass\tpass\t\ntest_b\tAdd\tok\t-\t\n");
         assert_eq!((e.line, e.to_string().contains("\"ok\"")), (3, true));
-        assert_eq!(at("test_a\tAdd\tpass\t\ntest_a\tAdd\tfail\t\n").line, 3);
-        assert_eq!(at("\tAdd\tpass\t\n").line, 2);
-        assert_eq!(parse_results("test\tops\tresult\n").unwrap_err().line, 1);
+        assert_eq!(at("test_a\tAdd\tpass\tpass\t\ntest_a\tAdd\tfail\t-\t\n").line, 3);
+        assert_eq!(at("\tAdd\tpass\tpass\t\n").line, 2);
+        assert_eq!(parse_results("test\tops\tresult\tdetail\n").unwrap_err().line, 1);
         assert_eq!(parse_results("").unwrap_err().line, 1);
     }
 
     #[test]
     fn counts_passed_over_tests_using_each_op() {
         let tests = parse(
-            "test_a\tAdd\tpass\t\ntest_b\tAdd,Mul\tfail\tx\ntest_c\tMul,Shape\tunsupported\tShape: no\n",
+            "test_a\tAdd\tpass\tpass\t\ntest_b\tAdd,Mul\tfail\t-\tx\ntest_c\tMul,Shape\tunsupported\t-\tShape: no\n",
         )
         .unwrap();
         let counts = count_per_op(&tests);
-        assert_eq!(counts["Add"], (1, 2));
-        assert_eq!(counts["Mul"], (0, 2));
-        assert_eq!(counts["Shape"], (0, 1));
+        assert_eq!(counts["Add"], (1, 2, 1));
+        assert_eq!(counts["Mul"], (0, 2, 0));
+        assert_eq!(counts["Shape"], (0, 1, 0));
         assert!(!counts.contains_key("Sub"));
     }
 
     #[test]
     fn rejected_op_is_the_first_own_op_the_detail_names() {
         let tests = parse(
-            "t1\tAdd,Loop\tunsupported\tLoop_0 (Loop): control flow: Add inside\n\
-             t2\tAdd\tunsupported\topset 7 is below 11\n\
-             t3\tai.onnx.ml::Binarizer\tunsupported\tBinarizer (not supported yet): domain\n",
+            "t1\tAdd,Loop\tunsupported\t-\tLoop_0 (Loop): control flow: Add inside\n\
+             t2\tAdd\tunsupported\t-\topset 7 is below 11\n\
+             t3\tai.onnx.ml::Binarizer\tunsupported\t-\tBinarizer (not supported yet): domain\n",
         )
         .unwrap();
         assert_eq!(rejected_op(&tests[0]), Some("Loop"));
@@ -327,16 +387,16 @@ mod tests {
             },
         ];
         let tests = parse(
-            "test_add\tAdd\tpass\t\ntest_add2\tAdd\tfail\toff by one\ntest_loop\tAdd,Loop\tunsupported\tn (Loop): no\n",
+            "test_add\tAdd\tpass\tpass\t\ntest_add2\tAdd\tfail\t-\toff by one\ntest_loop\tAdd,Loop\tunsupported\t-\tn (Loop): no\n",
         )
         .unwrap();
         let doc = render(&policy, &tests);
         assert!(
-            doc.contains("| Add | supported | 11-21 | always | 1/3 |\n"),
+            doc.contains("| Add | supported | 11-21 | always | 1/3 | 1/3 |\n"),
             "{doc}"
         );
         assert!(
-            doc.contains("| Loop | rejected | all | control flow: a \\| b | 0/1 |\n"),
+            doc.contains("| Loop | rejected | all | control flow: a \\| b | 0/1 | 0/1 |\n"),
             "{doc}"
         );
         assert!(
@@ -345,6 +405,7 @@ mod tests {
         );
         assert!(doc.contains("- `test_add2`: off by one\n"), "{doc}");
         assert!(doc.contains("- **Loop** (1): `test_loop`\n"), "{doc}");
+
         assert_eq!(doc, render(&policy, &tests));
     }
 }

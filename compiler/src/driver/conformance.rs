@@ -8,6 +8,11 @@
 //! user's exporter would have written them as initializers. The verdict is `Unsupported` only when
 //! the capability table rejects an op or a dtype has no LPU type, so the allowlist can never
 //! disagree with the table: every other outcome is a pass or a failure with its reason.
+//!
+//! A test whose types pass is then run for its numbers: lowered again with its initializers'
+//! values, scheduled on one chip as `lpuc compile` would (rewrites included), and executed by the
+//! functional emulator on the test's inputs; the outputs must match `output_<i>.pb` within
+//! `rtol` 1e-3 and `atol` 1e-5 ([`Numeric`]).
 
 use super::tensors::{data_files, read_tensor};
 use crate::checker::{capability, check_model, Capability, Category};
@@ -45,12 +50,48 @@ impl Verdict {
     }
 }
 
+/// What executing a node test's schedule gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Numeric {
+    /// The outputs match the reference.
+    Pass,
+    /// They do not, or the schedule could not be executed: why.
+    Fail(String),
+    /// An op has no reference kernel in the emulator yet.
+    NoKernel(String),
+    /// Not run: the types did not pass, or the model does not fit one chip.
+    NotRun(String),
+}
+
+impl Numeric {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Numeric::Pass => "pass",
+            Numeric::Fail(_) => "fail",
+            Numeric::NoKernel(_) => "no-kernel",
+            Numeric::NotRun(_) => "-",
+        }
+    }
+
+    pub fn detail(&self) -> &str {
+        match self {
+            Numeric::Pass => "",
+            Numeric::Fail(d) | Numeric::NoKernel(d) | Numeric::NotRun(d) => d,
+        }
+    }
+}
+
+/// Tolerances of the numeric comparison (ONNX's backend tests use rtol 1e-3).
+const RTOL: f64 = 1e-3;
+const ATOL: f64 = 1e-5;
+
 /// One node test's ops and verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeTestResult {
     /// Sorted, distinct op types of the model's nodes (`domain::Op` outside the default domain).
     pub ops: Vec<String>,
     pub verdict: Verdict,
+    pub numeric: Numeric,
 }
 
 /// Run the node test in `dir`.
@@ -61,6 +102,7 @@ pub fn run_node_test(dir: &Path) -> NodeTestResult {
             return NodeTestResult {
                 ops: vec![],
                 verdict: Verdict::Fail(format!("load: {e}")),
+                numeric: Numeric::NotRun(String::new()),
             }
         }
     };
@@ -77,16 +119,118 @@ pub fn run_node_test(dir: &Path) -> NodeTestResult {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let verdict = verdict(dir, &model);
-    NodeTestResult { ops, verdict }
+    let (verdict, numeric) = match verdict(dir, &model) {
+        Ok(run) => (Verdict::Pass, numeric(dir, &run)),
+        Err(v) => (v, Numeric::NotRun(String::new())),
+    };
+    NodeTestResult {
+        ops,
+        verdict,
+        numeric,
+    }
 }
 
-fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
+/// What a test whose types passed is executed with: how it was bound, which inputs were fed as
+/// constants, and the data.
+struct Run {
+    binder: DimBinder,
+    known: BTreeMap<String, Const>,
+    inputs: Vec<TensorProto>,
+    outputs: Vec<TensorProto>,
+}
+
+/// Lower with values, schedule on one chip, execute on the test's inputs and compare.
+fn numeric(dir: &Path, run: &Run) -> Numeric {
+    use crate::frontend::load::{const_tensor_keeping, load_model_with_values};
+    let target = lpuc_target::Target::lpu_v1();
+    let model = match load_model_with_values(&dir.join("model.onnx")) {
+        Ok(m) => m,
+        Err(e) => return Numeric::Fail(format!("load with values: {e}")),
+    };
+    let lowered = lower_with(&model, &run.binder, &run.known);
+    let Some(graph) = lowered.graph else {
+        return Numeric::Fail("lowering with values failed".into());
+    };
+    // The graph's inputs, by name, from the data files.
+    let as_tensor = |t: &TensorProto| -> Option<lpuc_ir::interp::Tensor> {
+        let c = const_tensor_keeping(t, &t.name, true).ok()?;
+        let values = consts::from_tensor(&c, None).ok().flatten()?.values?;
+        let dims = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+        lpuc_ir::interp::Tensor::new(dims, values.to_floats())
+    };
+    let by_name = run
+        .inputs
+        .iter()
+        .all(|t| model.inputs.iter().any(|i| i.name == t.name));
+    let mut inputs = Vec::new();
+    for &v in graph.inputs() {
+        let name = &graph.value(v).name;
+        let data = if by_name {
+            run.inputs.iter().find(|t| &t.name == name)
+        } else {
+            model
+                .inputs
+                .iter()
+                .position(|i| &i.name == name)
+                .and_then(|k| run.inputs.get(k))
+        };
+        match data.and_then(as_tensor) {
+            Some(t) => inputs.push(t),
+            None => return Numeric::Fail(format!("no data for input '{name}'")),
+        }
+    }
+    let forms = match super::forms::Forms::new(graph, true, &target) {
+        Ok(f) => f,
+        Err(e) => return Numeric::Fail(e.to_string()),
+    };
+    let (graph, schedule, _) = match forms.schedule_single(&target) {
+        Ok(done) => done,
+        Err(e) => return Numeric::NotRun(e.to_string()),
+    };
+    let mut dataflow = crate::scheduler::dataflow::single_chip(graph, &schedule);
+    let blob =
+        match super::embed::embed_weights(&mut dataflow, &lowered.weight_values, &lowered.unknown_weights) {
+            Ok(b) => b,
+            Err(e) => return Numeric::Fail(e.to_string()),
+        };
+    let got = match lpuc_emulator::functional::execute_parts(&schedule, &dataflow, Some(&blob), &inputs) {
+        Ok(r) => r,
+        Err(e) => {
+            let text = e.to_string();
+            return if text.contains("no kernel for") {
+                Numeric::NoKernel(text)
+            } else {
+                Numeric::Fail(text)
+            };
+        }
+    };
+    for (k, ((_, got), expected)) in got.outputs.iter().zip(&run.outputs).enumerate() {
+        let Some(want) = as_tensor(expected) else {
+            return Numeric::Fail(format!("output {k}: the reference cannot be decoded"));
+        };
+        match super::tensors::compare(got, &want, RTOL, ATOL) {
+            Ok((_, _, true)) => {}
+            Ok((abs, rel, false)) => {
+                return Numeric::Fail(format!(
+                    "output {k}: max abs error {abs:.3e}, max rel error {rel:.3e}"
+                ))
+            }
+            Err(e) => return Numeric::Fail(format!("output {k}: {e}")),
+        }
+    }
+    Numeric::Pass
+}
+
+fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Result<Run, Verdict> {
     let mut needs_values: BTreeSet<&str> = BTreeSet::new();
     for n in &model.nodes {
         match capability(&n.domain, &n.op_type) {
             Capability::Rejected { category, reason, .. } => {
-                return Verdict::Unsupported(format!("{} ({}): {reason}", n.op_type, category.label()))
+                return Err(Verdict::Unsupported(format!(
+                    "{} ({}): {reason}",
+                    n.op_type,
+                    category.label()
+                )))
             }
             Capability::Supported { rule } | Capability::Folded { rule } => {
                 needs_values.extend(rule.constant_inputs.iter().filter_map(|&i| n.input(i)));
@@ -94,10 +238,15 @@ fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
         }
     }
     if model.inputs.iter().chain(&model.outputs).any(|v| !v.is_tensor) {
-        return Verdict::Unsupported("sequence or optional values (no fixed size)".into());
+        return Err(Verdict::Unsupported(
+            "sequence or optional values (no fixed size)".into(),
+        ));
     }
     if model.opset() < *crate::checker::OPSETS.start() {
-        return Verdict::Unsupported(format!("opset {} is below 11", model.opset()));
+        return Err(Verdict::Unsupported(format!(
+            "opset {} is below 11",
+            model.opset()
+        )));
     }
     // A value feeding a shape-deciding input must be known too: walk producers backwards.
     for n in model.nodes.iter().rev() {
@@ -114,11 +263,14 @@ fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
     };
     let (inputs, outputs) = match (read("input_"), read("output_")) {
         (Ok(i), Ok(o)) => (i, o),
-        (Err(e), _) | (_, Err(e)) => return Verdict::Fail(e),
+        (Err(e), _) | (_, Err(e)) => return Err(Verdict::Fail(e)),
     };
     for t in inputs.iter().chain(&outputs) {
         if let Err(why) = ir_dtype(t.data_type) {
-            return Verdict::Unsupported(format!("element type {}: {why}", t.data_type));
+            return Err(Verdict::Unsupported(format!(
+                "element type {}: {why}",
+                t.data_type
+            )));
         }
     }
     let mut binder = DimBinder::default();
@@ -157,40 +309,45 @@ fn verdict(dir: &Path, model: &crate::frontend::OnnxModel) -> Verdict {
             .iter()
             .all(|v| v.category == Category::UnsupportedDtype)
         {
-            return Verdict::Unsupported(v.to_string());
+            return Err(Verdict::Unsupported(v.to_string()));
         }
-        return Verdict::Fail(v.to_string());
+        return Err(Verdict::Fail(v.to_string()));
     }
     let Some(graph) = lowered.graph else {
-        return Verdict::Fail("a graph output was not computed".into());
+        return Err(Verdict::Fail("a graph output was not computed".into()));
     };
     if graph.outputs().len() != outputs.len() {
-        return Verdict::Fail(format!(
+        return Err(Verdict::Fail(format!(
             "{} outputs, {} reference outputs",
             graph.outputs().len(),
             outputs.len()
-        ));
+        )));
     }
     for (i, (&v, expected)) in graph.outputs().iter().zip(&outputs).enumerate() {
         let got = &graph.value(v).ty;
         let dims: Vec<u64> = expected.dims.iter().map(|&d| d.max(0) as u64).collect();
         let dtype = ir_dtype(expected.data_type).ok();
         if got.shape.dims() != dims || Some(got.dtype) != dtype {
-            return Verdict::Fail(format!(
+            return Err(Verdict::Fail(format!(
                 "output {i}: inferred {got}, reference {}{:?}",
                 dtype.map_or("?".to_string(), |d| d.to_string()),
                 dims
-            ));
+            )));
         }
     }
     for (&i, got) in &lowered.folded_outputs {
         if let Some(why) = compare_values(got, &outputs[i]) {
-            return Verdict::Fail(format!(
+            return Err(Verdict::Fail(format!(
                 "output {i} folded to values that differ from the reference: {why}"
-            ));
+            )));
         }
     }
-    Verdict::Pass
+    Ok(Run {
+        binder,
+        known,
+        inputs,
+        outputs,
+    })
 }
 
 /// Where folded values differ from a reference tensor (floats within 1e-5 relative, 1e-6

@@ -132,6 +132,17 @@ pub(super) fn run(kind: &OpKind, inputs: &[&Tensor], outs: &[(Vec<usize>, DType)
             kind: kind @ (crate::PoolKind::Max | crate::PoolKind::Average { .. }),
             window,
         } => one(super::windows::pool(arg(0)?, *kind, window, &out).map_err(invalid)?),
+        OpKind::ArgReduce {
+            max,
+            axis,
+            select_last,
+            ..
+        } => one(super::along::arg_reduce(arg(0)?, *axis, *max, *select_last, &out).map_err(invalid)?),
+        OpKind::Hardmax { axis } => one(super::along::hardmax(arg(0)?, *axis).map_err(invalid)?),
+        OpKind::GatherElements { axis } => {
+            one(super::along::gather_elements(arg(0)?, arg(1)?, *axis).map_err(invalid)?)
+        }
+        OpKind::Pad { pads, mode } => one(super::windows::pad(arg(0)?, pads, *mode, &out).map_err(invalid)?),
         OpKind::BatchNorm { epsilon } => {
             one(super::windows::batch_norm(inputs, f64::from(*epsilon)).map_err(invalid)?)
         }

@@ -8,6 +8,7 @@
 //! values a float32 (or wider) implementation approximates. Ops without a kernel are an
 //! [`EvalError::Unsupported`], never a wrong answer.
 
+mod along;
 mod kernels;
 mod tensor;
 mod windows;

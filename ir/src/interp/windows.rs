@@ -2,7 +2,7 @@
 //! normalisation, from the ONNX definitions: NC followed by any number of spatial dims.
 
 use super::tensor::Tensor;
-use crate::{PoolKind, Window};
+use crate::{PadMode, PoolKind, Window};
 
 /// For output position `o` of spatial dim `a` and kernel tap `k`: the input position, or `None`
 /// in the padding.
@@ -163,6 +163,51 @@ pub fn batch_norm(inputs: &[&Tensor], epsilon: f64) -> Result<Tensor, String> {
     })
 }
 
+/// Pad: `pads` holds the begin amounts of every dim, then the end amounts (negative crops).
+pub fn pad(x: &Tensor, pads: &[i64], mode: PadMode, out: &[usize]) -> Result<Tensor, String> {
+    let rank = x.dims.len();
+    if pads.len() != 2 * rank || out.len() != rank {
+        return Err(format!("Pad of {:?} by {pads:?}", x.dims));
+    }
+    let xs = Tensor::strides(&x.dims);
+    let data = positions(out)
+        .map(|o| {
+            let mut flat = 0usize;
+            for a in 0..rank {
+                let n = x.dims[a] as i64;
+                let mut i = o[a] as i64 - pads[a];
+                if i < 0 || i >= n {
+                    i = match mode {
+                        PadMode::Constant { value } => return value,
+                        _ if n == 0 => return 0.0,
+                        PadMode::Edge => i.clamp(0, n - 1),
+                        PadMode::Wrap => i.rem_euclid(n),
+                        PadMode::Reflect => {
+                            if n == 1 {
+                                0
+                            } else {
+                                let period = 2 * (n - 1);
+                                let r = i.rem_euclid(period);
+                                if r < n {
+                                    r
+                                } else {
+                                    period - r
+                                }
+                            }
+                        }
+                    };
+                }
+                flat += i as usize * xs[a];
+            }
+            x.data[flat]
+        })
+        .collect();
+    Ok(Tensor {
+        dims: out.to_vec(),
+        data,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +238,18 @@ mod tests {
         .unwrap();
         // Windows: {1}, {2,3}, {4,7}, {5,6,8,9}.
         assert_eq!(y.data, [1.0, 5.0, 11.0, 28.0]);
+    }
+
+    #[test]
+    fn padding_fills_by_its_mode() {
+        let x = Tensor::new(vec![3], vec![1.0, 2.0, 3.0]).unwrap();
+        let by = |mode| pad(&x, &[2, 2], mode, &[7]).unwrap().data;
+        assert_eq!(by(PadMode::Constant { value: 9.0 }), [9., 9., 1., 2., 3., 9., 9.]);
+        assert_eq!(by(PadMode::Edge), [1., 1., 1., 2., 3., 3., 3.]);
+        assert_eq!(by(PadMode::Reflect), [3., 2., 1., 2., 3., 2., 1.]);
+        assert_eq!(by(PadMode::Wrap), [2., 3., 1., 2., 3., 1., 2.]);
+        // A negative pad crops.
+        assert_eq!(pad(&x, &[-1, 0], PadMode::Edge, &[2]).unwrap().data, [2., 3.]);
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod weights;
 
 use boxes::{contains, copy_box, intersect, volume, Region};
 use lpuc_artifact::dataflow::Role;
-use lpuc_artifact::{Artifact, Step, WeightSource};
+use lpuc_artifact::{Artifact, Dataflow, Schedule, Step, WeightSource};
 use lpuc_ir::interp::Tensor;
 use lpuc_ir::DType;
 use thiserror::Error;
@@ -82,8 +82,16 @@ fn region_of(h: &lpuc_artifact::dataflow::Holding) -> Region {
 
 /// Execute artifact `a` on `inputs` (one tensor per graph input, in order).
 pub fn execute(a: &Artifact, inputs: &[Tensor]) -> Result<Execution, FunctionalError> {
-    let d = &a.dataflow;
-    let s = &a.schedule;
+    execute_parts(&a.schedule, &a.dataflow, a.weights.as_deref(), inputs)
+}
+
+/// [`execute`] on a schedule, its dataflow and `weights.bin`, without the rest of an artifact.
+pub fn execute_parts(
+    s: &Schedule,
+    d: &Dataflow,
+    weights: Option<&[u8]>,
+    inputs: &[Tensor],
+) -> Result<Execution, FunctionalError> {
     let malformed = |m: String| FunctionalError::Malformed(m);
     if d.buffers.len() != s.buffers.len() || d.steps.len() != s.instructions.len() {
         return Err(malformed(format!(
@@ -119,7 +127,7 @@ pub fn execute(a: &Artifact, inputs: &[Tensor]) -> Result<Execution, FunctionalE
     if d.weights != WeightSource::Embedded {
         return Err(FunctionalError::NoWeights);
     }
-    let blob = a.weights.as_deref().ok_or(FunctionalError::NoWeights)?;
+    let blob = weights.ok_or(FunctionalError::NoWeights)?;
     if inputs.len() != d.inputs.len() {
         return Err(malformed(format!(
             "{} inputs given, the graph has {}",

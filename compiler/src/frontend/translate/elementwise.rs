@@ -157,6 +157,17 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
                 2 => ReduceOp::L2,
                 p => return Err(invalid(format!("p={p} (only 1 and 2 are defined)"))),
             };
+            let dtype = ops.dtype(0)?;
+            let smallest = if dtype == lpuc_ir::DType::F16 {
+                6.103515625e-5
+            } else {
+                f64::from(f32::MIN_POSITIVE)
+            };
+            let tiny = Const::new(
+                TensorType::new(dtype, vec![]),
+                Values::Float(vec![smallest]).cast(dtype),
+                "smallest normal",
+            );
             Plan::Steps(vec![
                 Step {
                     kind: OpKind::Reduce {
@@ -167,9 +178,17 @@ pub(super) fn translate(node: &Node, opset: i64, ops: &Operands) -> Result<Optio
                     inputs: vec![Operand::Input(0)],
                     outputs: vec![],
                 },
+                // A slice whose norm is zero is all zeros and stays zero (ONNX's reference
+                // divides only where the norm is not zero): the divisor is at least the smallest
+                // normal float, so 0 / 0 never makes a NaN.
+                Step {
+                    kind: OpKind::Binary(BinaryOp::Max),
+                    inputs: vec![Operand::Step(0), Operand::Const(Box::new(tiny))],
+                    outputs: vec![],
+                },
                 Step {
                     kind: OpKind::Binary(BinaryOp::Div),
-                    inputs: vec![Operand::Input(0), Operand::Step(0)],
+                    inputs: vec![Operand::Input(0), Operand::Step(1)],
                     outputs: vec![0],
                 },
             ])
