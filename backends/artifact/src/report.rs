@@ -137,13 +137,21 @@ pub struct Report {
     pub rewrites: Option<Rewrites>,
 }
 
-/// What the rewrites did: how often each rule fired, and the graph's op count before and after.
+/// What the rewrites did: how often each rule fired, and the graph's op count and predicted
+/// cycles before and after.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rewrites {
     pub fired: std::collections::BTreeMap<String, u64>,
     pub ops_before: u64,
     pub ops_after: u64,
+    /// The graph as exported and the chosen form, measured alike (`cycles_measure`); before is
+    /// absent when the graph as exported could not be scheduled or placed.
+    pub cycles_before: Option<u64>,
+    pub cycles_after: u64,
+    /// What the cycles are: one chip's makespan, or the placer's estimate of the pipeline's
+    /// slowest stage.
+    pub cycles_measure: String,
 }
 
 /// One step of the program (a decode step's token, or a prefill's prompt) and what it moves.

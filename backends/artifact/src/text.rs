@@ -133,11 +133,14 @@ pub fn report_text(r: &Report) -> String {
     );
     if let Some(rw) = &r.rewrites {
         let fired: Vec<String> = rw.fired.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let before = rw.cycles_before.map_or("?".to_string(), |c| c.to_string());
         let _ = writeln!(
             out,
-            "rewrites: {} ops -> {}; fired {}",
+            "rewrites: {} ops -> {}, {before} cycles -> {} ({}); fired {}",
             rw.ops_before,
             rw.ops_after,
+            rw.cycles_after,
+            rw.cycles_measure,
             fired.join(", ")
         );
     }

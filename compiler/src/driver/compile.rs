@@ -245,22 +245,33 @@ pub fn compile_placed(
     let defaults = PlaceOptions::default();
     let place_opts = place_opts.unwrap_or(&defaults);
     let (schedule, mut dataflow, mut report, rewrites) = match single {
-        Some((graph, schedule, sram)) => {
+        Some((graph, schedule, sram, plain)) => {
             let report = build_report(&schedule, &target, sram, &step);
             let dataflow = crate::scheduler::dataflow::single_chip(graph, &schedule);
-            (schedule, dataflow, report, forms.rewrites(graph))
+            let cycles = (plain, schedule.makespan_cycles);
+            let rewrites = forms.rewrites(graph, cycles, "makespan on one chip");
+            (schedule, dataflow, report, rewrites)
         }
         None => {
             // The best placement whose schedule fits: a chip over its SRAM (the placer's
             // estimate was low) passes to the next form's placement; any other failure, or
             // the last form's, is the answer.
-            let mut ranked = forms.place_ranked(&target, place_opts)?.into_iter().peekable();
+            let ranked = forms.place_ranked(&target, place_opts)?;
+            // The graph as exported, placed alike: its slowest stage, for the rewrites' report.
+            let plain = ranked
+                .iter()
+                .find(|(g, _, _)| std::ptr::eq(*g, forms.plain()))
+                .map(|(_, p, _)| p.bottleneck_cycles);
+            let mut ranked = ranked.into_iter().peekable();
             loop {
                 let (graph, placement, plan) = ranked.next().expect("at least one placement");
                 match schedule_system(graph, &plan, place_opts.weight_dtype, &target) {
                     Ok((schedule, dataflow, chips)) => {
+                        let cycles = (plain, placement.bottleneck_cycles);
+                        let measure = "the placer's estimate of the slowest pipeline stage";
+                        let rewrites = forms.rewrites(graph, cycles, measure);
                         let report = build_system_report(&schedule, &target, &chips, placement, &step);
-                        break (schedule, dataflow, report, forms.rewrites(graph));
+                        break (schedule, dataflow, report, rewrites);
                     }
                     Err(ScheduleError::ChipDoesNotFit { .. }) if ranked.peek().is_some() => continue,
                     Err(source) => {

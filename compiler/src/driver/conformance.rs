@@ -183,7 +183,7 @@ fn numeric(dir: &Path, run: &Run) -> Numeric {
         Ok(f) => f,
         Err(e) => return Numeric::Fail(e.to_string()),
     };
-    let (graph, schedule, _) = match forms.schedule_single(&target) {
+    let (graph, schedule, _, _) = match forms.schedule_single(&target) {
         Ok(done) => done,
         Err(e) => return Numeric::NotRun(e.to_string()),
     };

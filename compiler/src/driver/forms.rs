@@ -77,14 +77,28 @@ impl Forms {
         &self.forms[0].graph
     }
 
+    /// The graph as exported (the form no rule made).
+    pub fn plain(&self) -> &Graph {
+        let f = self.forms.iter().find(|f| f.fired.is_empty());
+        &f.expect("the graph as exported is always a form").graph
+    }
+
     /// Schedule every form on one chip and keep the shortest schedule (the more rewritten form
-    /// on a tie); the first form's error when none can be scheduled.
-    pub fn schedule_single(&self, target: &Target) -> Result<(&Graph, Schedule, SramUse), ScheduleError> {
+    /// on a tie), with the makespan of the graph as exported; the first form's error when none
+    /// can be scheduled.
+    pub fn schedule_single(
+        &self,
+        target: &Target,
+    ) -> Result<(&Graph, Schedule, SramUse, Option<u64>), ScheduleError> {
         let mut best: Option<(&Graph, Schedule, SramUse)> = None;
         let mut first_error = None;
+        let mut plain = None;
         for f in &self.forms {
             match schedule_graph(&f.graph, target) {
                 Ok((s, m)) => {
+                    if f.fired.is_empty() {
+                        plain = Some(s.makespan_cycles);
+                    }
                     if best
                         .as_ref()
                         .is_none_or(|b| s.makespan_cycles < b.1.makespan_cycles)
@@ -97,16 +111,21 @@ impl Forms {
                 }
             }
         }
-        best.ok_or_else(|| first_error.expect("there is at least one form"))
+        best.map(|(g, s, m)| (g, s, m, plain))
+            .ok_or_else(|| first_error.expect("there is at least one form"))
     }
 
-    /// What the rewrites did to reach `chosen` (one of the forms), or `None` when nothing changed.
-    pub fn rewrites(&self, chosen: &Graph) -> Option<Rewrites> {
+    /// What the rewrites did to reach `chosen` (one of the forms), or `None` when nothing changed:
+    /// with the predicted cycles of the graph as exported and of `chosen`, both `measure`.
+    pub fn rewrites(&self, chosen: &Graph, cycles: (Option<u64>, u64), measure: &str) -> Option<Rewrites> {
         let form = self.forms.iter().find(|f| std::ptr::eq(&f.graph, chosen))?;
         (!form.fired.is_empty()).then(|| Rewrites {
             fired: form.fired.clone(),
             ops_before: self.ops_before as u64,
             ops_after: chosen.num_ops() as u64,
+            cycles_before: cycles.0,
+            cycles_after: cycles.1,
+            cycles_measure: measure.to_string(),
         })
     }
 
