@@ -296,3 +296,64 @@ fn a_weight_shard_on_the_wrong_chip_is_caught_by_the_numbers() {
         "swapped shards must change the outputs"
     );
 }
+
+#[test]
+fn the_cli_executes_an_artifact_and_compares_it_with_onnxruntime() {
+    use lpuc_tests::{lpuc, repo_root, scratch};
+    let dir = scratch("functional_cli");
+    let data = repo_root().join("examples/data/bert_encoder_bucket16");
+    let model = example("bert_encoder.onnx");
+    let (model, data) = (model.to_str().unwrap(), data.to_str().unwrap());
+    let art = dir.join("split");
+    let art = art.to_str().unwrap();
+    // Split over chips; the expected outputs were computed by onnxruntime.
+    let compile = [
+        "compile",
+        model,
+        "--bucket",
+        "16",
+        "--chips",
+        "16",
+        "--partition",
+        "hybrid",
+    ];
+    assert_eq!(lpuc(&[&compile[..], &["--embed-weights", "-o", art]].concat()), 0);
+    assert_eq!(lpuc(&["emulate", art, "--inputs", data, "--expect", data]), 0);
+    // What it writes is what it computed: compared exactly.
+    let written = dir.join("outputs");
+    let written = written.to_str().unwrap();
+    assert_eq!(
+        lpuc(&["emulate", art, "--inputs", data, "--write-outputs", written]),
+        0
+    );
+    let exact = ["--rtol", "0", "--atol", "0"];
+    assert_eq!(
+        lpuc(
+            &[
+                &["emulate", art, "--inputs", data, "--expect", written][..],
+                &exact
+            ]
+            .concat()
+        ),
+        0
+    );
+    // Other expectations (the MLP's one output for the encoder's two) fail.
+    let mlp = repo_root().join("examples/data/mlp");
+    assert_eq!(
+        lpuc(&[
+            "emulate",
+            art,
+            "--inputs",
+            data,
+            "--expect",
+            mlp.to_str().unwrap()
+        ]),
+        1
+    );
+    // Inputs of the wrong shape are the user's error; an artifact without weights cannot run.
+    assert_eq!(lpuc(&["emulate", art, "--inputs", mlp.to_str().unwrap()]), 2);
+    let bare = dir.join("bare");
+    let bare = bare.to_str().unwrap();
+    assert_eq!(lpuc(&[&compile[..], &["-o", bare]].concat()), 0);
+    assert_eq!(lpuc(&["emulate", bare, "--inputs", data]), 1);
+}

@@ -148,4 +148,49 @@ fn main() {
             t
         );
     }
+    // Functional emulation: examples compiled with their weights, executed on real values.
+    for (model, bucket, chips) in [
+        ("bert_encoder.onnx", 128, None),
+        ("llama_prefill.onnx", 128, None),
+        ("llama_prefill.onnx", 128, Some(8)),
+        ("gpt2_prefill.onnx", 128, Some(8)),
+    ] {
+        let opts = CompileOptions {
+            model: example(model),
+            binder: DimBinder {
+                bucket: Some(bucket),
+                ..Default::default()
+            },
+            target: "lpu-v1".into(),
+            rewrite: true,
+            embed_weights: true,
+        };
+        let place = chips.map(|n| lpuc::placer::PlaceOptions {
+            chips: Some(n),
+            partition: lpuc::placer::Partition::Tensor,
+            ..Default::default()
+        });
+        let a = lpuc::driver::compile_placed(&opts, place.as_ref()).unwrap();
+        // Every input 1 (a valid token id, a mask that keeps everything, a plain float).
+        let inputs: Vec<lpuc_ir::interp::Tensor> = a
+            .dataflow
+            .inputs
+            .iter()
+            .map(|&v| {
+                let dims: Vec<usize> = a.dataflow.values[v as usize]
+                    .shape
+                    .iter()
+                    .map(|&d| d as usize)
+                    .collect();
+                let n = dims.iter().product();
+                lpuc_ir::interp::Tensor::new(dims, vec![1.0; n]).unwrap()
+            })
+            .collect();
+        let t = median(|| drop(lpuc_emulator::execute(&a, &inputs).unwrap()), 3);
+        println!(
+            "{:<44} {:>12.3?}",
+            format!("execute {model} bucket={bucket} on {} chip(s)", a.schedule.chips),
+            t
+        );
+    }
 }

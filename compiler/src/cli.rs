@@ -499,7 +499,10 @@ fn run_functional(artifact: &lpuc_artifact::Artifact, x: &Execute) -> i32 {
     };
     let run = match lpuc_emulator::execute(artifact, &inputs) {
         Ok(r) => r,
-        Err(e @ lpuc_emulator::FunctionalError::Input { .. }) => {
+        Err(
+            e @ (lpuc_emulator::FunctionalError::Input { .. }
+            | lpuc_emulator::FunctionalError::InputCount { .. }),
+        ) => {
             eprintln!("error: {e}");
             return 2;
         }

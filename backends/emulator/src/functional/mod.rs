@@ -38,6 +38,12 @@ pub enum FunctionalError {
     NoWeights,
     #[error("dataflow.json does not describe this schedule: {0}")]
     Malformed(String),
+    #[error("{given} input(s) given, the graph takes {expected}: {names}")]
+    InputCount {
+        given: usize,
+        expected: usize,
+        names: String,
+    },
     #[error("input {index} ('{name}'): {reason}")]
     Input {
         index: usize,
@@ -129,11 +135,19 @@ pub fn execute_parts(
     }
     let blob = weights.ok_or(FunctionalError::NoWeights)?;
     if inputs.len() != d.inputs.len() {
-        return Err(malformed(format!(
-            "{} inputs given, the graph has {}",
-            inputs.len(),
-            d.inputs.len()
-        )));
+        let names: Vec<String> = d
+            .inputs
+            .iter()
+            .map(|&v| {
+                let value = &d.values[v as usize];
+                format!("'{}' {} {:?}", value.name, value.dtype, value.shape)
+            })
+            .collect();
+        return Err(FunctionalError::InputCount {
+            given: inputs.len(),
+            expected: d.inputs.len(),
+            names: names.join(", "),
+        });
     }
     let dims = |v: u32| -> Vec<usize> { d.values[v as usize].shape.iter().map(|&x| x as usize).collect() };
     // Whole values of inputs and weights, from which their buffers are cut.
