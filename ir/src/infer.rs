@@ -87,7 +87,7 @@ pub fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorType>, S
     let one = |t: Result<TensorType, ShapeError>| t.and_then(checked).map(|t| vec![t]);
     match kind {
         OpKind::MatMul
-        | OpKind::MatMulBias
+        | OpKind::MatMulBias { .. }
         | OpKind::MatMulInteger
         | OpKind::Gemm { .. }
         | OpKind::Conv { .. }

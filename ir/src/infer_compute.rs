@@ -12,7 +12,7 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
             same_dtype(inputs)?;
             matmul(inputs[0], inputs[1], inputs[0].dtype)?
         }
-        OpKind::MatMulBias => {
+        OpKind::MatMulBias { .. } => {
             arity(inputs, 3, 3, "3")?;
             same_dtype(inputs)?;
             let out = matmul(inputs[0], inputs[1], inputs[0].dtype)?;
@@ -95,9 +95,19 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
         } => conv(inputs, window, *group, Some(output_padding))?,
         OpKind::Einsum { equation } => crate::einsum::infer_einsum(equation, inputs)?,
         OpKind::Softmax { axis, .. } => {
-            arity(inputs, 1, 1, "1")?;
+            arity(inputs, 1, 2, "1 or 2")?;
             float_only(inputs[0])?;
             axis_in_range(*axis, inputs[0])?;
+            // An additive mask broadcasts to the scores without changing their shape.
+            if let Some(mask) = inputs.get(1) {
+                crate::infer::same_dtype(inputs)?;
+                if crate::infer::broadcast(&inputs[0].shape, &mask.shape)? != inputs[0].shape {
+                    return Err(ShapeError::Invalid(format!(
+                        "Softmax's mask {} does not broadcast to its input {}",
+                        mask.shape, inputs[0].shape
+                    )));
+                }
+            }
             inputs[0].clone()
         }
         OpKind::LayerNorm { axis, stats, .. } => {

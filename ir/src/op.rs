@@ -294,10 +294,13 @@ pub enum OpKind {
         alpha: f32,
         beta: f32,
     },
-    /// `MatMul(a, b) + bias`, the bias a vector along the result's last axis: the product and its
-    /// bias run back to back (the bias added as the matrix unit's results stream out), made by the
-    /// `matmul-bias` rewrite.
-    MatMulBias,
+    /// `act(MatMul(a, b) + bias)`, the bias a vector along the result's last axis and `act` an
+    /// optional elementwise activation: the product, its bias and its activation run back to back
+    /// (the vector unit adds and activates as the matrix unit's results stream out), made by the
+    /// `matmul-bias` and `matmul-bias-<act>` rewrites.
+    MatMulBias {
+        act: Option<UnaryOp>,
+    },
     /// Convolution over NC(spatial) with weights M x C/group x kernel; optional bias.
     Conv {
         window: Window,
@@ -320,7 +323,9 @@ pub enum OpKind {
     Cast {
         to: DType,
     },
-    /// Softmax (or log-softmax) along `axis`.
+    /// Softmax (or log-softmax) along `axis`, of the input plus an optional additive mask
+    /// broadcast to it (the `softmax-mask` rewrite's masked softmax: the mask is added in the
+    /// softmax's first pass instead of a pass of its own).
     Softmax {
         axis: usize,
         log: bool,
@@ -478,7 +483,7 @@ impl OpKind {
     pub fn name(&self) -> &'static str {
         match self {
             OpKind::MatMul => "MatMul",
-            OpKind::MatMulBias => "MatMulBias",
+            OpKind::MatMulBias { .. } => "MatMulBias",
             OpKind::MatMulInteger => "MatMulInteger",
             OpKind::Gemm { .. } => "Gemm",
             OpKind::Conv { .. } => "Conv",
@@ -568,6 +573,7 @@ impl fmt::Display for OpKind {
                 "{{{window}, group={group}, output_padding={output_padding:?}}}"
             ),
             OpKind::Einsum { equation } => write!(f, "{{{equation}}}"),
+            OpKind::MatMulBias { act: Some(act) } => write!(f, "{{act={}}}", act.name()),
             OpKind::Unary(UnaryOp::Gelu { tanh: true }) => f.write_str("{approximate=tanh}"),
             OpKind::Unary(UnaryOp::HardSigmoid { alpha, beta }) => {
                 write!(f, "{{alpha={alpha:?}, beta={beta:?}}}")

@@ -133,7 +133,11 @@ pub fn report_text(r: &Report) -> String {
     );
     if let Some(rw) = &r.rewrites {
         let fired: Vec<String> = rw.fired.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        let before = rw.cycles_before.map_or("?".to_string(), |c| c.to_string());
+        let before = rw
+            .cycles_before
+            .map_or("(the graph as exported did not fit)".to_string(), |c| {
+                c.to_string()
+            });
         let _ = writeln!(
             out,
             "rewrites: {} ops -> {}, {before} cycles -> {} ({}); fired {}",

@@ -407,19 +407,26 @@ impl Lowering<'_> {
             // value (for embedded weights), what folding leaves is computed by the reference
             // kernels, so every weight derived from the model's has values.
             let single = out_types.len() == 1;
-            let by_kernels = match (&values, self.model.all_values) {
-                (Some(vals), true) => reference_fold(&kind, vals, &out_types),
-                _ => None,
-            };
+            let mut folded: Vec<Option<Values>> = out_types
+                .iter()
+                .map(|ty| match (&values, single) {
+                    (Some(vals), true) => fold::evaluate(&kind, vals, ty),
+                    _ => None,
+                })
+                .collect();
+            if let (Some(vals), true) = (&values, self.model.all_values) {
+                if folded.iter().any(Option::is_none) {
+                    if let Some(outs) = reference_fold(&kind, vals, &out_types) {
+                        for (slot, v) in folded.iter_mut().zip(outs) {
+                            slot.get_or_insert(v);
+                        }
+                    }
+                }
+            }
             return Ok(out_types
                 .into_iter()
-                .enumerate()
-                .map(|(r, ty)| {
-                    let v = match (&values, single) {
-                        (Some(vals), true) => fold::evaluate(&kind, vals, &ty),
-                        _ => None,
-                    };
-                    let v = v.or_else(|| by_kernels.as_ref().map(|outs| outs[r].clone()));
+                .zip(folded)
+                .map(|(ty, v)| {
                     Slot::Const(Rc::new(Const {
                         values: v,
                         ..Const::opaque(ty, source.clone())

@@ -32,7 +32,7 @@ pub fn work_for(kind: &OpKind, inputs: &[&TensorType], out: &TensorType) -> Work
         dtype,
     };
     match kind {
-        OpKind::MatMul | OpKind::MatMulBias | OpKind::MatMulInteger | OpKind::QLinearMatMul => {
+        OpKind::MatMul | OpKind::MatMulBias { .. } | OpKind::MatMulInteger | OpKind::QLinearMatMul => {
             let a = dims(0);
             let b = dims(if *kind == OpKind::QLinearMatMul { 3 } else { 1 });
             let k = *a.last().unwrap_or(&1);

@@ -47,9 +47,13 @@ pub(super) fn run(kind: &OpKind, inputs: &[&Tensor], outs: &[(Vec<usize>, DType)
         })),
         OpKind::Cast { to } => one(map(arg(0)?, &out, |x| cast(x, *to))),
         OpKind::MatMul => one(matmul(arg(0)?, arg(1)?, &out)?),
-        OpKind::MatMulBias => {
+        OpKind::MatMulBias { act } => {
             let product = matmul(arg(0)?, arg(1)?, &out)?;
-            one(elementwise(&out, &[&product, arg(2)?], |x| x[0] + x[1]))
+            let biased = elementwise(&out, &[&product, arg(2)?], |x| x[0] + x[1]);
+            match act {
+                Some(u) => one(map(&biased, &out, |x| unary(*u, x))),
+                None => one(biased),
+            }
         }
         OpKind::Gemm {
             trans_a,
@@ -64,7 +68,14 @@ pub(super) fn run(kind: &OpKind, inputs: &[&Tensor], outs: &[(Vec<usize>, DType)
             f64::from(*beta),
             &out,
         )?),
-        OpKind::Softmax { axis, log } => one(softmax(arg(0)?, *axis, *log)),
+        OpKind::Softmax { axis, log } => match inputs.get(1) {
+            Some(mask) => {
+                let x = arg(0)?;
+                let masked = elementwise(&x.dims, &[x, mask], |v| v[0] + v[1]);
+                one(softmax(&masked, *axis, *log))
+            }
+            None => one(softmax(arg(0)?, *axis, *log)),
+        },
         OpKind::LayerNorm { axis, epsilon, stats } => {
             layer_norm(inputs, *axis, f64::from(*epsilon), *stats, outs)
         }

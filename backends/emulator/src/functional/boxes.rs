@@ -71,17 +71,50 @@ pub fn copy_box(src: &[f64], src_box: &Region, dst: &mut [f64], dst_box: &Region
     }
 }
 
-/// Elements of `whole` that at least one of `boxes` holds.
+/// Elements of `whole` that at least one of `boxes` (each inside it) holds.
 pub fn union_volume(boxes: &[Region], whole: &Region) -> u64 {
     let mut seen = vec![false; volume(whole) as usize];
-    let mut marks = vec![0.0; seen.len()];
-    for b in boxes {
-        let ones = vec![1.0; volume(b) as usize];
-        marks.iter_mut().for_each(|m| *m = 0.0);
-        copy_box(&ones, b, &mut marks, whole, b);
-        seen.iter_mut().zip(&marks).for_each(|(s, &m)| *s |= m != 0.0);
+    let rank = whole.len();
+    let mut strides = vec![1u64; rank];
+    for k in (0..rank.saturating_sub(1)).rev() {
+        strides[k] = strides[k + 1] * (whole[k + 1].1 - whole[k + 1].0);
     }
-    seen.iter().filter(|&&s| s).count() as u64
+    for b in boxes.iter().filter(|b| volume(b) > 0) {
+        if rank == 0 {
+            seen[0] = true;
+            continue;
+        }
+        // Odometer over every index of the box but the last axis; rows marked whole.
+        let mut idx: Vec<u64> = b.iter().map(|r| r.0).collect();
+        loop {
+            let start: u64 = idx
+                .iter()
+                .zip(whole)
+                .zip(&strides)
+                .map(|((&i, w), &s)| (i - w.0) * s)
+                .sum();
+            let row = b[rank - 1].1 - b[rank - 1].0;
+            seen[start as usize..(start + row) as usize]
+                .iter_mut()
+                .for_each(|x| *x = true);
+            let mut k = rank - 1;
+            loop {
+                if k == 0 {
+                    break;
+                }
+                k -= 1;
+                idx[k] += 1;
+                if idx[k] < b[k].1 {
+                    break;
+                }
+                idx[k] = b[k].0;
+            }
+            if idx[..rank - 1].iter().zip(b).all(|(&i, r)| i == r.0) {
+                break;
+            }
+        }
+    }
+    seen.iter().filter(|&&x| x).count() as u64
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub fn crop(
         | OpKind::LayerNorm {
             axis, stats: false, ..
         } => elementwise(whole_from(want, out_dims, *axis)),
-        OpKind::MatMul | OpKind::MatMulBias => {
+        OpKind::MatMul | OpKind::MatMulBias { .. } => {
             let [a, b, rest @ ..] = dims else {
                 return None;
             };

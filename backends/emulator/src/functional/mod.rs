@@ -108,6 +108,34 @@ pub fn execute_parts(
             s.instructions.len()
         )));
     }
+    // Every index the dataflow and the schedule give is in range, so nothing below can panic on
+    // a malformed artifact.
+    let values = d.values.len();
+    let value_ok = |v: &u32| (*v as usize) < values;
+    if !d.inputs.iter().chain(&d.outputs).all(value_ok)
+        || !d
+            .ops
+            .iter()
+            .all(|o| o.inputs.iter().chain(&o.outputs).all(value_ok))
+    {
+        return Err(malformed(
+            "an input, output or op names a value that is not there".into(),
+        ));
+    }
+    for (k, i) in s.instructions.iter().enumerate() {
+        if i.reads
+            .iter()
+            .chain(&i.writes)
+            .any(|b| b.0 as usize >= s.buffers.len())
+        {
+            return Err(malformed(format!(
+                "instruction #{k} names a buffer that is not there"
+            )));
+        }
+        if i.writes.is_empty() {
+            return Err(malformed(format!("instruction #{k} writes nothing")));
+        }
+    }
     // Every holding names a value and a box inside it the size of its buffer.
     for (b, (h, buf)) in d.buffers.iter().zip(&s.buffers).enumerate() {
         let value = d.values.get(h.value as usize).ok_or_else(|| {

@@ -151,9 +151,15 @@ define_language! {
         "tanh" = Tanh(Id),
         "gelu" = Gelu(Id),
         "gelu-tanh" = GeluTanh(Id),
+        "relu" = Relu(Id),
+        "softmax" = Softmax([Id; 2]),
+        "softmax-masked" = SoftmaxMasked([Id; 3]),
         "mean" = Mean([Id; 2]),
         "matmul" = MatMul([Id; 2]),
         "matmul-bias" = MatMulBias([Id; 3]),
+        "matmul-bias-gelu" = MatMulBiasGelu([Id; 3]),
+        "matmul-bias-gelu-tanh" = MatMulBiasGeluTanh([Id; 3]),
+        "matmul-bias-relu" = MatMulBiasRelu([Id; 3]),
         "rmsnorm" = RmsNorm([Id; 4]),
         "layernorm" = LayerNorm([Id; 5]),
         Leaf(Leaf),
@@ -187,6 +193,11 @@ pub fn kind_of(node: &Expr, data: &impl Fn(Id) -> Data) -> Option<(OpKind, Vec<I
     };
     let binary = |op, [a, b]: [Id; 2]| Some((OpKind::Binary(op), vec![a, b]));
     let unary = |op, x: Id| Some((OpKind::Unary(op), vec![x]));
+    let fused = |act, c: &[Id; 3]| Some((OpKind::MatMulBias { act }, c.to_vec()));
+    let softmax = |axis: u64| OpKind::Softmax {
+        axis: axis as usize,
+        log: false,
+    };
     match node {
         Expr::Transpose([p, x]) => Some((
             OpKind::Transpose {
@@ -210,8 +221,14 @@ pub fn kind_of(node: &Expr, data: &impl Fn(Id) -> Data) -> Option<(OpKind, Vec<I
         Expr::Tanh(x) => unary(UnaryOp::Tanh, *x),
         Expr::Gelu(x) => unary(UnaryOp::Gelu { tanh: false }, *x),
         Expr::GeluTanh(x) => unary(UnaryOp::Gelu { tanh: true }, *x),
+        Expr::Relu(x) => unary(UnaryOp::Relu, *x),
+        Expr::Softmax([a, x]) => Some((softmax(dims(*a)[0]), vec![*x])),
+        Expr::SoftmaxMasked([a, x, m]) => Some((softmax(dims(*a)[0]), vec![*x, *m])),
         Expr::MatMul([a, b]) => Some((OpKind::MatMul, vec![*a, *b])),
-        Expr::MatMulBias([a, b, bias]) => Some((OpKind::MatMulBias, vec![*a, *b, *bias])),
+        Expr::MatMulBias(c) => fused(None, c),
+        Expr::MatMulBiasGelu(c) => fused(Some(UnaryOp::Gelu { tanh: false }), c),
+        Expr::MatMulBiasGeluTanh(c) => fused(Some(UnaryOp::Gelu { tanh: true }), c),
+        Expr::MatMulBiasRelu(c) => fused(Some(UnaryOp::Relu), c),
         Expr::Mean([a, x]) => Some((
             OpKind::Reduce {
                 op: ReduceOp::Mean,
@@ -274,13 +291,31 @@ pub fn expr_of(egraph: &mut EGraph<Expr, Types>, kind: &OpKind, children: &[Id])
         (OpKind::Binary(BinaryOp::Div), [_, _]) => Expr::Div(pair(children)),
         (OpKind::Binary(BinaryOp::Pow), [_, _]) => Expr::Pow(pair(children)),
         (OpKind::MatMul, [_, _]) => Expr::MatMul(pair(children)),
-        (OpKind::MatMulBias, [a, b, bias]) => Expr::MatMulBias([*a, *b, *bias]),
+        (OpKind::MatMulBias { act }, [a, b, bias]) => {
+            let c = [*a, *b, *bias];
+            match act {
+                None => Expr::MatMulBias(c),
+                Some(UnaryOp::Gelu { tanh: false }) => Expr::MatMulBiasGelu(c),
+                Some(UnaryOp::Gelu { tanh: true }) => Expr::MatMulBiasGeluTanh(c),
+                Some(UnaryOp::Relu) => Expr::MatMulBiasRelu(c),
+                Some(_) => return None,
+            }
+        }
         (OpKind::Unary(UnaryOp::Sqrt), [x]) => Expr::Sqrt(*x),
         (OpKind::Unary(UnaryOp::Reciprocal), [x]) => Expr::Recip(*x),
         (OpKind::Unary(UnaryOp::Erf), [x]) => Expr::Erf(*x),
         (OpKind::Unary(UnaryOp::Tanh), [x]) => Expr::Tanh(*x),
         (OpKind::Unary(UnaryOp::Gelu { tanh: false }), [x]) => Expr::Gelu(*x),
         (OpKind::Unary(UnaryOp::Gelu { tanh: true }), [x]) => Expr::GeluTanh(*x),
+        (OpKind::Unary(UnaryOp::Relu), [x]) => Expr::Relu(*x),
+        (OpKind::Softmax { axis, log: false }, [x]) => {
+            let a = egraph.add(Expr::Dims(Dims(vec![*axis as u64])));
+            Expr::Softmax([a, *x])
+        }
+        (OpKind::Softmax { axis, log: false }, [x, m]) => {
+            let a = egraph.add(Expr::Dims(Dims(vec![*axis as u64])));
+            Expr::SoftmaxMasked([a, *x, *m])
+        }
         (
             OpKind::Reduce {
                 op: ReduceOp::Mean,

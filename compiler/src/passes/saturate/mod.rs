@@ -73,7 +73,10 @@ impl CostFunction<Expr> for TargetCost<'_> {
         // would grow exponentially with depth, saturate, and leave extraction to tie-breaks.
         let priced: &[Id] = match enode {
             Expr::MatMul(_) => &[],
-            Expr::MatMulBias([_, _, bias]) => std::slice::from_ref(bias),
+            Expr::MatMulBias([_, _, bias])
+            | Expr::MatMulBiasGelu([_, _, bias])
+            | Expr::MatMulBiasGeluTanh([_, _, bias])
+            | Expr::MatMulBiasRelu([_, _, bias]) => std::slice::from_ref(bias),
             _ => enode.children(),
         };
         priced.iter().fold(own, |sum, &id| sum.saturating_add(costs(id)))

@@ -13,6 +13,10 @@
 //!   write it, is one tanh-form `Gelu`;
 //! - `matmul-bias`: `MatMul(a, b) + bias`, the bias a vector along the result's last axis, is one
 //!   `MatMulBias` (the bias added as the product streams out, not in a pass of its own);
+//! - `matmul-bias-gelu`, `matmul-bias-gelu-tanh`, `matmul-bias-relu`: the activation of a
+//!   `MatMulBias` is part of it (applied as the results stream out, as the bias is);
+//! - `softmax-mask`: `Softmax(x + mask)`, the mask broadcasting to `x`, is one masked `Softmax`
+//!   (the mask added in the softmax's first pass over the scores, not in a pass of its own);
 //! - `layernorm`: `(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * gamma + beta` over the last
 //!   axis, as GPT-2 exports write it, is one `LayerNorm`.
 
@@ -152,6 +156,17 @@ fn fuse_matmul_bias(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id>
     ok.then(|| egraph.add(Expr::MatMulBias([a, b, bias])))
 }
 
+/// `softmax(x + mask)` with `x` the sum's shape and the mask broadcasting to it: one masked
+/// Softmax.
+fn fuse_masked_softmax(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id> {
+    let (a, x, m) = (subst[var("?ax")], subst[var("?x")], subst[var("?m")]);
+    let xt = tensor(egraph, x)?.clone();
+    let mt = tensor(egraph, m)?.clone();
+    let fits = lpuc_ir::infer::broadcast(&xt.shape, &mt.shape).is_ok_and(|s| s == xt.shape);
+    let ok = fits && mt.dtype == xt.dtype && xt.dtype.is_float() && tensor(egraph, eclass) == Some(&xt);
+    ok.then(|| egraph.add(Expr::SoftmaxMasked([a, x, m])))
+}
+
 /// `(x - mean(x)) / sqrt(mean((x - mean(x))^2) + eps) * gamma + beta` over the last axis, `gamma`
 /// and `beta` vectors along it: one LayerNorm.
 fn fuse_layer_norm(egraph: &mut Graph, eclass: Id, subst: &Subst) -> Option<Id> {
@@ -197,6 +212,10 @@ pub fn rules() -> Vec<Rewrite<Expr, Types>> {
             fuse_rms_norm,
         ),
         rule("gelu-erf", "(mul (mul ?x (add (erf (div ?x ?c)) ?one)) ?half)", fuse_gelu),
+        rule("softmax-mask", "(softmax ?ax (add ?x ?m))", fuse_masked_softmax),
+        rewrite!("matmul-bias-gelu"; "(gelu (matmul-bias ?a ?b ?c))" => "(matmul-bias-gelu ?a ?b ?c)"),
+        rewrite!("matmul-bias-gelu-tanh"; "(gelu-tanh (matmul-bias ?a ?b ?c))" => "(matmul-bias-gelu-tanh ?a ?b ?c)"),
+        rewrite!("matmul-bias-relu"; "(relu (matmul-bias ?a ?b ?c))" => "(matmul-bias-relu ?a ?b ?c)"),
         rule(
             "gelu-tanh",
             "(mul (mul ?half ?x) (add ?one (tanh (mul ?k (add ?x (mul ?c (pow ?x ?three)))))))",

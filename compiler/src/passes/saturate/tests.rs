@@ -388,6 +388,75 @@ fn a_matmul_and_its_bias_become_one_op_either_way_round() {
     assert_eq!(count(&out, "MatMulBias"), 0);
 }
 
+/// `act(MatMul(x, w) + b)`, `b` a bias vector.
+fn activated(act: UnaryOp) -> Graph {
+    let mut g = Graph::new("activated");
+    let x = g.add_input("x", f32s(&[2, 3, 8]));
+    let w = g.add_input("w", f32s(&[8, 5]));
+    let b = g.add_input("b", f32s(&[5]));
+    let p = op(&mut g, OpKind::MatMul, vec![x, w], "p");
+    let y = bin(&mut g, BinaryOp::Add, p, b, "y");
+    let z = op(&mut g, OpKind::Unary(act), vec![y], "z");
+    g.add_output(z);
+    g
+}
+
+#[test]
+fn an_activation_after_a_biased_matmul_joins_it() {
+    for (act, rule) in [
+        (UnaryOp::Relu, "matmul-bias-relu"),
+        (UnaryOp::Gelu { tanh: false }, "matmul-bias-gelu"),
+        (UnaryOp::Gelu { tanh: true }, "matmul-bias-gelu-tanh"),
+    ] {
+        let (out, fired) = simplified(&activated(act));
+        assert_eq!(out.num_ops(), 1, "{rule}");
+        assert_eq!(fired.get(rule), Some(&1), "{rule}");
+        let o = out.op_ids().next().unwrap();
+        assert_eq!(out.op(o).kind, OpKind::MatMulBias { act: Some(act) });
+    }
+    // An activation the fused op does not offer stays apart.
+    let (out, _) = simplified(&activated(UnaryOp::Tanh));
+    assert_eq!(out.num_ops(), 2);
+}
+
+/// `Softmax(a + b)` over the last axis of `a`'s and `b`'s broadcast.
+fn masked(a: &[u64], b: &[u64]) -> Graph {
+    let mut g = Graph::new("masked");
+    let x = g.add_input("scores", f32s(a));
+    let m = g.add_input("mask", f32s(b));
+    let s = bin(&mut g, BinaryOp::Add, x, m, "s");
+    let rank = g.value(s).ty.shape.rank();
+    let p = op(
+        &mut g,
+        OpKind::Softmax {
+            axis: rank - 1,
+            log: false,
+        },
+        vec![s],
+        "p",
+    );
+    g.add_output(p);
+    g
+}
+
+#[test]
+fn a_softmax_takes_its_additive_mask_either_way_round() {
+    for (a, b) in [
+        (&[1u64, 2, 4, 4][..], &[1u64, 1, 4, 4][..]),
+        (&[1, 1, 4, 4], &[1, 2, 4, 4]),
+    ] {
+        let (out, fired) = simplified(&masked(a, b));
+        assert_eq!(out.num_ops(), 1);
+        assert_eq!(fired.get("softmax-mask"), Some(&1));
+        let o = out.op_ids().next().unwrap();
+        assert_eq!(out.op(o).inputs.len(), 2);
+    }
+    // Neither operand has the sum's shape: there is no scores tensor to mask.
+    let (out, fired) = simplified(&masked(&[2, 1], &[1, 4]));
+    assert_eq!(out.num_ops(), 2);
+    assert!(!fired.contains_key("softmax-mask"));
+}
+
 #[test]
 fn a_deep_residual_stream_fuses_every_layer() {
     // 80 layers of x = x + MatMul(rmsnorm(x), w): the stream feeds each layer twice, so a cost

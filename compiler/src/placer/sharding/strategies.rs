@@ -153,7 +153,10 @@ fn splits(g: &Graph, o: OpId) -> Splits {
         OpKind::Binary(_) | OpKind::Unary(_) | OpKind::Where | OpKind::Cast { .. } => {
             simple(elementwise(g, o, &all, &|_| false))
         }
-        OpKind::Softmax { axis, .. } | OpKind::Hardmax { axis } | OpKind::CumSum { axis, .. } => {
+        // A masked softmax's mask follows the scores where it has their axis (it is replicated
+        // where it broadcasts).
+        OpKind::Softmax { axis, .. } => simple(elementwise(g, o, &all, &|a| a == *axis)),
+        OpKind::Hardmax { axis } | OpKind::CumSum { axis, .. } => {
             simple(elementwise(g, o, &[0], &|a| a == *axis))
         }
         OpKind::LayerNorm { axis, .. } | OpKind::RmsNorm { axis, .. } => {
@@ -230,8 +233,8 @@ fn splits(g: &Graph, o: OpId) -> Splits {
                     .collect(),
             )
         }
-        OpKind::MatMul | OpKind::MatMulInteger | OpKind::MatMulBias
-            if n_in == 2 || (n_in == 3 && op.kind == OpKind::MatMulBias) =>
+        OpKind::MatMul | OpKind::MatMulInteger | OpKind::MatMulBias { .. }
+            if n_in == 2 || (n_in == 3 && matches!(op.kind, OpKind::MatMulBias { .. })) =>
         {
             let (a, b) = (dims(g, op.inputs[0]), dims(g, op.inputs[1]));
             if a.len() < 2 || b.len() < 2 || rank < 2 {
