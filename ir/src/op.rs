@@ -278,6 +278,10 @@ pub struct ResizeSampling {
     pub cubic_coeff_a: f32,
     pub exclude_outside: bool,
     pub antialias: bool,
+    /// The scale of each input axis the coordinates are mapped with: the model's `scales`, or
+    /// output over input size when it gave `sizes` (the output size is the scale's product
+    /// rounded down, so it does not give the scale back).
+    pub scales: Vec<f64>,
 }
 
 /// What an operation computes.

@@ -153,6 +153,68 @@ pub(super) fn run(kind: &OpKind, inputs: &[&Tensor], outs: &[(Vec<usize>, DType)
         OpKind::GatherElements { axis } => {
             one(super::along::gather_elements(arg(0)?, arg(1)?, *axis).map_err(invalid)?)
         }
+        OpKind::TopK { axis, k, largest } => {
+            let (v, i) = super::indexing::top_k(arg(0)?, *axis, *k as usize, *largest).map_err(invalid)?;
+            Ok(vec![v, i])
+        }
+        OpKind::OneHot { axis, depth } => {
+            one(super::indexing::one_hot(arg(0)?, arg(1)?, *axis, *depth as usize, &out).map_err(invalid)?)
+        }
+        OpKind::GatherNd { batch_dims } => {
+            one(super::indexing::gather_nd(arg(0)?, arg(1)?, *batch_dims, &out).map_err(invalid)?)
+        }
+        OpKind::ScatterNd { reduction } => {
+            one(super::indexing::scatter_nd(arg(0)?, arg(1)?, arg(2)?, *reduction).map_err(invalid)?)
+        }
+        OpKind::ScatterElements { axis, reduction } => {
+            one(
+                super::indexing::scatter_elements(arg(0)?, arg(1)?, arg(2)?, *axis, *reduction)
+                    .map_err(invalid)?,
+            )
+        }
+        OpKind::Quantize { axis, to } => {
+            one(
+                super::quant::quantize(arg(0)?, arg(1)?, inputs.get(2).copied(), *axis, *to)
+                    .map_err(invalid)?,
+            )
+        }
+        OpKind::Dequantize { axis } => {
+            one(super::quant::dequantize(arg(0)?, arg(1)?, inputs.get(2).copied(), *axis).map_err(invalid)?)
+        }
+        OpKind::DynamicQuantize => Ok(super::quant::dynamic_quantize(arg(0)?)),
+        OpKind::QLinearMatMul => one(super::quant::qlinear_matmul(inputs, &out, dtype).map_err(invalid)?),
+        OpKind::InstanceNorm { epsilon } => {
+            let c = arg(0)?.dims.get(1).copied().unwrap_or(1);
+            let y = super::windows::group_norm(arg(0)?, arg(1)?, arg(2)?, c, f64::from(*epsilon));
+            one(y.map_err(invalid)?)
+        }
+        OpKind::GroupNorm { groups, epsilon } => {
+            one(
+                super::windows::group_norm(arg(0)?, arg(1)?, arg(2)?, *groups as usize, f64::from(*epsilon))
+                    .map_err(invalid)?,
+            )
+        }
+        OpKind::ConvTranspose { window, group, .. } => one(super::windows::conv_transpose(
+            arg(0)?,
+            arg(1)?,
+            inputs.get(2).copied(),
+            window,
+            *group,
+            &out,
+        )
+        .map_err(invalid)?),
+        OpKind::Pool {
+            kind: crate::PoolKind::MaxWithIndices { column_major },
+            window,
+        } => {
+            let (v, i) = super::windows::max_pool_with_indices(arg(0)?, window, *column_major, &out)
+                .map_err(invalid)?;
+            Ok(vec![v, i])
+        }
+        OpKind::Resize { sampling, .. } => match super::resize::resize(arg(0)?, sampling, &out) {
+            Some(t) => one(t),
+            None => Err(KernelError::Unsupported),
+        },
         OpKind::Pad { pads, mode } => one(super::windows::pad(arg(0)?, pads, *mode, &out).map_err(invalid)?),
         OpKind::BatchNorm { epsilon } => {
             one(super::windows::batch_norm(inputs, f64::from(*epsilon)).map_err(invalid)?)

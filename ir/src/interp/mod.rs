@@ -9,7 +9,10 @@
 //! [`EvalError::Unsupported`], never a wrong answer.
 
 mod along;
+mod indexing;
 mod kernels;
+mod quant;
+mod resize;
 mod tensor;
 mod windows;
 

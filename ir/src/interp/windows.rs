@@ -208,6 +208,171 @@ pub fn pad(x: &Tensor, pads: &[i64], mode: PadMode, out: &[usize]) -> Result<Ten
     })
 }
 
+/// Transposed convolution: each input pixel times each kernel tap, added at the output position
+/// it reaches (`o = i * stride + k * dilation - pad_begin`); x [N, C, *S], w [C, M/group, *K].
+pub fn conv_transpose(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    win: &Window,
+    group: u64,
+    out: &[usize],
+) -> Result<Tensor, String> {
+    let (n, c) = (x.dims[0], x.dims[1]);
+    let group = group.max(1) as usize;
+    let (cg, mg) = (c / group, w.dims[1]);
+    let m = mg * group;
+    if w.dims[0] != c || out.len() != x.dims.len() || out[1] != m {
+        return Err(format!(
+            "ConvTranspose of {:?} with weights {:?} to {out:?}",
+            x.dims, w.dims
+        ));
+    }
+    let spatial = &out[2..];
+    let per_image: usize = spatial.iter().product();
+    let mut data = vec![0.0; out.iter().product()];
+    for (f, slot) in data.iter_mut().enumerate() {
+        *slot = bias.map_or(0.0, |b| b.data[(f / per_image) % m]);
+    }
+    let (xs, ws) = (Tensor::strides(&x.dims), Tensor::strides(&w.dims));
+    let taps: Vec<Vec<usize>> = positions(&w.dims[2..]).collect();
+    for b in 0..n {
+        for ic in 0..c {
+            let g = ic / cg;
+            for i in positions(&x.dims[2..]) {
+                let xi =
+                    b * xs[0] + ic * xs[1] + i.iter().enumerate().map(|(a, &v)| v * xs[2 + a]).sum::<usize>();
+                let xv = x.data[xi];
+                'tap: for k in &taps {
+                    let mut o = 0usize;
+                    for a in 0..i.len() {
+                        let stride = win.strides.get(a).copied().unwrap_or(1) as i64;
+                        let dilation = win.dilations.get(a).copied().unwrap_or(1) as i64;
+                        let pad = win.pads.get(a).copied().unwrap_or(0) as i64;
+                        let pos = i[a] as i64 * stride + k[a] as i64 * dilation - pad;
+                        if pos < 0 || pos >= spatial[a] as i64 {
+                            continue 'tap;
+                        }
+                        o = o * spatial[a] + pos as usize;
+                    }
+                    for om in 0..mg {
+                        let wi = ic * ws[0]
+                            + om * ws[1]
+                            + k.iter().enumerate().map(|(a, &t)| t * ws[2 + a]).sum::<usize>();
+                        data[(b * m + g * mg + om) * per_image + o] += xv * w.data[wi];
+                    }
+                }
+            }
+        }
+    }
+    Ok(Tensor {
+        dims: out.to_vec(),
+        data,
+    })
+}
+
+/// Max pooling with the flat index of each maximum in the input (row-major over N, C and the
+/// spatial dims; with `column_major` the spatial dims count column-major), the first on ties.
+pub fn max_pool_with_indices(
+    x: &Tensor,
+    win: &Window,
+    column_major: bool,
+    out: &[usize],
+) -> Result<(Tensor, Tensor), String> {
+    let values = pool(x, PoolKind::Max, win, out)?;
+    let kernel: Vec<usize> = win.kernel.iter().map(|&k| k as usize).collect();
+    let taps: Vec<Vec<usize>> = positions(&kernel).collect();
+    let spatial_in = &x.dims[2..];
+    let mut indices = Vec::with_capacity(values.data.len());
+    for (f, o) in positions(out).enumerate() {
+        let (b, c) = (o[0], o[1]);
+        let mut found = 0usize;
+        for k in &taps {
+            let mut at = Vec::with_capacity(spatial_in.len());
+            for a in 0..spatial_in.len() {
+                match source(win, a, o[2 + a], k[a], spatial_in[a]) {
+                    Some(i) => at.push(i),
+                    None => break,
+                }
+            }
+            if at.len() != spatial_in.len() {
+                continue;
+            }
+            let mut full = vec![b, c];
+            full.extend(&at);
+            let flat_index: usize = full
+                .iter()
+                .zip(Tensor::strides(&x.dims))
+                .map(|(&i, s)| i * s)
+                .sum();
+            if x.data[flat_index] == values.data[f] {
+                found = if column_major {
+                    // N and C row-major, then the spatial dims with the first varying fastest.
+                    let per_image: usize = spatial_in.iter().product();
+                    let mut s = 0usize;
+                    for a in (0..at.len()).rev() {
+                        s = s * spatial_in[a] + at[a];
+                    }
+                    (b * x.dims[1] + c) * per_image + s
+                } else {
+                    flat_index
+                };
+                break;
+            }
+        }
+        indices.push(found as f64);
+    }
+    Ok((
+        values,
+        Tensor {
+            dims: out.to_vec(),
+            data: indices,
+        },
+    ))
+}
+
+/// Instance normalisation (each sample's channel over its spatial dims) or group normalisation
+/// (each sample's group of channels): x [N, C, ...], scale and bias per channel, or per group.
+pub fn group_norm(
+    x: &Tensor,
+    scale: &Tensor,
+    bias: &Tensor,
+    groups: usize,
+    epsilon: f64,
+) -> Result<Tensor, String> {
+    let (n, c) = (x.dims[0], *x.dims.get(1).ok_or("normalisation of a vector")?);
+    if groups == 0 || c % groups != 0 {
+        return Err(format!("{c} channels in {groups} groups"));
+    }
+    let inner: usize = x.dims[2..].iter().product();
+    let per_group = c / groups * inner;
+    let mut data = x.data.clone();
+    for b in 0..n {
+        for g in 0..groups {
+            let start = (b * groups + g) * per_group;
+            let lane = &mut data[start..start + per_group];
+            let mean = lane.iter().sum::<f64>() / per_group as f64;
+            let var = lane.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / per_group as f64;
+            let inv = 1.0 / (var + epsilon).sqrt();
+            for (f, v) in lane.iter_mut().enumerate() {
+                let ch = g * (c / groups) + f / inner.max(1);
+                let at = |t: &Tensor| {
+                    if t.data.len() == groups && groups != c {
+                        t.data[g]
+                    } else {
+                        t.data[ch]
+                    }
+                };
+                *v = (*v - mean) * inv * at(scale) + at(bias);
+            }
+        }
+    }
+    Ok(Tensor {
+        dims: x.dims.clone(),
+        data,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +415,28 @@ mod tests {
         assert_eq!(by(PadMode::Wrap), [2., 3., 1., 2., 3., 1., 2.]);
         // A negative pad crops.
         assert_eq!(pad(&x, &[-1, 0], PadMode::Edge, &[2]).unwrap().data, [2., 3.]);
+    }
+
+    #[test]
+    fn transposed_convolution_and_group_norms() {
+        // 1x1x2 input [1, 2], kernel [1, 1, 1], stride 2: each input lands on its own pair.
+        let x = Tensor::new(vec![1, 1, 2], vec![1.0, 2.0]).unwrap();
+        let w = Tensor::new(vec![1, 1, 2], vec![1.0, 10.0]).unwrap();
+        let y = conv_transpose(&x, &w, None, &window(&[2], &[2], &[0, 0]), 1, &[1, 1, 4]).unwrap();
+        assert_eq!(y.data, [1.0, 10.0, 2.0, 20.0]);
+        let x = Tensor::new(vec![1, 2, 2], vec![1.0, 3.0, 10.0, 30.0]).unwrap();
+        let ones = Tensor::new(vec![2], vec![1.0, 1.0]).unwrap();
+        let zeros = Tensor::new(vec![2], vec![0.0, 0.0]).unwrap();
+        let y = group_norm(&x, &ones, &zeros, 2, 0.0).unwrap();
+        assert_eq!(y.data, [-1.0, 1.0, -1.0, 1.0]);
+        let (v, i) = max_pool_with_indices(
+            &Tensor::new(vec![1, 1, 2, 2], vec![1.0, 4.0, 3.0, 2.0]).unwrap(),
+            &window(&[2, 2], &[1, 1], &[0, 0, 0, 0]),
+            false,
+            &[1, 1, 1, 1],
+        )
+        .unwrap();
+        assert_eq!((v.data[0], i.data[0]), (4.0, 1.0));
     }
 
     #[test]

@@ -460,6 +460,8 @@ fn resize(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
         .filter(|s| !s.is_empty());
     let sizes = ops.ints(node, sizes_at, "the sizes")?.filter(|s| !s.is_empty());
     let mut shape = dims.to_vec();
+    // The scale each axis is sampled with (1 where Resize leaves an axis alone).
+    let mut axis_scales = vec![1.0f64; rank];
     match (scales, sizes) {
         (_, Some(sizes)) => {
             if sizes.len() != axes.len() || sizes.iter().any(|&s| s <= 0) {
@@ -469,6 +471,7 @@ fn resize(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
             if policy == "stretch" {
                 for (&a, &s) in axes.iter().zip(&sizes) {
                     shape[a] = s as u64;
+                    axis_scales[a] = s as f64 / dims[a] as f64;
                 }
             } else {
                 let ratios = axes.iter().zip(&sizes).map(|(&a, &s)| s as f64 / dims[a] as f64);
@@ -479,6 +482,7 @@ fn resize(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
                 };
                 for &a in &axes {
                     shape[a] = (scale * dims[a] as f64 + 0.5).floor() as u64;
+                    axis_scales[a] = scale;
                 }
             }
         }
@@ -488,6 +492,7 @@ fn resize(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
             }
             for (&a, &s) in axes.iter().zip(&scales) {
                 shape[a] = (dims[a] as f64 * s).floor() as u64;
+                axis_scales[a] = s;
             }
         }
         (None, None) => return Err(invalid("Resize needs scales or sizes")),
@@ -505,6 +510,7 @@ fn resize(node: &Node, ops: &Operands) -> Result<Plan, Reject> {
         cubic_coeff_a: node.attr_float("cubic_coeff_a").unwrap_or(-0.75),
         exclude_outside: node.attr_int("exclude_outside").unwrap_or(0) != 0,
         antialias: node.attr_int("antialias").unwrap_or(0) != 0,
+        scales: axis_scales,
     };
     Ok(Plan::op(OpKind::Resize { shape, sampling }, vec![0]))
 }
