@@ -1,7 +1,8 @@
 //! Property: the saturation rewrites never change what a graph computes, never add an op, and the
 //! rewritten graph still schedules and passes the emulator. Random graphs from the supported ops
 //! (transposes and reshapes among them, so chains to cancel and merge arise), evaluated before and
-//! after by the reference interpreter on the same inputs.
+//! after by the reference interpreter on the same inputs, and both schedules executed by the
+//! functional emulator on the same values.
 
 use lpuc::passes::{eliminate_dead_ops::eliminate_dead_ops, run_passes, saturate::saturate};
 use lpuc::scheduler::schedule_graph;
@@ -16,7 +17,7 @@ mod graph_gen;
 use graph_gen::{build, step};
 
 /// Inputs and weights by name: values in [-1, 1), integer inputs 0 (a valid index).
-fn run(g: &Graph) -> Result<Vec<Tensor>, EvalError> {
+fn feeds(g: &Graph) -> BTreeMap<lpuc_ir::ValueId, Tensor> {
     let mut feeds = BTreeMap::new();
     for v in g.value_ids() {
         let value = g.value(v);
@@ -28,7 +29,7 @@ fn run(g: &Graph) -> Result<Vec<Tensor>, EvalError> {
         let mut x = value.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |a, b| {
             (a ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         }) | 1;
-        let data = (0..n)
+        let data: Vec<f64> = (0..n)
             .map(|_| {
                 if matches!(value.ty.dtype, DType::I64 | DType::I32) {
                     return 0.0;
@@ -39,9 +40,39 @@ fn run(g: &Graph) -> Result<Vec<Tensor>, EvalError> {
                 (x >> 11) as f64 / (1u64 << 52) as f64 * 2.0 - 1.0
             })
             .collect();
+        // Rounded to the value's dtype, as a chip holds it.
+        let data = data.into_iter().map(|x: f64| value.ty.dtype.round(x)).collect();
         feeds.insert(v, Tensor::new(dims, data).expect("sized"));
     }
-    evaluate(g, &feeds)
+    feeds
+}
+
+fn run(g: &Graph) -> Result<Vec<Tensor>, EvalError> {
+    evaluate(g, &feeds(g))
+}
+
+/// `g` scheduled on one chip and executed by the functional emulator on [`feeds`].
+fn execute(g: &Graph, target: &Target) -> Result<Vec<Tensor>, String> {
+    use lpuc_artifact::dataflow::{encode, Role, Stored};
+    let (schedule, _) = schedule_graph(g, target).map_err(|e| e.to_string())?;
+    let mut d = lpuc::scheduler::dataflow::single_chip(g, &schedule);
+    let fed = feeds(g);
+    let mut blob = Vec::new();
+    for (k, v) in d.values.iter_mut().enumerate() {
+        if v.role == Role::Weight {
+            let bytes = encode(v.dtype, &fed[&lpuc_ir::ValueId(k as u32)].data);
+            v.stored = Some(Stored {
+                offset: blob.len() as u64,
+                bytes: bytes.len() as u64,
+            });
+            blob.extend(bytes);
+        }
+    }
+    d.weights = lpuc_artifact::WeightSource::Embedded;
+    let inputs: Vec<Tensor> = g.inputs().iter().map(|v| fed[v].clone()).collect();
+    let run = lpuc_emulator::functional::execute_parts(&schedule, &d, Some(&blob), &inputs)
+        .map_err(|e| e.to_string())?;
+    Ok(run.outputs.into_iter().map(|(_, t)| t).collect())
 }
 
 proptest! {
@@ -79,5 +110,24 @@ proptest! {
             (a, b) => prop_assert!(false, "before {:?}, after {:?}", a.err(), b.err()),
         }
         prop_assert!(schedule_graph(&out, &target).is_ok());
+        // Both schedules executed: each op's result rounded to its dtype, so a fused op (one
+        // rounding) and its parts (one each) differ by a few units in the last place.
+        match (execute(&g, &target), execute(&out, &target)) {
+            (Ok(before), Ok(after)) => {
+                for ((b, a), &v) in before.iter().zip(&after).zip(g.outputs()) {
+                    let tol = match g.value(v).ty.dtype {
+                        DType::F16 => 2e-2,
+                        DType::Bf16 => 1e-1,
+                        _ => 1e-4,
+                    };
+                    for (x, y) in b.data.iter().zip(&a.data) {
+                        let close = x == y || (x.is_nan() && y.is_nan()) || (x - y).abs() <= tol * x.abs().max(1.0);
+                        prop_assert!(close, "executed: {} vs {}", x, y);
+                    }
+                }
+            }
+            (Err(b), _) if b.contains("no kernel") => {}
+            (b, a) => prop_assert!(false, "executed before {:?}, after {:?}", b.err(), a.err()),
+        }
     }
 }
