@@ -313,9 +313,9 @@ fn the_cli_executes_an_artifact_and_compares_it_with_onnxruntime() {
         "--bucket",
         "16",
         "--chips",
-        "16",
+        "8",
         "--partition",
-        "hybrid",
+        "tensor",
     ];
     assert_eq!(lpuc(&[&compile[..], &["--embed-weights", "-o", art]].concat()), 0);
     assert_eq!(lpuc(&["emulate", art, "--inputs", data, "--expect", data]), 0);
@@ -356,4 +356,25 @@ fn the_cli_executes_an_artifact_and_compares_it_with_onnxruntime() {
     let bare = bare.to_str().unwrap();
     assert_eq!(lpuc(&[&compile[..], &["-o", bare]].concat()), 0);
     assert_eq!(lpuc(&["emulate", bare, "--inputs", data]), 1);
+    // Its weights read back from the model it was compiled from: the same numbers.
+    assert_eq!(
+        lpuc(&[
+            "emulate", bare, "--inputs", data, "--expect", written, "--model", model, "--rtol", "0",
+            "--atol", "0"
+        ]),
+        0
+    );
+    // Another model is refused.
+    let other = example("bert_encoder.onnx");
+    assert_eq!(
+        lpuc(&[
+            "emulate",
+            bare,
+            "--inputs",
+            data,
+            "--model",
+            other.to_str().unwrap()
+        ]),
+        2
+    );
 }

@@ -126,6 +126,10 @@ pub enum Command {
         /// Write the outputs computed as output_<i>.pb into DIR (created if missing).
         #[arg(long, value_name = "DIR", requires = "inputs")]
         write_outputs: Option<PathBuf>,
+        /// For an artifact compiled without --embed-weights: read the weights from this model,
+        /// which must be the file the manifest pins (same sha256).
+        #[arg(long, value_name = "MODEL.onnx", requires = "inputs")]
+        model: Option<PathBuf>,
     },
     /// Print the capability table: every ONNX op, whether lpuc supports, folds or rejects it, and why.
     Ops {
@@ -301,6 +305,7 @@ pub fn run(cli: Cli) -> i32 {
             rtol,
             atol,
             write_outputs,
+            model,
         } => emulate(
             &dir,
             inputs.map(|inputs| Execute {
@@ -309,6 +314,7 @@ pub fn run(cli: Cli) -> i32 {
                 rtol,
                 atol,
                 write_outputs,
+                model,
             }),
         ),
         Command::Report { dir, format } => report(&dir, format),
@@ -458,6 +464,7 @@ struct Execute {
     rtol: f64,
     atol: f64,
     write_outputs: Option<PathBuf>,
+    model: Option<PathBuf>,
 }
 
 fn emulate(dir: &std::path::Path, execute: Option<Execute>) -> i32 {
@@ -497,7 +504,21 @@ fn run_functional(artifact: &lpuc_artifact::Artifact, x: &Execute) -> i32 {
             return 2;
         }
     };
-    let run = match lpuc_emulator::execute(artifact, &inputs) {
+    // Weights from the model when the artifact does not carry them and one is given.
+    let from_model = match (&artifact.weights, &x.model) {
+        (None, Some(model)) => match crate::driver::embed::weights_from_model(artifact, model) {
+            Ok(found) => Some(found),
+            Err(e) => return fail(&e),
+        },
+        _ => None,
+    };
+    let executed = match &from_model {
+        Some((dataflow, blob)) => {
+            lpuc_emulator::functional::execute_parts(&artifact.schedule, dataflow, Some(blob), &inputs)
+        }
+        None => lpuc_emulator::execute(artifact, &inputs),
+    };
+    let run = match executed {
         Ok(r) => r,
         Err(
             e @ (lpuc_emulator::FunctionalError::Input { .. }

@@ -321,16 +321,11 @@ pub fn compile_placed(
     if !opts.rewrite {
         options.insert("rewrite".to_string(), "off".to_string());
     }
-    // Where the weights' values are: in weights.bin, or nowhere (the artifact can be timed but
-    // not executed).
+    // Where the weights' values are: in weights.bin, or in the model the manifest pins (read by
+    // `lpuc emulate --model`).
     options.insert(
         "weights".to_string(),
-        if opts.embed_weights {
-            "embedded"
-        } else {
-            "not-embedded"
-        }
-        .to_string(),
+        if opts.embed_weights { "embedded" } else { "model" }.to_string(),
     );
     if let Some(b) = opts.binder.batch {
         options.insert("batch".to_string(), b.to_string());
@@ -365,7 +360,7 @@ pub fn compile_placed(
     })
 }
 
-fn sha256_file(path: &std::path::Path) -> Result<String, CompileError> {
+pub(crate) fn sha256_file(path: &std::path::Path) -> Result<String, CompileError> {
     let io = |source| crate::frontend::LoadError::Io {
         path: path.display().to_string(),
         source,

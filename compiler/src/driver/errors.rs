@@ -42,6 +42,13 @@ pub enum CompileError {
     /// `--embed-weights`, but some weights' values are not known at compile time (exit 1).
     #[error("--embed-weights: the values of {count} weight(s) are not known at compile time: {names}. They are derived from the model's weights by folding larger than lpuc evaluates; compile without --embed-weights to schedule it without values")]
     WeightsUnknown { count: usize, names: String },
+    /// `lpuc emulate --model` was given another model than the artifact was compiled from (exit 2).
+    #[error("{path} is not the model this artifact was compiled from (its sha256 is {found}, the manifest pins {expected})")]
+    OtherModel {
+        path: String,
+        found: String,
+        expected: String,
+    },
     /// An output file could not be written (exit 2).
     #[error("cannot write the artifact: {0}")]
     Write(String),
@@ -60,6 +67,7 @@ impl CompileError {
             CompileError::Load(_)
             | CompileError::Target(_)
             | CompileError::Write(_)
+            | CompileError::OtherModel { .. }
             | CompileError::UnknownDim { .. } => 2,
             CompileError::Rejected(_)
             | CompileError::Resources { .. }

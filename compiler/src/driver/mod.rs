@@ -3,7 +3,7 @@
 
 mod compile;
 pub mod conformance;
-mod embed;
+pub mod embed;
 mod errors;
 mod forms;
 pub mod tensors;

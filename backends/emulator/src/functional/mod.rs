@@ -34,7 +34,7 @@ use thiserror::Error;
 /// Why an artifact could not be executed.
 #[derive(Debug, Error, PartialEq)]
 pub enum FunctionalError {
-    #[error("the artifact has no weights: compile it with --embed-weights to execute it")]
+    #[error("the artifact has no weights: compile it with --embed-weights, or give lpuc emulate --model the model it was compiled from")]
     NoWeights,
     #[error("dataflow.json does not describe this schedule: {0}")]
     Malformed(String),
