@@ -177,6 +177,13 @@ fn the_decoder_computes_the_same_on_1_8_and_16_chips() {
 }
 
 #[test]
+fn the_decoder_computes_the_same_on_all_16_chips() {
+    // At 256 tokens the hybrid placement uses all 16 chips: two 8-chip stages, split tensor-wise.
+    let chips = agrees("llama_prefill.onnx", Some(256), &[on(16, Partition::Hybrid)]);
+    assert_eq!(chips, [16]);
+}
+
+#[test]
 fn the_encoder_computes_the_same_on_1_8_and_16_chips() {
     let chips = agrees(
         "bert_encoder.onnx",
@@ -377,4 +384,36 @@ fn the_cli_executes_an_artifact_and_compares_it_with_onnxruntime() {
         ]),
         2
     );
+}
+
+#[test]
+fn a_malformed_dataflow_is_an_error_not_a_panic() {
+    let opts = with_weights("mlp.onnx", None);
+    let a = compile_placed(&opts, None).unwrap();
+    let inputs = inputs_for(&a);
+    assert!(lpuc_emulator::execute(&a, &inputs).is_ok());
+    let malformed = |a: &Artifact| {
+        let e = lpuc_emulator::execute(a, &inputs).unwrap_err();
+        assert!(matches!(e, lpuc_emulator::FunctionalError::Malformed(_)), "{e}");
+    };
+    // An op whose declared result is not what its kind makes.
+    let mut m = a.clone();
+    let out = m.dataflow.ops[0].outputs[0] as usize;
+    m.dataflow.values[out].shape.push(3);
+    malformed(&m);
+    // An absurd shape.
+    let mut m = a.clone();
+    m.dataflow.values[out].shape = vec![1 << 40, 1 << 40];
+    malformed(&m);
+    // An instruction naming a buffer that is not there, and a holding outside its value.
+    let mut m = a.clone();
+    m.schedule.instructions[0].writes[0] = lpuc_artifact::BufferId(u32::MAX);
+    malformed(&m);
+    let mut m = a.clone();
+    m.dataflow.buffers[0].region[0] = [0, u64::MAX];
+    malformed(&m);
+    // Weights cut short.
+    let mut m = a.clone();
+    m.weights.as_mut().unwrap().truncate(10);
+    malformed(&m);
 }

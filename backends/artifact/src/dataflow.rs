@@ -113,7 +113,8 @@ impl Holding {
     }
 }
 
-/// Little-endian bytes of `values` in `dtype` (floats rounded to it, integers wrapped).
+/// Little-endian bytes of `values` in `dtype` (floats rounded to it, integers saturated to its
+/// range).
 pub fn encode(dtype: DType, values: &[f64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * dtype.size_bytes() as usize);
     for &x in values {

@@ -120,8 +120,18 @@ pub fn qlinear_matmul(inputs: &[&Tensor], out: &[usize], dtype: DType) -> Result
         return Err(format!("contraction {k} against {}", b.dims[rb - 2]));
     }
     let batch: usize = out[..out.len() - 2].iter().product();
-    let a_batch = a.data.len() / (m * k);
-    let b_batch = b.data.len() / (k * n);
+    if m * n * batch == 0 {
+        return Tensor::new(out.to_vec(), vec![]).ok_or_else(|| "QLinearMatMul of an empty result".into());
+    }
+    // Batch dims broadcast whole: each operand has every batch or one.
+    let a_batch: usize = a.dims[..ra - 2].iter().product();
+    let b_batch: usize = b.dims[..rb - 2].iter().product();
+    if ![1, batch].contains(&a_batch) || ![1, batch].contains(&b_batch) {
+        return Err(format!(
+            "QLinearMatMul batches {:?} and {:?} broadcast in part",
+            a.dims, b.dims
+        ));
+    }
     let pick = |t: &Tensor, i: usize| {
         if t.data.len() == 1 {
             t.data[0]

@@ -19,8 +19,9 @@ fn source(s: &ResizeSampling, x: usize, input: usize, output: usize, scale: f64)
             let offset = i / 2.0 * (1.0 - adjustment);
             offset + (x + 0.5) / scale - 0.5
         }
-        "pytorch_half_pixel" if output > 1 => (x + 0.5) / scale - 0.5,
-        "pytorch_half_pixel" => 0.0,
+        // The reference takes -0.5 for an output of one (measured unrounded).
+        "pytorch_half_pixel" if o == 1.0 => -0.5,
+        "pytorch_half_pixel" => (x + 0.5) / scale - 0.5,
         "align_corners" if o > 1.0 => x * (i - 1.0) / (o - 1.0),
         "align_corners" => 0.0,
         "asymmetric" => x / scale,
@@ -83,7 +84,7 @@ fn taps(s: &ResizeSampling, x: usize, input: usize, output: usize, scale: f64) -
 
 /// Resize `x` to `out`; `None` where no kernel models the sampling.
 pub fn resize(x: &Tensor, s: &ResizeSampling, out: &[usize]) -> Option<Tensor> {
-    if s.antialias || out.len() != x.dims.len() {
+    if s.antialias || out.len() != x.dims.len() || x.dims.contains(&0) {
         return None;
     }
     let per_axis: Vec<Vec<Vec<(usize, f64)>>> = (0..out.len())

@@ -77,6 +77,9 @@ pub struct Execution {
     pub transfers: usize,
 }
 
+/// The most elements one value may have here (held as f64: 2 GiB).
+const MAX_ELEMENTS: u64 = 1 << 28;
+
 /// Round `xs` to what `dtype` holds.
 fn round_to(dtype: DType, xs: &mut [f64]) {
     xs.iter_mut().for_each(|x| *x = dtype.round(*x));
@@ -134,6 +137,37 @@ pub fn execute_parts(
         }
         if i.writes.is_empty() {
             return Err(malformed(format!("instruction #{k} writes nothing")));
+        }
+    }
+    // Every value is small enough to hold as f64 (functional emulation is for checking numbers,
+    // not for 70B-sized artifacts), and every op's declared result is what its kind gives its
+    // operands, so the kernels never see shapes they do not expect.
+    for v in &d.values {
+        let elements = v.shape.iter().try_fold(1u64, |a, &x| a.checked_mul(x));
+        if elements.is_none_or(|n| n > MAX_ELEMENTS) {
+            return Err(malformed(format!(
+                "value '{}' of shape {:?} is larger than functional emulation holds ({MAX_ELEMENTS} elements)",
+                v.name, v.shape
+            )));
+        }
+    }
+    for (k, op) in d.ops.iter().enumerate() {
+        let ty = |v: &u32| {
+            let value = &d.values[*v as usize];
+            lpuc_ir::TensorType::new(value.dtype, value.shape.clone())
+        };
+        let inputs: Vec<lpuc_ir::TensorType> = op.inputs.iter().map(ty).collect();
+        let refs: Vec<&lpuc_ir::TensorType> = inputs.iter().collect();
+        let declared: Vec<lpuc_ir::TensorType> = op.outputs.iter().map(ty).collect();
+        match lpuc_ir::infer::infer(&op.kind, &refs) {
+            Ok(inferred) if inferred == declared => {}
+            Ok(inferred) => {
+                return Err(malformed(format!(
+                    "op {k} ({}) makes {inferred:?}, the dataflow declares {declared:?}",
+                    op.kind
+                )))
+            }
+            Err(e) => return Err(malformed(format!("op {k} ({}): {e}", op.kind))),
         }
     }
     // Every holding names a value and a box inside it the size of its buffer.
@@ -369,6 +403,9 @@ pub fn execute_parts(
                     let r = region_of(&d.buffers[w.0 as usize]);
                     if !contains(bx, &r) {
                         return Err(fail(format!("b{} lies outside its op's result", w.0)));
+                    }
+                    if t.data.len() as u64 != volume(bx) {
+                        return Err(fail(format!("the kernel made {:?} for a box of {bx:?}", t.dims)));
                     }
                     let mut out = vec![0.0; volume(&r) as usize];
                     copy_box(&t.data, bx, &mut out, &r, &r);
