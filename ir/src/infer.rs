@@ -87,6 +87,7 @@ pub fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorType>, S
     let one = |t: Result<TensorType, ShapeError>| t.and_then(checked).map(|t| vec![t]);
     match kind {
         OpKind::MatMul
+        | OpKind::MatMulT
         | OpKind::MatMulBias { .. }
         | OpKind::MatMulInteger
         | OpKind::Gemm { .. }

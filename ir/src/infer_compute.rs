@@ -12,6 +12,11 @@ pub(crate) fn infer_compute(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec
             same_dtype(inputs)?;
             matmul(inputs[0], inputs[1], inputs[0].dtype)?
         }
+        OpKind::MatMulT => {
+            arity(inputs, 2, 2, "2")?;
+            same_dtype(inputs)?;
+            matmul(inputs[0], &swap_last_two(inputs[1])?, inputs[0].dtype)?
+        }
         OpKind::MatMulBias { .. } => {
             arity(inputs, 3, 3, "3")?;
             same_dtype(inputs)?;
@@ -515,4 +520,18 @@ pub(crate) fn window_output(
             Ok(out)
         })
         .collect()
+}
+
+/// `t` with its last two axes swapped (the right operand of a `MatMulT` as a `MatMul` reads it).
+pub(crate) fn swap_last_two(t: &TensorType) -> Result<TensorType, ShapeError> {
+    let mut d = t.shape.dims().to_vec();
+    let r = d.len();
+    if r < 2 {
+        return Err(ShapeError::Invalid(format!(
+            "MatMulT's right operand {} has fewer than two axes",
+            t.shape
+        )));
+    }
+    d.swap(r - 2, r - 1);
+    Ok(TensorType::new(t.dtype, d))
 }

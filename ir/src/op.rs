@@ -305,6 +305,10 @@ pub enum OpKind {
     MatMulBias {
         act: Option<UnaryOp>,
     },
+    /// `MatMul(a, transpose(b))` with `b`'s last two axes swapped: `a` `[.., m, k]` times `b`
+    /// `[.., n, k]`, the matrix unit reading `b` row by row as its columns instead of a transpose
+    /// pass first (the `transpose-into-matmul` rewrite, `passes::fold_transposed_operand`).
+    MatMulT,
     /// Convolution over NC(spatial) with weights M x C/group x kernel; optional bias.
     Conv {
         window: Window,
@@ -488,6 +492,7 @@ impl OpKind {
         match self {
             OpKind::MatMul => "MatMul",
             OpKind::MatMulBias { .. } => "MatMulBias",
+            OpKind::MatMulT => "MatMulT",
             OpKind::MatMulInteger => "MatMulInteger",
             OpKind::Gemm { .. } => "Gemm",
             OpKind::Conv { .. } => "Conv",

@@ -8,6 +8,7 @@
 
 pub mod broadcast_repeated_heads;
 pub mod eliminate_dead_ops;
+pub mod fold_transposed_operand;
 pub mod saturate;
 
 use lpuc_ir::{verify, Graph, VerifyError};

@@ -55,6 +55,7 @@ pub fn tiled_working_set(g: &Graph, o: OpId, budget: u64) -> (u64, Option<Tiled>
     let matmul = matches!(
         op.kind,
         lpuc_ir::OpKind::MatMul
+            | lpuc_ir::OpKind::MatMulT
             | lpuc_ir::OpKind::MatMulBias { .. }
             | lpuc_ir::OpKind::MatMulInteger
             | lpuc_ir::OpKind::QLinearMatMul

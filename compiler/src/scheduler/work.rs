@@ -32,9 +32,18 @@ pub fn work_for(kind: &OpKind, inputs: &[&TensorType], out: &TensorType) -> Work
         dtype,
     };
     match kind {
-        OpKind::MatMul | OpKind::MatMulBias { .. } | OpKind::MatMulInteger | OpKind::QLinearMatMul => {
+        OpKind::MatMul
+        | OpKind::MatMulT
+        | OpKind::MatMulBias { .. }
+        | OpKind::MatMulInteger
+        | OpKind::QLinearMatMul => {
             let a = dims(0);
-            let b = dims(if *kind == OpKind::QLinearMatMul { 3 } else { 1 });
+            let mut b = dims(if *kind == OpKind::QLinearMatMul { 3 } else { 1 });
+            // A MatMulT's right operand is [.., n, k]: read as the [.., k, n] it stands for.
+            if *kind == OpKind::MatMulT && b.len() >= 2 {
+                let r = b.len();
+                b.swap(r - 2, r - 1);
+            }
             let k = *a.last().unwrap_or(&1);
             let m = if a.len() > 1 { a[a.len() - 2] } else { 1 };
             let n = if b.len() > 1 { *b.last().unwrap_or(&1) } else { 1 };

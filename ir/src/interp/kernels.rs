@@ -47,6 +47,16 @@ pub(super) fn run(kind: &OpKind, inputs: &[&Tensor], outs: &[(Vec<usize>, DType)
         })),
         OpKind::Cast { to } => one(map(arg(0)?, &out, |x| cast(x, *to))),
         OpKind::MatMul => one(matmul(arg(0)?, arg(1)?, &out)?),
+        OpKind::MatMulT => {
+            let b = arg(1)?;
+            let r = b.dims.len();
+            if r < 2 {
+                return Err(invalid("MatMulT of a vector"));
+            }
+            let mut perm: Vec<usize> = (0..r).collect();
+            perm.swap(r - 2, r - 1);
+            one(matmul(arg(0)?, &transpose(b, &perm), &out)?)
+        }
         OpKind::MatMulBias { act } => {
             let product = matmul(arg(0)?, arg(1)?, &out)?;
             let biased = elementwise(&out, &[&product, arg(2)?], |x| x[0] + x[1]);

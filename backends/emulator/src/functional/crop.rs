@@ -69,7 +69,7 @@ pub fn crop(
         | OpKind::LayerNorm {
             axis, stats: false, ..
         } => elementwise(whole_from(want, out_dims, *axis)),
-        OpKind::MatMul | OpKind::MatMulBias { .. } => {
+        OpKind::MatMul | OpKind::MatMulT | OpKind::MatMulBias { .. } => {
             let [a, b, rest @ ..] = dims else {
                 return None;
             };
@@ -79,7 +79,14 @@ pub fn crop(
             let out = want.clone();
             // Batch dims broadcast; rows of the left and columns of the right follow the box;
             // the contraction is what both operands hold of it.
-            let (hl, hr) = (&held[0][a.len() - 1], &held[1][b.len() - 2]);
+            // A MatMulT's right operand is [.., n, k].
+            let t = *kind == OpKind::MatMulT;
+            let (b_k, b_cols) = if t {
+                (b.len() - 1, b.len() - 2)
+            } else {
+                (b.len() - 2, b.len() - 1)
+            };
+            let (hl, hr) = (&held[0][a.len() - 1], &held[1][b_k]);
             let k = (hl.0.max(hr.0), hl.1.min(hr.1).max(hl.0.max(hr.0)));
             let batch = |d: &[u64]| -> Vec<(u64, u64)> {
                 let off = (rank - 2) - (d.len() - 2);
@@ -91,6 +98,9 @@ pub fn crop(
             left.extend([out[rank - 2], k]);
             let mut right = batch(b);
             right.extend([k, out[rank - 1]]);
+            if t {
+                right.swap(b_k, b_cols);
+            }
             let mut operands = vec![left, right];
             operands.extend(rest.iter().map(|d| aligned(d, &out)));
             Some(Crop { out, operands })

@@ -233,10 +233,17 @@ fn splits(g: &Graph, o: OpId) -> Splits {
                     .collect(),
             )
         }
-        OpKind::MatMul | OpKind::MatMulInteger | OpKind::MatMulBias { .. }
+        OpKind::MatMul | OpKind::MatMulT | OpKind::MatMulInteger | OpKind::MatMulBias { .. }
             if n_in == 2 || (n_in == 3 && matches!(op.kind, OpKind::MatMulBias { .. })) =>
         {
             let (a, b) = (dims(g, op.inputs[0]), dims(g, op.inputs[1]));
+            // A MatMulT's right operand holds its columns on its second-last axis and its
+            // contraction on its last.
+            let (b_cols, b_k) = if op.kind == OpKind::MatMulT {
+                (b.len().saturating_sub(2), b.len().saturating_sub(1))
+            } else {
+                (b.len().saturating_sub(1), b.len().saturating_sub(2))
+            };
             if a.len() < 2 || b.len() < 2 || rank < 2 {
                 return none;
             }
@@ -262,7 +269,7 @@ fn splits(g: &Graph, o: OpId) -> Splits {
             bias(&mut rows, false);
             axes.push((rank - 2, rows));
             kinds.push(MatmulDim::M);
-            let mut columns = vec![None, Some(b.len() - 1)];
+            let mut columns = vec![None, Some(b_cols)];
             bias(&mut columns, true);
             axes.push((rank - 1, columns));
             kinds.push(MatmulDim::N);
@@ -270,7 +277,7 @@ fn splits(g: &Graph, o: OpId) -> Splits {
                 axes,
                 // Partial sums would each add the bias: a biased product never splits its
                 // contraction.
-                contraction: (n_in == 2).then(|| vec![Some(a.len() - 1), Some(b.len() - 2)]),
+                contraction: (n_in == 2).then(|| vec![Some(a.len() - 1), Some(b_k)]),
                 matmul_dim: kinds,
             }
         }
