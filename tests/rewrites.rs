@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 
 #[path = "graph_gen.rs"]
 mod graph_gen;
+#[path = "values.rs"]
+mod values;
 use graph_gen::{build, step};
 
 /// Inputs and weights by name: values in [-1, 1), integer inputs 0 (a valid index).
@@ -53,22 +55,10 @@ fn run(g: &Graph) -> Result<Vec<Tensor>, EvalError> {
 
 /// `g` scheduled on one chip and executed by the functional emulator on [`feeds`].
 fn execute(g: &Graph, target: &Target) -> Result<Vec<Tensor>, String> {
-    use lpuc_artifact::dataflow::{encode, Role, Stored};
     let (schedule, _) = schedule_graph(g, target).map_err(|e| e.to_string())?;
     let mut d = lpuc::scheduler::dataflow::single_chip(g, &schedule);
     let fed = feeds(g);
-    let mut blob = Vec::new();
-    for (k, v) in d.values.iter_mut().enumerate() {
-        if v.role == Role::Weight {
-            let bytes = encode(v.dtype, &fed[&lpuc_ir::ValueId(k as u32)].data);
-            v.stored = Some(Stored {
-                offset: blob.len() as u64,
-                bytes: bytes.len() as u64,
-            });
-            blob.extend(bytes);
-        }
-    }
-    d.weights = lpuc_artifact::WeightSource::Embedded;
+    let blob = values::embed(&mut d, &fed);
     let inputs: Vec<Tensor> = g.inputs().iter().map(|v| fed[v].clone()).collect();
     let run = lpuc_emulator::functional::execute_parts(&schedule, &d, Some(&blob), &inputs)
         .map_err(|e| e.to_string())?;

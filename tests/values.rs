@@ -58,6 +58,14 @@ pub fn random_values(g: &Graph, d: &mut Dataflow, seed: u64) -> Fed {
         let data = decode(dtype, &encode(dtype, &raw));
         feeds.insert(v, Tensor::new(dims, data).expect("dims match"));
     }
+    let blob = embed(d, &feeds);
+    let inputs = g.inputs().iter().map(|v| feeds[v].clone()).collect();
+    Fed { inputs, feeds, blob }
+}
+
+/// `d`'s weights embedded from `feeds` (by value, as `--embed-weights` stores them): returns
+/// `weights.bin`.
+pub fn embed(d: &mut Dataflow, feeds: &BTreeMap<ValueId, Tensor>) -> Vec<u8> {
     let mut blob = Vec::new();
     for (k, dv) in d.values.iter_mut().enumerate() {
         if dv.role != Role::Weight {
@@ -71,8 +79,7 @@ pub fn random_values(g: &Graph, d: &mut Dataflow, seed: u64) -> Fed {
         blob.extend(bytes);
     }
     d.weights = WeightSource::Embedded;
-    let inputs = g.inputs().iter().map(|v| feeds[v].clone()).collect();
-    Fed { inputs, feeds, blob }
+    blob
 }
 
 /// The largest difference between `a` and `b` beyond `atol + rtol * |b|` (0 when all within),

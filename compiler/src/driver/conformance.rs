@@ -141,7 +141,7 @@ struct Run {
 
 /// Lower with values, schedule on one chip, execute on the test's inputs and compare.
 fn numeric(dir: &Path, run: &Run) -> Numeric {
-    use crate::frontend::load::{const_tensor_keeping, load_model_with_values};
+    use crate::frontend::load::load_model_with_values;
     let target = lpuc_target::Target::lpu_v1();
     let model = match load_model_with_values(&dir.join("model.onnx")) {
         Ok(m) => m,
@@ -152,12 +152,7 @@ fn numeric(dir: &Path, run: &Run) -> Numeric {
         return Numeric::Fail("lowering with values failed".into());
     };
     // The graph's inputs, by name, from the data files.
-    let as_tensor = |t: &TensorProto| -> Option<lpuc_ir::interp::Tensor> {
-        let c = const_tensor_keeping(t, &t.name, true).ok()?;
-        let values = consts::from_tensor(&c, None).ok().flatten()?.values?;
-        let dims = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-        lpuc_ir::interp::Tensor::new(dims, values.to_floats())
-    };
+    let as_tensor = |t: &TensorProto| super::tensors::to_tensor(t).ok();
     let by_name = run
         .inputs
         .iter()

@@ -45,6 +45,16 @@ pub fn data_files(set: &Path, prefix: &str) -> Vec<PathBuf> {
     files.into_iter().map(|(_, p)| p).collect()
 }
 
+/// A parsed TensorProto's values, whatever its size.
+pub fn to_tensor(t: &TensorProto) -> Result<Tensor, String> {
+    let c = const_tensor_keeping(t, &t.name, true).map_err(|e| e.to_string())?;
+    let c = consts::from_tensor(&c, None)?
+        .ok_or_else(|| format!("element type {} is not one lpuc computes with", t.data_type))?;
+    let values = c.values.ok_or("its values could not be decoded")?;
+    let dims: Vec<usize> = c.ty.shape.dims().iter().map(|&d| d as usize).collect();
+    Tensor::new(dims, values.to_floats()).ok_or_else(|| "its element count does not match its dims".into())
+}
+
 /// Every `prefix_<i>.pb` tensor of `dir`, in index order, as values.
 pub fn read_tensors(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
     if !dir.is_dir() {
@@ -52,25 +62,7 @@ pub fn read_tensors(dir: &Path, prefix: &str) -> Result<Vec<Tensor>, String> {
     }
     data_files(dir, prefix)
         .iter()
-        .map(|p| {
-            let t = read_tensor(p)?;
-            let c = const_tensor_keeping(&t, &t.name, true).map_err(|e| format!("{}: {e}", p.display()))?;
-            let c = consts::from_tensor(&c, None)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .ok_or_else(|| {
-                    format!(
-                        "{}: element type {} is not one lpuc computes with",
-                        p.display(),
-                        t.data_type
-                    )
-                })?;
-            let values = c
-                .values
-                .ok_or_else(|| format!("{}: its values could not be decoded", p.display()))?;
-            let dims: Vec<usize> = c.ty.shape.dims().iter().map(|&d| d as usize).collect();
-            Tensor::new(dims, values.to_floats())
-                .ok_or_else(|| format!("{}: its element count does not match its dims", p.display()))
-        })
+        .map(|p| to_tensor(&read_tensor(p)?).map_err(|e| format!("{}: {e}", p.display())))
         .collect()
 }
 
