@@ -78,6 +78,7 @@ pub struct BlockContext<'a> {
 }
 
 /// A block's problem on a group of `ways` chips.
+#[derive(Clone)]
 pub struct Problem {
     pub ways: u64,
     pub ops: Vec<OpId>,
@@ -109,6 +110,33 @@ fn value_bytes(g: &Graph, v: ValueId) -> u64 {
 }
 
 impl Problem {
+    /// This problem without the strategies that leave a result larger than `above` bytes whole
+    /// (replicated, or partial sums) on every chip, where the op has a split strategy it can run;
+    /// `None` when no strategy is left out.
+    pub fn without_large_copies(&self, g: &Graph, above: u64) -> Option<Problem> {
+        let mut lean = self.clone();
+        let mut changed = false;
+        for (k, &o) in self.ops.iter().enumerate() {
+            let Some(&v) = g.op(o).outputs.first() else {
+                continue;
+            };
+            if value_bytes(g, v) <= above {
+                continue;
+            }
+            let whole = |s: usize| !matches!(self.strategies[k][s].output, Layout::Split(_));
+            let runnable = |s: usize| self.compute[k][s] != u64::MAX && self.leaving[k][s] != u64::MAX;
+            let n = self.strategies[k].len();
+            if !(0..n).any(|s| !whole(s) && runnable(s)) {
+                continue;
+            }
+            for s in (0..n).filter(|&s| whole(s) && runnable(s)) {
+                lean.compute[k][s] = u64::MAX;
+                changed = true;
+            }
+        }
+        changed.then_some(lean)
+    }
+
     /// The problem of ops `ops` (in program order) on `ways` chips, in `ctx`.
     pub fn new(g: &Graph, ops: &[OpId], ways: u64, target: &Target, ctx: &BlockContext) -> Problem {
         let BlockContext {
@@ -310,19 +338,18 @@ impl Problem {
     /// Activation bytes one chip holds at once under `choice`, in program order: each result in
     /// its layout (a split one at 1/ways) from its op to its last reader in the block (to the
     /// end when a later block reads it), plus the whole copy a reader gathers for a moment. The
-    /// results of ops in `tiled` (regions the scheduler runs tile by tile) count as two tiles of
-    /// at most `tile_bytes`; so do the whole copies gathered for the inputs in `sliced` (a tiled
-    /// region's member reading them along its tile axis fetches them a slice at a time), and the
-    /// partial sums of a member of a region (`in_region`) leaving it count at their reduced share
-    /// plus two tiles.
+    /// results of ops in `tiled` (member -> its region's tile count: regions the scheduler runs
+    /// tile by tile) count as two of their tiles (double buffering); so do the whole copies
+    /// gathered for the inputs in `sliced` (a tiled region's member reading them along its tile
+    /// axis fetches them a slice at a time), and the partial sums of a member of a region
+    /// (`in_region`, member -> tile count) leaving it count at their reduced share plus two tiles.
     pub fn activation_peak(
         &self,
         g: &Graph,
         choice: &[usize],
-        tiled: &std::collections::BTreeSet<usize>,
-        in_region: &std::collections::BTreeSet<usize>,
+        tiled: &BTreeMap<usize, u64>,
+        in_region: &BTreeMap<usize, u64>,
         sliced: &std::collections::BTreeSet<(usize, usize)>,
-        tile_bytes: u64,
     ) -> u64 {
         let on_chip = |bytes: u64, layout: Layout| match layout {
             Layout::Split(_) => bytes.div_ceil(self.ways),
@@ -338,19 +365,21 @@ impl Problem {
         let mut ends: Vec<Vec<u64>> = vec![Vec::new(); self.ops.len()];
         for (k, &o) in self.ops.iter().enumerate() {
             let st = &self.strategies[k][choice[k]];
-            let at_tiles = |bytes: u64, tiles: bool| if tiles { bytes.min(2 * tile_bytes) } else { bytes };
-            let size = |bytes: u64| at_tiles(bytes, tiled.contains(&k));
+            // Two tiles of a value `tiles` tiles make (one being made, one being read).
+            let two_tiles =
+                |bytes: u64, tiles: u64| bytes.min(bytes.div_ceil(tiles.max(1)).saturating_mul(2));
+            let size = |bytes: u64| tiled.get(&k).map_or(bytes, |&t| two_tiles(bytes, t));
             let mut made = 0u64;
             for (r, &v) in g.op(o).outputs.iter().enumerate() {
                 let layout = if r == 0 { st.output } else { Layout::Replicated };
                 let bytes = value_bytes(g, v);
                 made = made.saturating_add(
-                    if layout == Layout::Partial && in_region.contains(&k) && !tiled.contains(&k) {
+                    if let (Layout::Partial, Some(&t), false) =
+                        (layout, in_region.get(&k), tiled.contains_key(&k))
+                    {
                         // Partial sums leaving a tiled region are reduced tile by tile: a chip keeps
                         // its reduced share of each tile, and two tiles of partials at a time.
-                        bytes
-                            .div_ceil(self.ways)
-                            .saturating_add(bytes.min(2 * tile_bytes))
+                        bytes.div_ceil(self.ways).saturating_add(two_tiles(bytes, t))
                     } else {
                         size(on_chip(bytes, layout))
                     },
@@ -367,7 +396,8 @@ impl Problem {
                     from != to && to == Layout::Replicated
                 })
                 .fold(0u64, |a, e| {
-                    a.saturating_add(at_tiles(e.bytes, sliced.contains(&(k, e.input))))
+                    let tiles = in_region.get(&k).filter(|_| sliced.contains(&(k, e.input)));
+                    a.saturating_add(tiles.map_or(e.bytes, |&t| two_tiles(e.bytes, t)))
                 });
             live = live.saturating_add(made);
             peak = peak.max(live.saturating_add(gathered));
