@@ -334,7 +334,8 @@ impl<'a> StageCosts<'a> {
     }
 }
 
-/// What a partition optimizes first.
+/// What a partition optimizes first. Ties left after both go to the partition whose stages sum
+/// to the fewest cycles (one prompt's latency through the pipeline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Goal {
     /// The smallest bottleneck, then the fewest chips.
@@ -344,7 +345,10 @@ pub enum Goal {
 }
 
 /// The best partition of all blocks onto at most `max_chips` chips for `goal`. `None` when no
-/// partition fits.
+/// partition fits. The bottleneck is exact (a dynamic program over the last stage); the latency
+/// tie-break is greedy: each prefix keeps the smallest sum among its smallest bottlenecks, so a
+/// prefix with a larger bottleneck but a smaller sum, which a later, slower stage would hide, is
+/// not kept.
 pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<Vec<StageCut>> {
     let n = costs.blocks.len();
     // More chips than every block on its own largest group can never be used.
@@ -357,10 +361,10 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
         .sum();
     let cmax = u64::from(max_chips).min(useful) as usize;
     let max_chips = cmax as u32;
-    const NONE: u64 = u64::MAX;
-    // best[j][c], with the stage start that achieved it.
+    const NONE: (u64, u64) = (u64::MAX, u64::MAX);
+    // best[j][c]: (bottleneck, sum of stage cycles) of blocks [0, j) on c chips.
     let mut best = vec![vec![NONE; cmax + 1]; n + 1];
-    best[0][0] = 0;
+    best[0][0] = (0, 0);
     // from[j][c]: the start and group size of the last stage.
     let mut from = vec![vec![(0usize, 0u32); cmax + 1]; n + 1];
     for j in 1..=n {
@@ -376,7 +380,8 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
                         continue;
                     }
                     let start_chip = (c - g) as u32;
-                    let value = prev.max(stage.cycles.saturating_add(costs.extra_hops(i, start_chip)));
+                    let cycles = stage.cycles.saturating_add(costs.extra_hops(i, start_chip));
+                    let value = (prev.0.max(cycles), prev.1.saturating_add(cycles));
                     if value < best[j][c] {
                         best[j][c] = value;
                         from[j][c] = (i, stage.chips);
@@ -389,7 +394,7 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
         .filter(|&c| best[n][c] != NONE)
         .map(|c| (c, best[n][c]));
     let (mut c, _) = match goal {
-        Goal::Fastest => feasible.min_by_key(|&(c, v)| (v, c))?,
+        Goal::Fastest => feasible.min_by_key(|&(c, (bottleneck, sum))| (bottleneck, c, sum))?,
         Goal::Fewest => feasible.min_by_key(|&(c, v)| (c, v))?,
     };
     let mut stages = Vec::new();
@@ -512,6 +517,67 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Every partition of `n` blocks on at most `max` chips: the least (bottleneck, chips, sum of
+    /// stage cycles).
+    fn least_latency(costs: &StageCosts, n: usize, max: u32) -> Option<(u64, u32, u64)> {
+        fn walk(
+            c: &StageCosts,
+            n: usize,
+            at: usize,
+            used: (u32, u64, u64),
+            max: u32,
+            best: &mut Option<(u64, u32, u64)>,
+        ) {
+            let (chips, neck, sum) = used;
+            if at == n {
+                if best.is_none_or(|b| (neck, chips, sum) < b) {
+                    *best = Some((neck, chips, sum));
+                }
+                return;
+            }
+            for end in at + 1..=n {
+                for stage in c.options(at, end, max) {
+                    if chips + stage.chips <= max {
+                        let cycles = stage.cycles.saturating_add(c.extra_hops(at, chips));
+                        let next = (chips + stage.chips, neck.max(cycles), sum + cycles);
+                        walk(c, n, end, next, max, best);
+                    }
+                }
+            }
+        }
+        let mut best = None;
+        walk(costs, n, 0, (0, 0, 0), max, &mut best);
+        best
+    }
+
+    #[test]
+    fn ties_in_the_bottleneck_go_to_the_shorter_pipeline() {
+        // One block dominates every partition's bottleneck, alone on one chip (its results are
+        // too large to all-reduce over a group in time). The three after it fit two chips either
+        // together (all-reducing `a`'s large results over the pair: slower) or as `a b` then `c`
+        // (a cut after `b`, whose results are small): the same bottleneck and chips, but one
+        // prompt takes longer through the first.
+        let t = Target::lpu_v1();
+        let cap = t.sram.bytes;
+        let bytes_taking = |cycles: f64| (cycles * t.link_bytes_per_cycle()) as u64;
+        let blocks = vec![
+            block("big", 1_000_000, cap / 2, bytes_taking(600_000.0)),
+            block("a", 3_000, cap * 4 / 10, bytes_taking(50_000.0)),
+            block("b", 3_000, cap * 4 / 10, 0),
+            block("c", 3_000, cap * 4 / 10, 0),
+        ];
+        let costs = StageCosts::new(&blocks, &t);
+        let dp = best_partition(&costs, 3, Goal::Fastest).expect("fits");
+        let triple = (
+            dp.iter().map(|x| x.cycles).max().unwrap_or(0),
+            dp.iter().map(|x| x.chips).sum::<u32>(),
+            dp.iter().map(|x| x.cycles).sum::<u64>(),
+        );
+        assert_eq!(Some(triple), least_latency(&costs, blocks.len(), 3));
+        let spans: Vec<(usize, usize, u32)> = dp.iter().map(|s| (s.start, s.end, s.chips)).collect();
+        assert_eq!(spans, vec![(0, 1, 1), (1, 3, 1), (3, 4, 1)]);
     }
 
     #[test]
