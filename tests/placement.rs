@@ -290,7 +290,7 @@ proptest! {
         let t = Target::lpu_v1();
         let costs = StageCosts::new(&blocks, &t);
         let dp = best_partition(&costs, chips, Goal::Fastest);
-        let best = brute_force(&costs, blocks.len(), chips).map(|(neck, _)| neck);
+        let best = brute_force(&costs, blocks.len(), chips).map(|(neck, _, _)| neck);
         match dp {
             None => prop_assert!(best.is_none()),
             Some(stages) => {

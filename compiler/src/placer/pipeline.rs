@@ -431,37 +431,48 @@ fn relay_table(blocks: &[Block]) -> Vec<Vec<u64>> {
     table
 }
 
-/// The best (bottleneck, chips) over every contiguous partition and every group size of every
-/// stage, by exhaustive search: exponential, a reference for tests of the dynamic program and the
-/// ILP on short chains.
-pub fn brute_force(costs: &StageCosts, n: usize, max_chips: u32) -> Option<(u64, u32)> {
-    fn walk(
-        costs: &StageCosts,
-        n: usize,
+/// The best (bottleneck, chips, sum of stage cycles), in that order, over every contiguous
+/// partition and every group size of every stage, by exhaustive search: exponential, a reference
+/// for tests of the dynamic program and the ILP on short chains.
+pub fn brute_force(costs: &StageCosts, n: usize, max_chips: u32) -> Option<(u64, u32, u64)> {
+    /// Blocks `[0, at)` placed on `chips` chips with bottleneck `neck` and stage cycles `sum`.
+    struct Prefix {
         at: usize,
         chips: u32,
         neck: u64,
-        max: u32,
-        best: &mut Option<(u64, u32)>,
-    ) {
-        if at == n {
-            if best.is_none_or(|b| (neck, chips) < b) {
-                *best = Some((neck, chips));
+        sum: u64,
+    }
+    fn walk(costs: &StageCosts, n: usize, p: Prefix, max: u32, best: &mut Option<(u64, u32, u64)>) {
+        if p.at == n {
+            if best.is_none_or(|b| (p.neck, p.chips, p.sum) < b) {
+                *best = Some((p.neck, p.chips, p.sum));
             }
             return;
         }
-        for end in at + 1..=n {
-            for stage in costs.options(at, end, max) {
-                let used = chips + stage.chips;
-                if used <= max {
-                    let cycles = stage.cycles.saturating_add(costs.extra_hops(at, chips));
-                    walk(costs, n, end, used, neck.max(cycles), max, best);
+        for end in p.at + 1..=n {
+            for stage in costs.options(p.at, end, max) {
+                let chips = p.chips + stage.chips;
+                if chips <= max {
+                    let cycles = stage.cycles.saturating_add(costs.extra_hops(p.at, p.chips));
+                    let next = Prefix {
+                        at: end,
+                        chips,
+                        neck: p.neck.max(cycles),
+                        sum: p.sum.saturating_add(cycles),
+                    };
+                    walk(costs, n, next, max, best);
                 }
             }
         }
     }
     let mut best = None;
-    walk(costs, n, 0, 0, 0, max_chips, &mut best);
+    let start = Prefix {
+        at: 0,
+        chips: 0,
+        neck: 0,
+        sum: 0,
+    };
+    walk(costs, n, start, max_chips, &mut best);
     best
 }
 
@@ -512,44 +523,11 @@ mod tests {
                 });
                 assert_eq!(
                     dp,
-                    brute_force(&costs, blocks.len(), max_chips),
+                    brute_force(&costs, blocks.len(), max_chips).map(|(neck, chips, _)| (neck, chips)),
                     "max_chips {max_chips}"
                 );
             }
         }
-    }
-
-    /// Every partition of `n` blocks on at most `max` chips: the least (bottleneck, chips, sum of
-    /// stage cycles).
-    fn least_latency(costs: &StageCosts, n: usize, max: u32) -> Option<(u64, u32, u64)> {
-        fn walk(
-            c: &StageCosts,
-            n: usize,
-            at: usize,
-            used: (u32, u64, u64),
-            max: u32,
-            best: &mut Option<(u64, u32, u64)>,
-        ) {
-            let (chips, neck, sum) = used;
-            if at == n {
-                if best.is_none_or(|b| (neck, chips, sum) < b) {
-                    *best = Some((neck, chips, sum));
-                }
-                return;
-            }
-            for end in at + 1..=n {
-                for stage in c.options(at, end, max) {
-                    if chips + stage.chips <= max {
-                        let cycles = stage.cycles.saturating_add(c.extra_hops(at, chips));
-                        let next = (chips + stage.chips, neck.max(cycles), sum + cycles);
-                        walk(c, n, end, next, max, best);
-                    }
-                }
-            }
-        }
-        let mut best = None;
-        walk(costs, n, 0, (0, 0, 0), max, &mut best);
-        best
     }
 
     #[test]
@@ -575,7 +553,7 @@ mod tests {
             dp.iter().map(|x| x.chips).sum::<u32>(),
             dp.iter().map(|x| x.cycles).sum::<u64>(),
         );
-        assert_eq!(Some(triple), least_latency(&costs, blocks.len(), 3));
+        assert_eq!(Some(triple), brute_force(&costs, blocks.len(), 3));
         let spans: Vec<(usize, usize, u32)> = dp.iter().map(|s| (s.start, s.end, s.chips)).collect();
         assert_eq!(spans, vec![(0, 1, 1), (1, 3, 1), (3, 4, 1)]);
     }
