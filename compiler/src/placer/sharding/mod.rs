@@ -338,10 +338,9 @@ mod tests {
         g
     }
 
-    #[test]
-    fn the_mlp_shards_as_megatron_does() {
-        let g = mlp();
-        let t = Target::lpu_v1();
+    /// `f` on `g`'s ops as one block in the usual context: its weights its own, its graph
+    /// outputs read outside, every value at its own size, weights in their own dtype.
+    fn in_context<R>(g: &Graph, f: impl FnOnce(&[OpId], &BlockContext) -> R) -> R {
         let ops: Vec<OpId> = g.op_ids().collect();
         let outputs = g.outputs().to_vec();
         let bytes = |v: ValueId| g.value(v).ty.size_bytes().unwrap();
@@ -353,7 +352,16 @@ mod tests {
             stored_bytes: &bytes,
             weight_dtype: None,
         };
-        let s = shard(&g, &ops, 8, &t, &ctx);
+        f(&ops, &ctx)
+    }
+
+    #[test]
+    fn the_mlp_shards_as_megatron_does() {
+        let g = mlp();
+        let t = Target::lpu_v1();
+        let (s, one) = in_context(&g, |ops, ctx| {
+            (shard(&g, ops, 8, &t, ctx), shard(&g, ops, 1, &t, ctx))
+        });
         assert_eq!(s.method, Method::Ilp);
         // Columns, elementwise on the split, rows (partial sums), then one reduction.
         assert_eq!(s.choice[0], "S2");
@@ -370,7 +378,6 @@ mod tests {
         assert_eq!(s.bytes_per_chip, 2 * 1024 * 4096 * 2 / 8);
         assert!(s.cycles <= s.heuristic_cycles);
         // On one chip nothing is split and nothing is sent.
-        let one = shard(&g, &ops, 1, &t, &ctx);
         assert!(one.collectives.is_empty());
         assert!(one.cycles > s.cycles, "eight chips are faster than one");
     }
@@ -397,18 +404,7 @@ mod tests {
         // two bringing 64 MiB under a thirty-second of SRAM (6.9 MiB) is 16 tiles of 4 MiB.
         let g = wide_mlp(4096, 1024);
         let t = Target::lpu_v1();
-        let ops: Vec<OpId> = g.op_ids().collect();
-        let outputs = g.outputs().to_vec();
-        let bytes = |v: ValueId| g.value(v).ty.size_bytes().unwrap();
-        let weights = |v: ValueId| matches!(g.value(v).kind, lpuc_ir::ValueKind::Weight { .. });
-        let out = |v: ValueId| outputs.contains(&v);
-        let ctx = BlockContext {
-            counted: &weights,
-            read_outside: &out,
-            stored_bytes: &bytes,
-            weight_dtype: None,
-        };
-        let s = shard(&g, &ops, 1, &t, &ctx);
+        let s = in_context(&g, |ops, ctx| shard(&g, ops, 1, &t, ctx));
         let mib = 1u64 << 20;
         // The peak is at the down projection: two tiles of the activation's result (the one
         // being read and the next, 8 MiB) and the output [4096, 1024] whole (16 MiB: it leaves
@@ -423,17 +419,7 @@ mod tests {
         let g = wide_mlp(4096, 1024);
         let t = Target::lpu_v1();
         let ops: Vec<OpId> = g.op_ids().collect();
-        let outputs = g.outputs().to_vec();
-        let bytes = |v: ValueId| g.value(v).ty.size_bytes().unwrap();
-        let weights = |v: ValueId| matches!(g.value(v).kind, lpuc_ir::ValueKind::Weight { .. });
-        let out = |v: ValueId| outputs.contains(&v);
-        let ctx = BlockContext {
-            counted: &weights,
-            read_outside: &out,
-            stored_bytes: &bytes,
-            weight_dtype: None,
-        };
-        let p = Problem::new(&g, &ops, 8, &t, &ctx);
+        let p = in_context(&g, |ops, ctx| Problem::new(&g, ops, 8, &t, ctx));
         // Above 32 MiB only the hidden [4096, 4096] f32 results (64 MiB) count as large.
         let lean = p
             .without_large_copies(&g, 32 << 20)
@@ -446,36 +432,21 @@ mod tests {
                 assert_eq!(dropped, large && whole, "op {k} strategy {}", st.name);
             }
         }
-        // The lean problem still has an answer, and a chip holds less under it.
-        let fast = p.activation_peak(
-            &g,
-            &greedy::solve(&p),
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            &Default::default(),
-        );
-        let leaner = p.activation_peak(
-            &g,
-            &greedy::solve(&lean),
-            &BTreeMap::new(),
-            &BTreeMap::new(),
-            &Default::default(),
-        );
+        // The lean problem still has an answer, and a chip holds no more under it.
+        let peak = |choice: &[usize]| {
+            p.activation_peak(
+                &g,
+                choice,
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+                &Default::default(),
+            )
+        };
+        let (fast, leaner) = (peak(&greedy::solve(&p)), peak(&greedy::solve(&lean)));
         assert!(leaner <= fast, "{leaner} > {fast}");
         // Nothing is large on one token.
         let small = wide_mlp(1, 1024);
-        let ops: Vec<OpId> = small.op_ids().collect();
-        let bytes = |v: ValueId| small.value(v).ty.size_bytes().unwrap();
-        let weights = |v: ValueId| matches!(small.value(v).kind, lpuc_ir::ValueKind::Weight { .. });
-        let outputs = small.outputs().to_vec();
-        let out = |v: ValueId| outputs.contains(&v);
-        let ctx = BlockContext {
-            counted: &weights,
-            read_outside: &out,
-            stored_bytes: &bytes,
-            weight_dtype: None,
-        };
-        let p = Problem::new(&small, &ops, 8, &t, &ctx);
+        let p = in_context(&small, |ops, ctx| Problem::new(&small, ops, 8, &t, ctx));
         assert!(p.without_large_copies(&small, 32 << 20).is_none());
     }
 }
