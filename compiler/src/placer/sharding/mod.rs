@@ -113,8 +113,8 @@ fn measured(g: &Graph, ops: &[OpId], p: &Problem, mut s: Sharding, target: &Targ
     // Only results that stay inside their region exist a tile at a time; one read outside it is
     // assembled whole.
     let regions = crate::scheduler::system::tiles::regions(g, ops, &chosen, ways, tile_above, tile_bytes);
-    // Member -> its region's tile count, for the results that exist a tile at a time.
-    let mut tiled: BTreeMap<usize, u64> = BTreeMap::new();
+    // Members whose results exist a tile at a time.
+    let mut tiled = std::collections::BTreeSet::new();
     // Member -> its region's tile count, for every member.
     let in_region: BTreeMap<usize, u64> = regions
         .iter()
@@ -132,7 +132,7 @@ fn measured(g: &Graph, ops: &[OpId], p: &Problem, mut s: Sharding, target: &Targ
                     .iter()
                     .any(|e| e.producer == k && !members.contains(&e.consumer));
             if !leaves_region {
-                tiled.insert(k, r.tiles);
+                tiled.insert(k);
             }
         }
     }
@@ -437,7 +437,7 @@ mod tests {
             p.activation_peak(
                 &g,
                 choice,
-                &BTreeMap::new(),
+                &Default::default(),
                 &BTreeMap::new(),
                 &Default::default(),
             )

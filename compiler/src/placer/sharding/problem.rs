@@ -338,16 +338,17 @@ impl Problem {
     /// Activation bytes one chip holds at once under `choice`, in program order: each result in
     /// its layout (a split one at 1/ways) from its op to its last reader in the block (to the
     /// end when a later block reads it), plus the whole copy a reader gathers for a moment. The
-    /// results of ops in `tiled` (member -> its region's tile count: regions the scheduler runs
-    /// tile by tile) count as two of their tiles (double buffering); so do the whole copies
-    /// gathered for the inputs in `sliced` (a tiled region's member reading them along its tile
-    /// axis fetches them a slice at a time), and the partial sums of a member of a region
-    /// (`in_region`, member -> tile count) leaving it count at their reduced share plus two tiles.
+    /// results of ops in `tiled` (members of regions the scheduler runs tile by tile whose results
+    /// stay inside) count as two of their region's tiles (double buffering; `in_region` gives
+    /// every member its region's tile count); so do the whole copies gathered for the inputs in
+    /// `sliced` (a tiled region's member reading them along its tile axis fetches them a slice at
+    /// a time), and the partial sums of a member of a region leaving it count at their reduced
+    /// share plus two tiles.
     pub fn activation_peak(
         &self,
         g: &Graph,
         choice: &[usize],
-        tiled: &BTreeMap<usize, u64>,
+        tiled: &std::collections::BTreeSet<usize>,
         in_region: &BTreeMap<usize, u64>,
         sliced: &std::collections::BTreeSet<(usize, usize)>,
     ) -> u64 {
@@ -368,14 +369,17 @@ impl Problem {
             // Two tiles of a value `tiles` tiles make (one being made, one being read).
             let two_tiles =
                 |bytes: u64, tiles: u64| bytes.min(bytes.div_ceil(tiles.max(1)).saturating_mul(2));
-            let size = |bytes: u64| tiled.get(&k).map_or(bytes, |&t| two_tiles(bytes, t));
+            let size = |bytes: u64| match in_region.get(&k) {
+                Some(&t) if tiled.contains(&k) => two_tiles(bytes, t),
+                _ => bytes,
+            };
             let mut made = 0u64;
             for (r, &v) in g.op(o).outputs.iter().enumerate() {
                 let layout = if r == 0 { st.output } else { Layout::Replicated };
                 let bytes = value_bytes(g, v);
                 made = made.saturating_add(
                     if let (Layout::Partial, Some(&t), false) =
-                        (layout, in_region.get(&k), tiled.contains_key(&k))
+                        (layout, in_region.get(&k), tiled.contains(&k))
                     {
                         // Partial sums leaving a tiled region are reduced tile by tile: a chip keeps
                         // its reduced share of each tile, and two tiles of partials at a time.
