@@ -82,7 +82,7 @@ pub fn schedule_graph(g: &Graph, target: &Target) -> Result<(Schedule, SramUse),
     if peak > capacity {
         return Err(does_not_fit(peak, "at its peak of live tensors"));
     }
-    let (offsets, high_water) = allocate(&sizes, &lifetimes, target.vector.bytes);
+    let (offsets, high_water) = allocate(&sizes, &lifetimes, target.vector.bytes, target.sram.bytes);
     if high_water > capacity {
         return Err(does_not_fit(
             high_water,

@@ -118,7 +118,7 @@ pub fn schedule_system(
         if peak > target.sram.bytes {
             return Err(does_not_fit(peak, "at its peak of live tensors"));
         }
-        let (placed, high_water) = allocate(&sizes, &lives, target.vector.bytes);
+        let (placed, high_water) = allocate(&sizes, &lives, target.vector.bytes, target.sram.bytes);
         if high_water > target.sram.bytes {
             return Err(does_not_fit(high_water, "after allocation"));
         }
