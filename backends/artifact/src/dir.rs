@@ -1,7 +1,7 @@
 //! Reading and writing an artifact directory.
 
-use crate::text::{report_text, schedule_text};
-use crate::trace::chrome_trace;
+use crate::text::{report_text, write_schedule_text};
+use crate::trace::write_chrome_trace;
 use crate::{Dataflow, Manifest, Report, Schedule};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -72,29 +72,18 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T, pretty: bool) -> Result<(
     out.flush().map_err(io(path))
 }
 
-/// Write every file of the artifact into `dir`, creating it if needed. Files are made and
-/// written one at a time, so memory holds at most one file's text (a 70B prefill's
-/// `schedule.json` is most of a gigabyte).
+/// Write every file of the artifact into `dir`, creating it if needed. Files are written in
+/// parallel, each streamed where it can be large (a 70B prefill's `schedule.json` is gigabytes),
+/// so memory holds no file's whole text; each file's bytes do not depend on the others', and the
+/// first failing file in [`ARTIFACT_FILES`] order is the error reported.
 pub fn write_artifact(dir: &Path, a: &Artifact) -> Result<(), ArtifactError> {
+    use rayon::prelude::*;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    for name in ARTIFACT_FILES {
-        let path = dir.join(name);
-        match name {
-            "manifest.json" => write_json(&path, &a.manifest, true)?,
-            "schedule.json" => write_json(&path, &a.schedule, true)?,
-            "dataflow.json" => write_json(&path, &a.dataflow, false)?,
-            "report.json" => write_json(&path, &a.report, true)?,
-            _ => {
-                let text = match name {
-                    "schedule.txt" => schedule_text(&a.schedule),
-                    "report.txt" => report_text(&a.report),
-                    "trace.json" => chrome_trace(&a.schedule, &a.report),
-                    _ => a.target_toml.clone(),
-                };
-                std::fs::write(&path, text).map_err(io(&path))?;
-            }
-        }
-    }
+    let written: Vec<Result<(), ArtifactError>> = ARTIFACT_FILES
+        .par_iter()
+        .map(|name| write_file(&dir.join(name), name, a))
+        .collect();
+    written.into_iter().collect::<Result<(), _>>()?;
     let weights = dir.join("weights.bin");
     match &a.weights {
         Some(bytes) => std::fs::write(&weights, bytes).map_err(io(&weights))?,
@@ -103,6 +92,28 @@ pub fn write_artifact(dir: &Path, a: &Artifact) -> Result<(), ArtifactError> {
         None => {}
     }
     Ok(())
+}
+
+/// One file of the artifact, `name` of [`ARTIFACT_FILES`], at `path`.
+fn write_file(path: &Path, name: &str, a: &Artifact) -> Result<(), ArtifactError> {
+    match name {
+        "manifest.json" => write_json(path, &a.manifest, true),
+        "schedule.json" => write_json(path, &a.schedule, true),
+        "dataflow.json" => write_json(path, &a.dataflow, false),
+        "report.json" => write_json(path, &a.report, true),
+        "schedule.txt" | "trace.json" => {
+            let file = std::fs::File::create(path).map_err(io(path))?;
+            let mut out = std::io::BufWriter::new(file);
+            match name {
+                "schedule.txt" => write_schedule_text(&mut out, &a.schedule),
+                _ => write_chrome_trace(&mut out, &a.schedule, &a.report),
+            }
+            .and_then(|()| std::io::Write::flush(&mut out))
+            .map_err(io(path))
+        }
+        "report.txt" => std::fs::write(path, report_text(&a.report)).map_err(io(path)),
+        _ => std::fs::write(path, &a.target_toml).map_err(io(path)),
+    }
 }
 
 fn read_text(dir: &Path, name: &str) -> Result<String, ArtifactError> {

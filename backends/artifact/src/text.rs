@@ -11,6 +11,14 @@ use std::fmt::Write;
 /// map. A multi-chip schedule adds a chip column to instructions and buffers; a single-chip one
 /// reads as it always has.
 pub fn schedule_text(s: &Schedule) -> String {
+    let mut out = Vec::new();
+    write_schedule_text(&mut out, s).expect("writing to memory does not fail");
+    String::from_utf8(out).expect("the schedule text is UTF-8")
+}
+
+/// [`schedule_text`] written to `out` line by line, so a schedule of millions of instructions is
+/// never held as one string.
+pub fn write_schedule_text(out: &mut impl std::io::Write, s: &Schedule) -> std::io::Result<()> {
     let multi = s.chips > 1 || !s.transfers.is_empty();
     let chip = |c: u32| {
         if multi {
@@ -20,8 +28,7 @@ pub fn schedule_text(s: &Schedule) -> String {
         }
     };
     let chip_head = if multi { "chip " } else { "" };
-    let mut out = String::new();
-    let _ = write!(
+    write!(
         out,
         "# lpuc schedule v{}  target={}  makespan={} cycles  instructions={}  buffers={}",
         s.format,
@@ -29,21 +36,21 @@ pub fn schedule_text(s: &Schedule) -> String {
         s.makespan_cycles,
         s.instructions.len(),
         s.buffers.len()
-    );
+    )?;
     if multi {
-        let _ = write!(out, "  chips={}  transfers={}", s.chips, s.transfers.len());
+        write!(out, "  chips={}  transfers={}", s.chips, s.transfers.len())?;
     }
-    let _ = writeln!(out);
-    let _ = writeln!(
+    writeln!(out)?;
+    writeln!(
         out,
         "# {:>9} {chip_head}{:<5} {:>9} {:>9}  {:<10} {:<24} node",
         "cycle", "unit", "busy", "latency", "op", "reads -> writes"
-    );
+    )?;
     for i in &s.instructions {
         let reads: Vec<String> = i.reads.iter().map(|b| b.to_string()).collect();
         let writes: Vec<String> = i.writes.iter().map(|b| b.to_string()).collect();
         let io = format!("{} -> {}", reads.join(","), writes.join(","));
-        let _ = writeln!(
+        writeln!(
             out,
             "{:>11} {}{:<5} {:>9} {:>9}  {:<10} {:<24} {} ({})",
             i.start,
@@ -55,22 +62,22 @@ pub fn schedule_text(s: &Schedule) -> String {
             io,
             i.node,
             i.onnx_op
-        );
+        )?;
     }
     if !s.transfers.is_empty() {
-        let _ = writeln!(out, "# transfers: hop from->to chip [start, end)");
-        let _ = writeln!(
+        writeln!(out, "# transfers: hop from->to chip [start, end)")?;
+        writeln!(
             out,
             "# {:<6} {:>12} {:<16} {:<14} hops",
             "id", "bytes", "from -> to", "purpose"
-        );
+        )?;
         for t in &s.transfers {
             let hops: Vec<String> = t
                 .hops
                 .iter()
                 .map(|h| format!("{}->{} [{}, {})", h.from_chip, h.to_chip, h.start, h.end))
                 .collect();
-            let _ = writeln!(
+            writeln!(
                 out,
                 "  {:<6} {:>12} {:<16} {:<14} {}",
                 t.id.to_string(),
@@ -78,20 +85,20 @@ pub fn schedule_text(s: &Schedule) -> String {
                 format!("{} -> {}", t.from, t.to),
                 t.purpose,
                 hops.join("  ")
-            );
+            )?;
         }
     }
     let per_chip = if multi { " per chip" } else { "" };
-    let _ = writeln!(out, "# sram: capacity={} bytes{per_chip}", s.sram_capacity_bytes);
-    let _ = writeln!(
+    writeln!(out, "# sram: capacity={} bytes{per_chip}", s.sram_capacity_bytes)?;
+    writeln!(
         out,
         "# {:<6} {chip_head}{:<10} {:>12} {:>12}  {:<20} name",
         "buffer", "kind", "offset", "bytes", "type"
-    );
+    )?;
     for b in &s.buffers {
         let dims: Vec<String> = b.shape.iter().map(|d| d.to_string()).collect();
         let kind = format!("{:?}", b.kind).to_lowercase();
-        let _ = writeln!(
+        writeln!(
             out,
             "  {:<6} {}{:<10} {:>12} {:>12}  {:<20} {}",
             b.id.to_string(),
@@ -101,9 +108,9 @@ pub fn schedule_text(s: &Schedule) -> String {
             b.bytes,
             format!("{}[{}]", b.dtype, dims.join(",")),
             b.name
-        );
+        )?;
     }
-    out
+    Ok(())
 }
 
 /// The text report printed by `lpuc report`.

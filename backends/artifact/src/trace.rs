@@ -49,14 +49,6 @@ struct Args {
     critical: bool,
 }
 
-#[derive(Serialize)]
-struct Trace {
-    #[serde(rename = "traceEvents")]
-    trace_events: Vec<Event>,
-    #[serde(rename = "displayTimeUnit")]
-    display_time_unit: &'static str,
-}
-
 fn metadata(what: &str, pid: u32, tid: Option<u32>, name: String) -> Event {
     Event {
         name: what.into(),
@@ -75,6 +67,14 @@ fn metadata(what: &str, pid: u32, tid: Option<u32>, name: String) -> Event {
 
 /// The Chrome trace of `s`, with `r`'s critical path flagged.
 pub fn chrome_trace(s: &Schedule, r: &Report) -> String {
+    let mut out = Vec::new();
+    write_chrome_trace(&mut out, s, r).expect("writing to memory does not fail");
+    String::from_utf8(out).expect("the trace is UTF-8")
+}
+
+/// [`chrome_trace`] written to `out` an event at a time (the same bytes), so a schedule of
+/// millions of instructions is never held as one string.
+pub fn write_chrome_trace(out: &mut impl std::io::Write, s: &Schedule, r: &Report) -> std::io::Result<()> {
     let us = |cycles: u64| cycles as f64 * 1e6 / r.clock_hz.max(1) as f64;
     let critical: BTreeSet<(bool, u32)> = r
         .critical_path
@@ -94,73 +94,78 @@ pub fn chrome_trace(s: &Schedule, r: &Report) -> String {
         .iter()
         .flat_map(|(&chip, set)| set.iter().enumerate().map(move |(k, &u)| ((chip, u), k as u32)))
         .collect();
-    let mut events = Vec::new();
+    out.write_all(b"{\"traceEvents\":[")?;
+    let mut first = true;
+    let mut emit = |out: &mut dyn std::io::Write, e: Event| -> std::io::Result<()> {
+        if !std::mem::take(&mut first) {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, &e).map_err(std::io::Error::other)
+    };
     let chips: BTreeSet<u32> = units.keys().chain(links.keys()).copied().collect();
     for &chip in &chips {
-        events.push(metadata("process_name", chip, None, format!("chip {chip}")));
+        emit(out, metadata("process_name", chip, None, format!("chip {chip}")))?;
     }
     for (&(chip, unit), &tid) in &unit_tid {
-        events.push(metadata("thread_name", chip, Some(tid), unit.to_string()));
+        emit(out, metadata("thread_name", chip, Some(tid), unit.to_string()))?;
     }
     for (&chip, tos) in &links {
         for &to in tos {
-            events.push(metadata(
-                "thread_name",
-                chip,
-                Some(LINK_TID + to),
-                format!("link -> {to}"),
-            ));
+            emit(
+                out,
+                metadata("thread_name", chip, Some(LINK_TID + to), format!("link -> {to}")),
+            )?;
         }
     }
     for i in &s.instructions {
         let on_path = critical.contains(&(false, i.id.0));
-        events.push(Event {
-            name: i.op.clone(),
-            cat: if on_path { "critical" } else { "compute" },
-            ph: "X",
-            ts: Some(us(i.start)),
-            dur: Some(us(i.occupancy)),
-            pid: i.chip,
-            tid: unit_tid.get(&(i.chip, i.unit)).copied(),
-            args: Args {
-                id: Some(format!("#{}", i.id.0)),
-                node: Some(i.node.clone()),
-                start_cycle: Some(i.start),
-                end_cycle: Some(i.start + i.occupancy),
-                critical: on_path,
-                ..Args::default()
+        emit(
+            out,
+            Event {
+                name: i.op.clone(),
+                cat: if on_path { "critical" } else { "compute" },
+                ph: "X",
+                ts: Some(us(i.start)),
+                dur: Some(us(i.occupancy)),
+                pid: i.chip,
+                tid: unit_tid.get(&(i.chip, i.unit)).copied(),
+                args: Args {
+                    id: Some(format!("#{}", i.id.0)),
+                    node: Some(i.node.clone()),
+                    start_cycle: Some(i.start),
+                    end_cycle: Some(i.start + i.occupancy),
+                    critical: on_path,
+                    ..Args::default()
+                },
             },
-        });
+        )?;
     }
     for t in &s.transfers {
         let on_path = critical.contains(&(true, t.id.0));
         for h in &t.hops {
-            events.push(Event {
-                name: format!("t{} {}", t.id.0, t.purpose),
-                cat: if on_path { "critical" } else { "transfer" },
-                ph: "X",
-                ts: Some(us(h.start)),
-                dur: Some(us(h.end - h.start)),
-                pid: h.from_chip,
-                tid: Some(LINK_TID + h.to_chip),
-                args: Args {
-                    id: Some(format!("t{}", t.id.0)),
-                    start_cycle: Some(h.start),
-                    end_cycle: Some(h.end),
-                    bytes: Some(t.bytes),
-                    critical: on_path,
-                    ..Args::default()
+            emit(
+                out,
+                Event {
+                    name: format!("t{} {}", t.id.0, t.purpose),
+                    cat: if on_path { "critical" } else { "transfer" },
+                    ph: "X",
+                    ts: Some(us(h.start)),
+                    dur: Some(us(h.end - h.start)),
+                    pid: h.from_chip,
+                    tid: Some(LINK_TID + h.to_chip),
+                    args: Args {
+                        id: Some(format!("t{}", t.id.0)),
+                        start_cycle: Some(h.start),
+                        end_cycle: Some(h.end),
+                        bytes: Some(t.bytes),
+                        critical: on_path,
+                        ..Args::default()
+                    },
                 },
-            });
+            )?;
         }
     }
-    let mut text = serde_json::to_string(&Trace {
-        trace_events: events,
-        display_time_unit: "ns",
-    })
-    .expect("trace events always serialize");
-    text.push('\n');
-    text
+    out.write_all(b"],\"displayTimeUnit\":\"ns\"}\n")
 }
 
 #[cfg(test)]

@@ -13,12 +13,16 @@
 use super::CompileError;
 use crate::passes::fold_transposed_operand::fold_transposed_operand;
 use crate::passes::saturate::saturate;
-use crate::passes::{grouped_attention, run_passes};
-use crate::placer::{place_with_plan, PlaceError, PlaceOptions, Placement, StagePlan};
+use crate::passes::{grouped_attention, grouped_attention_in, run_passes};
+use crate::placer::{place_preferred, place_with_plan, PlaceError, PlaceOptions, Placement, StagePlan};
 use crate::scheduler::{schedule_graph, ScheduleError, SramUse};
 use lpuc_artifact::report::Rewrites;
 use lpuc_artifact::Schedule;
 use lpuc_ir::Graph;
+use rayon::prelude::*;
+
+/// One form's placement and the plan the scheduler follows, or why it has none.
+type PlaceResult = Result<(Placement, Vec<StagePlan>), PlaceError>;
 use lpuc_target::Target;
 use std::collections::BTreeMap;
 
@@ -60,12 +64,28 @@ impl Forms {
                 forms.push(Form { graph, fired });
             }
             // Grouped attention on each form so far.
-            for i in 0..forms.len() {
+            let bases = forms.len();
+            for i in 0..bases {
                 if let Some((graph, count)) = grouped_attention(&forms[i].graph).map_err(internal)? {
                     let mut fired = forms[i].fired.clone();
                     fired.insert("broadcast-repeated-heads".into(), count as u64);
                     forms.push(Form { graph, fired });
                 }
+            }
+            // And, on the most rewritten of them, grouped attention with as many groups as two
+            // nodes have chips: a 16-chip group then splits attention by group with one key and
+            // value head a chip (what lets a 70B prefill at 4096 tokens fit 576 chips), where the
+            // plain grouping keeps every key and value head on every chip. One form, not one per
+            // base, since each form costs a placement.
+            let groups = 2 * u64::from(target.topology.chips_per_node);
+            let last = &forms[bases - 1];
+            if let Some((graph, count)) = grouped_attention_in(&last.graph, groups).map_err(internal)? {
+                let mut fired = last.fired.clone();
+                fired.insert(
+                    format!("broadcast-repeated-heads-in-{groups}-groups"),
+                    count as u64,
+                );
+                forms.push(Form { graph, fired });
             }
         }
         if rewrite {
@@ -169,8 +189,21 @@ impl Forms {
         };
         let mut placed: Vec<(usize, Placement, Vec<StagePlan>)> = Vec::new();
         let mut errors: Vec<PlaceError> = Vec::new();
-        for (i, f) in self.forms.iter().enumerate() {
-            match place_with_plan(&f.graph, target, opts) {
+        // Forms are placed in parallel and their answers taken in form order, so the ranking
+        // never depends on which thread finished first. Every form is held to the preferred
+        // program size first; only when none places that way may programs grow.
+        let place_all = |place: fn(&Graph, &Target, &PlaceOptions) -> PlaceResult| -> Vec<PlaceResult> {
+            self.forms
+                .par_iter()
+                .map(|f| place(&f.graph, target, opts))
+                .collect()
+        };
+        let mut answers = place_all(place_preferred);
+        if answers.iter().all(|a| a.is_err()) {
+            answers = place_all(place_with_plan);
+        }
+        for (i, answer) in answers.into_iter().enumerate() {
+            match answer {
                 Ok((p, plan)) => placed.push((i, p, plan)),
                 Err(e) => errors.push(e),
             }

@@ -44,6 +44,8 @@ struct Site {
     last: OpId,
     groups: u64,
     repeats: u64,
+    /// How many groups each key and value head serves (1: one group of all `repeats`).
+    pairs: u64,
 }
 
 fn dims(g: &Graph, v: ValueId) -> &[u64] {
@@ -175,6 +177,7 @@ fn sites(g: &Graph) -> Vec<Site> {
             last,
             groups,
             repeats,
+            pairs: 1,
         });
     }
     found
@@ -184,16 +187,70 @@ fn sites(g: &Graph) -> Vec<Site> {
 /// repeats it no longer reads are left for dead-op elimination. Returns the graph and the number
 /// of attentions rewritten.
 pub fn broadcast_repeated_heads(g: &Graph) -> (Graph, usize) {
-    let found = sites(g);
+    rewritten(g, &sites(g))
+}
+
+/// The same rewrite with the groups axis `groups` long: each key and value head serves
+/// `p = groups / G` groups of `r / p` query heads, and keys and values are copied `p` times (not
+/// `r`). Where a group of chips is larger than `G` (16 chips, 8 key/value heads), attention can
+/// then split by group and each chip holds one key and one value head instead of all of them (a
+/// 70B prefill at 4096 tokens: 2 MiB a chip, not 32). Only attentions where `groups` is a larger
+/// multiple of `G` and `p` divides `r` are rewritten.
+pub fn broadcast_repeated_heads_in_groups(g: &Graph, groups: u64) -> (Graph, usize) {
+    let found: Vec<Site> = sites(g)
+        .into_iter()
+        .filter(|s| groups > s.groups && groups.is_multiple_of(s.groups))
+        .filter(|s| s.repeats.is_multiple_of(groups / s.groups))
+        .map(|s| Site {
+            pairs: groups / s.groups,
+            ..s
+        })
+        .collect();
+    rewritten(g, &found)
+}
+
+fn rewritten(g: &Graph, found: &[Site]) -> (Graph, usize) {
     if found.is_empty() {
         return (g.clone(), 0);
     }
     // The matching checked every shape, so the types agree; should one not, the graph stays as
     // it was rather than the compile failing.
-    match rewrite(g, &found) {
+    match rewrite(g, found) {
         Ok(out) => (out, found.len()),
         Err(_) => (g.clone(), 0),
     }
+}
+
+/// `x` (`[b, G, 1, s, d]`, `x_new` in `out`) as `[b, G * pairs, 1, s, d]`, each head `pairs` times
+/// in a row; `x_new` itself when `pairs` is 1.
+fn paired(
+    g: &Graph,
+    out: &mut Graph,
+    x: ValueId,
+    x_new: ValueId,
+    pairs: u64,
+    o: OpId,
+) -> Result<ValueId, ShapeError> {
+    if pairs == 1 {
+        return Ok(x_new);
+    }
+    let d = dims(g, x);
+    let expanded = out.add_op(
+        OpKind::Expand {
+            shape: vec![d[0], d[1], pairs, d[3], d[4]],
+        },
+        vec![x_new],
+        format!("{}_pairs", g.value(x).name),
+        g.provenance(o).clone(),
+    )?;
+    out.add_op(
+        OpKind::Reshape {
+            shape: vec![d[0], d[1] * pairs, 1, d[3], d[4]],
+        },
+        vec![expanded],
+        format!("{}_paired", g.value(x).name),
+        g.provenance(o).clone(),
+    )
 }
 
 fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
@@ -220,7 +277,13 @@ fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
         let result = op.outputs[0];
         if o == site.first {
             let qd = dims(g, site.q);
-            let shape = vec![qd[0], site.groups, site.repeats, qd[2], qd[3]];
+            let shape = vec![
+                qd[0],
+                site.groups * site.pairs,
+                site.repeats / site.pairs,
+                qd[2],
+                qd[3],
+            ];
             let q5 = add(
                 &mut out,
                 OpKind::Reshape { shape },
@@ -228,7 +291,14 @@ fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
                 format!("{}_grouped", name(site.q)),
                 o,
             )?;
-            let mut keys = map[&site.keys.unsqueezed];
+            let mut keys = paired(
+                g,
+                &mut out,
+                site.keys.unsqueezed,
+                map[&site.keys.unsqueezed],
+                site.pairs,
+                o,
+            )?;
             if site.transposed {
                 let perm = vec![0, 1, 2, 4, 3];
                 keys = add(
@@ -243,10 +313,18 @@ fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
             five.insert(result, s5);
         } else if o == site.last {
             let p5 = five[&op.inputs[0]];
+            let values = paired(
+                g,
+                &mut out,
+                site.values.unsqueezed,
+                map[&site.values.unsqueezed],
+                site.pairs,
+                o,
+            )?;
             let o5 = add(
                 &mut out,
                 OpKind::MatMul,
-                vec![p5, map[&site.values.unsqueezed]],
+                vec![p5, values],
                 format!("{}_grouped", name(result)),
                 o,
             )?;
@@ -429,7 +507,14 @@ mod tests {
         assert!(rewritten
             .op_ids()
             .all(|o| !matches!(rewritten.op(o).kind, OpKind::Expand { .. })));
-        let (before, after) = (run(&g), run(&rewritten));
+        assert_computes_the_same(&g, &rewritten);
+        // Nothing is left to rewrite.
+        assert_eq!(broadcast_repeated_heads(&rewritten).1, 0);
+    }
+
+    /// `g` and `rewritten` give the same outputs on the same inputs.
+    fn assert_computes_the_same(g: &Graph, rewritten: &Graph) {
+        let (before, after) = (run(g), run(rewritten));
         assert_eq!(before[0].dims, after[0].dims);
         let worst = before[0]
             .data
@@ -438,8 +523,30 @@ mod tests {
             .map(|(a, b)| (a - b).abs())
             .fold(0f64, f64::max);
         assert!(worst < 1e-12, "max abs difference {worst}");
-        // Nothing is left to rewrite.
-        assert_eq!(broadcast_repeated_heads(&rewritten).1, 0);
+    }
+
+    #[test]
+    fn more_groups_copy_each_key_and_value_head_per_group_and_compute_the_same() {
+        let g = gqa(&MASK);
+        // 2 key/value heads of 3 query heads each, as 6 groups of one query head.
+        let groups = HEADS * REPEATS;
+        let (rewritten, count) = broadcast_repeated_heads_in_groups(&g, groups);
+        assert_eq!(count, 1);
+        let rewritten = crate::passes::eliminate_dead_ops::eliminate_dead_ops(&rewritten);
+        lpuc_ir::verify(&rewritten).unwrap();
+        let shapes: Vec<Vec<u64>> = rewritten
+            .value_ids()
+            .map(|v| rewritten.value(v).ty.shape.dims().to_vec())
+            .collect();
+        // The scores in 6 groups of one head; each key head copied 3 times, not per query head.
+        assert!(shapes.contains(&vec![1, groups, 1, ROWS, KEYS]));
+        assert!(shapes.contains(&vec![1, groups, 1, KEYS, DEPTH]));
+        assert!(!shapes.contains(&vec![1, HEADS * REPEATS, KEYS, DEPTH]));
+        assert_computes_the_same(&g, &rewritten);
+        // Group counts that are not a larger multiple of the key heads dividing into the repeats
+        // are left alone.
+        assert_eq!(broadcast_repeated_heads_in_groups(&g, 4).1, 0);
+        assert_eq!(broadcast_repeated_heads_in_groups(&g, HEADS).1, 0);
     }
 
     #[test]

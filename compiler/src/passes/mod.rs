@@ -26,7 +26,19 @@ pub fn run_passes(g: Graph) -> Result<Graph, Vec<VerifyError>> {
 /// values rather than copying them per query head, and how many attentions changed; `None` when
 /// there is none.
 pub fn grouped_attention(g: &Graph) -> Result<Option<(Graph, usize)>, Vec<VerifyError>> {
-    let (rewritten, count) = broadcast_repeated_heads::broadcast_repeated_heads(g);
+    finish(broadcast_repeated_heads::broadcast_repeated_heads(g))
+}
+
+/// The same with the groups axis `groups` long, each key and value head serving several groups
+/// (see [`broadcast_repeated_heads::broadcast_repeated_heads_in_groups`]); `None` when no
+/// attention has fewer key and value heads that divide it.
+pub fn grouped_attention_in(g: &Graph, groups: u64) -> Result<Option<(Graph, usize)>, Vec<VerifyError>> {
+    finish(broadcast_repeated_heads::broadcast_repeated_heads_in_groups(
+        g, groups,
+    ))
+}
+
+fn finish((rewritten, count): (Graph, usize)) -> Result<Option<(Graph, usize)>, Vec<VerifyError>> {
     if count == 0 {
         return Ok(None);
     }

@@ -224,12 +224,21 @@ pub fn place(g: &Graph, target: &Target, opts: &PlaceOptions) -> Result<Placemen
 /// 4096 on 676; the 70B decode 1.01x; the 7B prefill at 512 tokens 1.97x).
 const PROGRAM_BUDGET: u64 = MAX_TASKS / 10 * 9;
 
+/// The program size a placement is held to first: 1.08 million estimated instructions and
+/// transfers. Only a model that places on the chips given under no program this size is placed
+/// again under [`PROGRAM_BUDGET`]: a smaller program compiles in less time and memory, and its
+/// narrower groups are where the placer's estimates are closest to the schedule (the 70B prefill
+/// at 1024 tokens on 576 chips: 2.59 billion cycles under this budget, 3.29 billion with 32-chip
+/// stages under the larger one).
+const PREFERRED_BUDGET: u64 = 1_080_000;
+
 /// The best partition of `chain` into stages under `opts`, or why there is none.
 fn partition(
     chain: &[Block],
     shared: &[Shared],
     target: &Target,
     opts: &PlaceOptions,
+    budget: u64,
 ) -> Result<Vec<StageCut>, PlaceError> {
     let costs = StageCosts::with_shared(chain, shared, target).with_partition(opts.partition);
     // A block no group size holds cannot be placed however many chips there are.
@@ -266,7 +275,28 @@ fn partition(
     } else {
         limit.min(per_rack)
     };
-    best_partition(&costs, limit, goal).ok_or_else(|| {
+    let fastest = best_partition(&costs, limit, goal).map(|cuts| {
+        // A pipeline over the program-size budget keeps its bottleneck on fewer instructions
+        // and transfers where it can: stages that do not set the bottleneck take narrower groups.
+        let tasks = |cuts: &[StageCut]| {
+            cuts.iter()
+                .map(|s| pipeline::stage_tasks(&costs, s.start, s.end, s.chips))
+                .fold(0u64, u64::saturating_add)
+        };
+        // Only when the program may grow past the preferred size: moving stages to narrower
+        // groups there found placements whose schedule overflows a chip (the 70B prefill at 1024
+        // tokens: 384 MiB on a chip the placer put under 207), where the ceiling below keeps the
+        // groups the estimate holds for.
+        if goal != Goal::Fastest || budget <= PREFERRED_BUDGET || tasks(&cuts) <= budget {
+            return cuts;
+        }
+        let bottleneck = cuts.iter().map(|s| s.cycles).max().unwrap_or(0);
+        match pipeline::fewest_tasks(&costs, limit, bottleneck) {
+            Some(leaner) if tasks(&leaner) < tasks(&cuts) => leaner,
+            _ => cuts,
+        }
+    });
+    fastest.ok_or_else(|| {
         let min_chips = best_partition(&costs, upper, Goal::Fewest)
             .map(|s| s.iter().map(|x| x.chips).sum())
             .unwrap_or(upper);
@@ -287,20 +317,22 @@ fn partition(
 }
 
 /// The best partition whose program stays buildable: while the placement's estimated
-/// instructions and transfers exceed [`PROGRAM_BUDGET`], the costliest group size it chose is
+/// instructions and transfers exceed `budget`, the costliest group size it chose is
 /// withdrawn from `chain` (with every one as costly) and the chain placed again.
 fn buildable(
     chain: &mut [Block],
     shared: &[Shared],
     target: &Target,
     opts: &PlaceOptions,
+    budget: u64,
 ) -> Result<Vec<StageCut>, PlaceError> {
-    let mut ceiling = MAX_TASKS;
+    // No one block may take more than the whole program.
+    let mut ceiling = budget;
     loop {
         for b in chain.iter_mut() {
             b.groups.retain(|c| c.ways == 1 || c.tasks <= ceiling);
         }
-        let cuts = partition(chain, shared, target, opts)?;
+        let cuts = partition(chain, shared, target, opts, budget)?;
         let chosen: Vec<u64> = cuts
             .iter()
             .flat_map(|cut| {
@@ -309,7 +341,7 @@ fn buildable(
                     .filter_map(|b| b.groups.iter().find(|c| c.ways == cut.chips).map(|c| c.tasks))
             })
             .collect();
-        if chosen.iter().fold(0u64, |a, &t| a.saturating_add(t)) <= PROGRAM_BUDGET {
+        if chosen.iter().fold(0u64, |a, &t| a.saturating_add(t)) <= budget {
             return Ok(cuts);
         }
         ceiling = chosen.iter().copied().max().unwrap_or(0).saturating_sub(1);
@@ -338,7 +370,7 @@ fn with_unlimited_count(
 ) -> PlaceError {
     if let PlaceError::BlockTooLarge { larger, .. } = &mut e {
         if !larger.is_empty() {
-            if let Ok(cuts) = partition(original, shared, target, &opts.unlimited()) {
+            if let Ok(cuts) = partition(original, shared, target, &opts.unlimited(), PROGRAM_BUDGET) {
                 let chips = cuts.iter().map(|c| c.chips).fold(0, u32::saturating_add);
                 *larger = left_out(true, Some(chips));
             }
@@ -353,6 +385,30 @@ pub fn place_with_plan(
     target: &Target,
     opts: &PlaceOptions,
 ) -> Result<(Placement, Vec<StagePlan>), PlaceError> {
+    place_within(g, target, opts, &[PREFERRED_BUDGET, PROGRAM_BUDGET], true)
+}
+
+/// [`place_with_plan`] held to the preferred program size only: what the driver tries on every
+/// form before it lets any form's program grow (see [`PREFERRED_BUDGET`]). Its errors are bare
+/// (no fewest-chips count): the driver shows [`place_with_plan`]'s when nothing places.
+pub fn place_preferred(
+    g: &Graph,
+    target: &Target,
+    opts: &PlaceOptions,
+) -> Result<(Placement, Vec<StagePlan>), PlaceError> {
+    place_within(g, target, opts, &[PREFERRED_BUDGET], false)
+}
+
+/// The placement under the first of `budgets` (program sizes, ascending) that has one; with
+/// `explain`, an error says how many chips would do.
+fn place_within(
+    g: &Graph,
+    target: &Target,
+    opts: &PlaceOptions,
+    budgets: &[u64],
+    explain: bool,
+) -> Result<(Placement, Vec<StagePlan>), PlaceError> {
+    let largest = budgets.last().copied().unwrap_or(PROGRAM_BUDGET);
     let (chain, shared) = blocks::blocks(g, target, opts.weight_dtype);
     let (chain, shared) = coarsen(chain, shared, MAX_BLOCKS);
     if chain.is_empty() {
@@ -361,11 +417,22 @@ pub fn place_with_plan(
     let original = chain.clone();
     let mut chain = chain;
     let unlimited = |e: PlaceError| with_unlimited_count(e, &original, &shared, target, opts);
-    let cuts = match buildable(&mut chain, &shared, target, opts) {
+    // Each program size in turn; the last one's answer (or error) stands.
+    let mut tried = Err(PlaceError::Empty);
+    for (k, &budget) in budgets.iter().enumerate() {
+        let mut attempt = chain.clone();
+        tried = buildable(&mut attempt, &shared, target, opts, budget);
+        if tried.is_ok() || k + 1 == budgets.len() {
+            chain = attempt;
+            break;
+        }
+    }
+    let cuts = match tried {
         Ok(cuts) => cuts,
+        Err(e) if !explain => return Err(e),
         // The fewest chips named must be a buildable placement's too: place without limits.
         Err(e @ (PlaceError::TooFewChips { .. } | PlaceError::CrossRack { .. })) => {
-            let fewest = buildable(&mut chain.clone(), &shared, target, &opts.unlimited())
+            let fewest = buildable(&mut chain.clone(), &shared, target, &opts.unlimited(), largest)
                 .map(|cuts| cuts.iter().map(|c| c.chips).fold(0u32, u32::saturating_add));
             return Err(match (e, fewest) {
                 (

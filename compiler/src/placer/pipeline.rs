@@ -412,6 +412,74 @@ pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<
     Some(stages)
 }
 
+/// Instructions and transfers the scheduler will make for blocks `[start, end)` on `chips` (the
+/// sharded blocks' estimates; a hand-built stage's blocks carry none).
+pub fn stage_tasks(costs: &StageCosts, start: usize, end: usize, chips: u32) -> u64 {
+    costs.blocks[start..end]
+        .iter()
+        .filter_map(|b| b.groups.iter().find(|c| c.ways == chips).map(|c| c.tasks))
+        .fold(0u64, u64::saturating_add)
+}
+
+/// The partition onto at most `max_chips` chips with the fewest instructions and transfers among
+/// those whose every stage takes at most `bound` cycles (then the fewest chips, then the smallest
+/// sum of stage cycles). With `bound` the bottleneck [`best_partition`] found, this keeps its
+/// throughput and shrinks the program: every stage slower than the bottleneck is excluded, so
+/// only stages that do not set it can change (a pipeline that spread every layer over groups as
+/// wide as its slowest stage needs, where narrower groups keep up). Exact for this objective, by
+/// the same dynamic program over (blocks, chips).
+pub fn fewest_tasks(costs: &StageCosts, max_chips: u32, bound: u64) -> Option<Vec<StageCut>> {
+    let n = costs.blocks.len();
+    let cmax = max_chips as usize;
+    const NONE: (u64, u64) = (u64::MAX, u64::MAX);
+    // best[j][c]: (tasks, sum of stage cycles) of blocks [0, j) on exactly c chips.
+    let mut best = vec![vec![NONE; cmax + 1]; n + 1];
+    best[0][0] = (0, 0);
+    let mut from = vec![vec![(0usize, 0u32); cmax + 1]; n + 1];
+    for j in 1..=n {
+        for i in 0..j {
+            for stage in costs.options(i, j, max_chips) {
+                let g = stage.chips as usize;
+                if g > cmax {
+                    continue;
+                }
+                let tasks = stage_tasks(costs, i, j, stage.chips);
+                for c in g..=cmax {
+                    let prev = best[i][c - g];
+                    if prev == NONE {
+                        continue;
+                    }
+                    let cycles = stage.cycles.saturating_add(costs.extra_hops(i, (c - g) as u32));
+                    if cycles > bound {
+                        continue;
+                    }
+                    let value = (prev.0.saturating_add(tasks), prev.1.saturating_add(cycles));
+                    if value < best[j][c] {
+                        best[j][c] = value;
+                        from[j][c] = (i, stage.chips);
+                    }
+                }
+            }
+        }
+    }
+    let (mut c, _) = (0..=cmax)
+        .filter(|&c| best[n][c] != NONE)
+        .min_by_key(|&c| (best[n][c].0, c, best[n][c].1))
+        .map(|c| (c, best[n][c]))?;
+    let mut stages = Vec::new();
+    let mut j = n;
+    while j > 0 {
+        let (i, g) = from[j][c];
+        let mut stage = costs.stage_on(i, j, g);
+        c -= g as usize;
+        stage.cycles = stage.cycles.saturating_add(costs.extra_hops(i, c as u32));
+        stages.push(stage);
+        j = i;
+    }
+    stages.reverse();
+    Some(stages)
+}
+
 /// `table[a][b]`: bytes of the results blocks before `a` send to a last reader at or after `b`.
 fn relay_table(blocks: &[Block]) -> Vec<Vec<u64>> {
     let n = blocks.len();
@@ -556,6 +624,58 @@ mod tests {
         assert_eq!(Some(triple), brute_force(&costs, blocks.len(), 3));
         let spans: Vec<(usize, usize, u32)> = dp.iter().map(|s| (s.start, s.end, s.chips)).collect();
         assert_eq!(spans, vec![(0, 1, 1), (1, 3, 1), (3, 4, 1)]);
+    }
+
+    /// A sharded block: per group size, (ways, cycles, estimated tasks), holding 1 MB a chip.
+    fn sharded(name: &str, groups: &[(u32, u64, u64)]) -> Block {
+        let mut b = block(name, 0, 0, 0);
+        b.groups = groups
+            .iter()
+            .map(|&(ways, cycles, tasks)| super::super::blocks::GroupCost {
+                ways,
+                cycles,
+                bytes_per_chip: 1 << 20,
+                activation_per_chip: 0,
+                outputs_per_chip: 0,
+                tasks,
+                method: super::super::sharding::Method::Ilp,
+                heuristic_cycles: cycles,
+                lower_bound: cycles,
+                choice: vec![],
+            })
+            .collect();
+        b
+    }
+
+    #[test]
+    fn the_fewest_tasks_at_the_bottleneck_move_stages_that_do_not_set_it() {
+        // `neck` sets the bottleneck on one chip. `x` and `y` fit together on a pair (faster,
+        // but each makes 900 instructions and transfers there) or one chip each (slower, 100
+        // each): the same bottleneck and chips, so the fastest partition takes the pair for its
+        // shorter latency, and the fewest tasks under the same bottleneck take one chip each.
+        let t = Target::lpu_v1();
+        let blocks = vec![
+            sharded("neck", &[(1, 100_000, 10)]),
+            sharded("x", &[(1, 50_000, 100), (2, 10_000, 900)]),
+            sharded("y", &[(1, 50_000, 100), (2, 10_000, 900)]),
+        ];
+        let costs = StageCosts::new(&blocks, &t);
+        let spans = |cuts: &[StageCut]| cuts.iter().map(|s| (s.start, s.end, s.chips)).collect::<Vec<_>>();
+        let tasks = |cuts: &[StageCut]| {
+            cuts.iter()
+                .map(|s| stage_tasks(&costs, s.start, s.end, s.chips))
+                .sum::<u64>()
+        };
+        let fastest = best_partition(&costs, 3, Goal::Fastest).unwrap();
+        assert_eq!(spans(&fastest), vec![(0, 1, 1), (1, 3, 2)]);
+        assert_eq!(tasks(&fastest), 1810);
+        let neck = fastest.iter().map(|s| s.cycles).max().unwrap();
+        let lean = fewest_tasks(&costs, 3, neck).unwrap();
+        assert_eq!(spans(&lean), vec![(0, 1, 1), (1, 2, 1), (2, 3, 1)]);
+        assert_eq!(tasks(&lean), 210);
+        assert_eq!(lean.iter().map(|s| s.cycles).max().unwrap(), neck);
+        // A bound below the bottleneck has no partition.
+        assert!(fewest_tasks(&costs, 3, neck - 1).is_none());
     }
 
     #[test]

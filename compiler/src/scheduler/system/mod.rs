@@ -24,6 +24,7 @@ use lpuc_artifact::{
 };
 use lpuc_ir::{DType, Graph};
 use lpuc_target::Target;
+use rayon::prelude::*;
 
 /// SRAM figures of one chip.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -73,79 +74,51 @@ pub fn schedule_system(
     for (b, spec) in prog.buffers.iter().enumerate() {
         by_chip[spec.chip as usize].push(b);
     }
+    // Chips are allocated independently, in parallel; the results are used in chip order, so
+    // the first chip that does not fit is the one reported, however the threads ran.
+    let allocated: Vec<Result<(ChipSram, Vec<u64>), ScheduleError>> = by_chip
+        .par_iter()
+        .enumerate()
+        .map(|(chip, members)| allocate_chip(chip as u32, members, &prog.buffers, &lifetimes, target))
+        .collect();
     let mut offsets = vec![0u64; n];
-    let mut sram = vec![ChipSram::default(); chips as usize];
-    for (chip, members) in by_chip.iter().enumerate() {
-        let sizes: Vec<u64> = members.iter().map(|&b| prog.buffers[b].bytes()).collect();
-        let lives: Vec<Lifetime> = members.iter().map(|&b| lifetimes[b]).collect();
-        let (peak, peak_cycle) = peak_live(&sizes, &lives);
-        let resident = |kind| {
-            members
-                .iter()
-                .filter(|&&b| prog.buffers[b].kind == kind)
-                .map(|&b| prog.buffers[b].bytes())
-                .sum::<u64>()
-        };
-        // The largest buffers live at the peak, to say what does not fit.
-        let largest = {
-            let mut live: Vec<usize> = members
-                .iter()
-                .copied()
-                .filter(|&b| lifetimes[b].alloc <= peak_cycle && peak_cycle < lifetimes[b].free)
-                .filter(|&b| prog.buffers[b].kind != BufferKind::Weight)
-                .collect();
-            live.sort_by_key(|&b| (std::cmp::Reverse(prog.buffers[b].bytes()), b));
-            live.iter()
-                .take(5)
-                .map(|&b| {
-                    format!(
-                        "{} ({:.1} MiB)",
-                        prog.buffers[b].name,
-                        prog.buffers[b].bytes() as f64 / 1048576.0
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let does_not_fit = |needed, measure| ScheduleError::ChipDoesNotFit {
-            chip: chip as u32,
-            measure,
-            needed,
-            available: target.sram.bytes,
-            weights: resident(BufferKind::Weight),
-            largest: largest.clone(),
-        };
-        if peak > target.sram.bytes {
-            return Err(does_not_fit(peak, "at its peak of live tensors"));
-        }
-        let (placed, high_water) = allocate(&sizes, &lives, target.vector.bytes, target.sram.bytes);
-        if high_water > target.sram.bytes {
-            return Err(does_not_fit(high_water, "after allocation"));
-        }
+    let mut sram = Vec::with_capacity(chips as usize);
+    for (members, result) in by_chip.iter().zip(allocated) {
+        let (chip_sram, placed) = result?;
         for (k, &b) in members.iter().enumerate() {
             offsets[b] = placed[k];
         }
-        sram[chip] = ChipSram {
-            peak_bytes: peak,
-            peak_cycle,
-            high_water_bytes: high_water,
-            weight_bytes: resident(BufferKind::Weight),
-            input_bytes: resident(BufferKind::Input),
-            instructions: 0,
-        };
+        sram.push(chip_sram);
     }
 
-    let buffers: Vec<Buffer> = prog
-        .buffers
+    // The program is taken apart as the schedule is built (names, shapes and regions move, not
+    // copy): on a 70B prefill it holds millions of tasks, and two copies of their text would
+    // double the compile's peak memory.
+    let lower::Program {
+        buffers: specs,
+        mut tasks,
+        regions,
+    } = prog;
+    let mut dataflow = super::dataflow::graph_tables(g);
+    dataflow.buffers = specs
         .iter()
+        .zip(regions)
+        .map(|(spec, r)| lpuc_artifact::dataflow::Holding {
+            value: spec.value.index() as u32,
+            region: r.into_iter().map(|(lo, hi)| [lo, hi]).collect(),
+        })
+        .collect();
+    let buffer_bytes: Vec<u64> = specs.iter().map(|spec| spec.bytes()).collect();
+    let buffers: Vec<Buffer> = specs
+        .into_iter()
         .enumerate()
         .map(|(b, spec)| Buffer {
             id: BufferId(b as u32),
-            name: spec.name.clone(),
+            bytes: buffer_bytes[b],
+            name: spec.name,
             kind: spec.kind,
             dtype: spec.dtype,
-            shape: spec.shape.clone(),
-            bytes: spec.bytes(),
+            shape: spec.shape,
             chip: spec.chip,
             offset: offsets[b],
         })
@@ -167,7 +140,7 @@ pub fn schedule_system(
                 reads,
                 writes,
                 ..
-            } = &prog.tasks[t.task]
+            } = &mut tasks[t.task]
             else {
                 unreachable!("timed instructions come from compute tasks")
             };
@@ -180,15 +153,16 @@ pub fn schedule_system(
                 start: t.start,
                 occupancy: t.cost.occupancy,
                 latency: t.cost.latency,
-                op: op.clone(),
-                node: node.clone(),
-                onnx_op: onnx_op.clone(),
+                op: std::mem::take(op),
+                node: std::mem::take(node),
+                onnx_op: std::mem::take(onnx_op),
                 reads: reads.iter().map(|&b| BufferId(b as u32)).collect(),
                 writes: writes.iter().map(|&b| BufferId(b as u32)).collect(),
                 work: work.clone(),
             }
         })
         .collect();
+    drop(instrs);
     let mut sends = timing.sends;
     sends.sort_by_key(|s| (s.hops.first().map_or(s.arrival, |h| h.start), s.task));
     let transfers: Vec<Transfer> = sends
@@ -197,7 +171,7 @@ pub fn schedule_system(
         .map(|(id, s)| {
             let Task::Send {
                 from, to, purpose, ..
-            } = &prog.tasks[s.task]
+            } = &tasks[s.task]
             else {
                 unreachable!("timed sends come from send tasks")
             };
@@ -205,12 +179,13 @@ pub fn schedule_system(
                 id: TransferId(id as u32),
                 from: BufferId(*from as u32),
                 to: BufferId(*to as u32),
-                bytes: prog.buffers[*from].bytes(),
+                bytes: buffer_bytes[*from],
                 purpose: (*purpose).to_string(),
                 hops: s.hops,
             }
         })
         .collect();
+    drop(tasks);
     let schedule = Schedule {
         format: SCHEDULE_FORMAT,
         target: target.name.clone(),
@@ -221,16 +196,72 @@ pub fn schedule_system(
         instructions,
         transfers,
     };
-    let mut dataflow = super::dataflow::graph_tables(g);
-    dataflow.buffers = prog
-        .buffers
-        .iter()
-        .zip(&prog.regions)
-        .map(|(spec, r)| lpuc_artifact::dataflow::Holding {
-            value: spec.value.index() as u32,
-            region: r.iter().map(|&(lo, hi)| [lo, hi]).collect(),
-        })
-        .collect();
     dataflow.steps = steps;
     Ok((schedule, dataflow, sram))
+}
+
+/// One chip's buffers (`members`) placed in its SRAM: its figures and each member's offset, or
+/// the chip that does not fit, with what fills it at its peak.
+fn allocate_chip(
+    chip: u32,
+    members: &[usize],
+    buffers: &[lower::BufSpec],
+    lifetimes: &[Lifetime],
+    target: &Target,
+) -> Result<(ChipSram, Vec<u64>), ScheduleError> {
+    let sizes: Vec<u64> = members.iter().map(|&b| buffers[b].bytes()).collect();
+    let lives: Vec<Lifetime> = members.iter().map(|&b| lifetimes[b]).collect();
+    let (peak, peak_cycle) = peak_live(&sizes, &lives);
+    let resident = |kind| {
+        members
+            .iter()
+            .filter(|&&b| buffers[b].kind == kind)
+            .map(|&b| buffers[b].bytes())
+            .sum::<u64>()
+    };
+    // The largest buffers live at the peak, to say what does not fit.
+    let largest = {
+        let mut live: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&b| lifetimes[b].alloc <= peak_cycle && peak_cycle < lifetimes[b].free)
+            .filter(|&b| buffers[b].kind != BufferKind::Weight)
+            .collect();
+        live.sort_by_key(|&b| (std::cmp::Reverse(buffers[b].bytes()), b));
+        live.iter()
+            .take(5)
+            .map(|&b| {
+                format!(
+                    "{} ({:.1} MiB)",
+                    buffers[b].name,
+                    buffers[b].bytes() as f64 / 1048576.0
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let does_not_fit = |needed, measure| ScheduleError::ChipDoesNotFit {
+        chip,
+        measure,
+        needed,
+        available: target.sram.bytes,
+        weights: resident(BufferKind::Weight),
+        largest: largest.clone(),
+    };
+    if peak > target.sram.bytes {
+        return Err(does_not_fit(peak, "at its peak of live tensors"));
+    }
+    let (placed, high_water) = allocate(&sizes, &lives, target.vector.bytes, target.sram.bytes);
+    if high_water > target.sram.bytes {
+        return Err(does_not_fit(high_water, "after allocation"));
+    }
+    let chip_sram = ChipSram {
+        peak_bytes: peak,
+        peak_cycle,
+        high_water_bytes: high_water,
+        weight_bytes: resident(BufferKind::Weight),
+        input_bytes: resident(BufferKind::Input),
+        instructions: 0,
+    };
+    Ok((chip_sram, placed))
 }
