@@ -287,11 +287,19 @@ fn partition(
         // groups there found placements whose schedule overflows a chip (the 70B prefill at 1024
         // tokens: 384 MiB on a chip the placer put under 207), where the ceiling below keeps the
         // groups the estimate holds for.
-        if goal != Goal::Fastest || budget <= PREFERRED_BUDGET || tasks(&cuts) <= budget {
+        if budget <= PREFERRED_BUDGET || tasks(&cuts) <= budget {
             return cuts;
         }
-        let bottleneck = cuts.iter().map(|s| s.cycles).max().unwrap_or(0);
-        match pipeline::fewest_tasks(&costs, limit, bottleneck) {
+        let leaner = match goal {
+            // The same bottleneck on fewer tasks.
+            Goal::Fastest => {
+                let bottleneck = cuts.iter().map(|s| s.cycles).max().unwrap_or(0);
+                pipeline::fewest_tasks(&costs, limit, bottleneck)
+            }
+            // The fewest chips on which the program fits the budget.
+            Goal::Fewest => pipeline::fewest_chips_within(&costs, limit, budget),
+        };
+        match leaner {
             Some(leaner) if tasks(&leaner) < tasks(&cuts) => leaner,
             _ => cuts,
         }

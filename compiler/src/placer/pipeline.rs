@@ -429,55 +429,88 @@ pub fn stage_tasks(costs: &StageCosts, start: usize, end: usize, chips: u32) -> 
 /// wide as its slowest stage needs, where narrower groups keep up). Exact for this objective, by
 /// the same dynamic program over (blocks, chips).
 pub fn fewest_tasks(costs: &StageCosts, max_chips: u32, bound: u64) -> Option<Vec<StageCut>> {
-    let n = costs.blocks.len();
-    let cmax = max_chips as usize;
+    let table = TaskTable::new(costs, max_chips, bound);
+    let c = (0..table.best[0].len())
+        .filter(|&c| table.done(c).is_some())
+        .min_by_key(|&c| (table.done(c), c))?;
+    Some(table.stages(costs, c))
+}
+
+/// The partition onto the fewest chips (at most `max_chips`) whose estimated instructions and
+/// transfers stay within `budget`, with the fewest of them on that many chips: what "the fewest
+/// chips that fit" means once the program size binds (the 70B prefill at 4096 tokens fits far
+/// fewer chips with wide groups than a program budget lets every stage have).
+pub fn fewest_chips_within(costs: &StageCosts, max_chips: u32, budget: u64) -> Option<Vec<StageCut>> {
+    let table = TaskTable::new(costs, max_chips, u64::MAX);
+    let c = (0..table.best[0].len()).find(|&c| table.done(c).is_some_and(|(tasks, _)| tasks <= budget))?;
+    Some(table.stages(costs, c))
+}
+
+/// `best[j][c]`: the fewest (tasks, sum of stage cycles) of blocks `[0, j)` on exactly `c` chips
+/// with every stage at most `bound` cycles; `from[j][c]` the last stage's start and group size.
+struct TaskTable {
+    best: Vec<Vec<(u64, u64)>>,
+    from: Vec<Vec<(usize, u32)>>,
+}
+
+impl TaskTable {
     const NONE: (u64, u64) = (u64::MAX, u64::MAX);
-    // best[j][c]: (tasks, sum of stage cycles) of blocks [0, j) on exactly c chips.
-    let mut best = vec![vec![NONE; cmax + 1]; n + 1];
-    best[0][0] = (0, 0);
-    let mut from = vec![vec![(0usize, 0u32); cmax + 1]; n + 1];
-    for j in 1..=n {
-        for i in 0..j {
-            for stage in costs.options(i, j, max_chips) {
-                let g = stage.chips as usize;
-                if g > cmax {
-                    continue;
-                }
-                let tasks = stage_tasks(costs, i, j, stage.chips);
-                for c in g..=cmax {
-                    let prev = best[i][c - g];
-                    if prev == NONE {
+
+    fn new(costs: &StageCosts, max_chips: u32, bound: u64) -> Self {
+        let n = costs.blocks.len();
+        let cmax = max_chips as usize;
+        let mut best = vec![vec![Self::NONE; cmax + 1]; n + 1];
+        best[0][0] = (0, 0);
+        let mut from = vec![vec![(0usize, 0u32); cmax + 1]; n + 1];
+        for j in 1..=n {
+            for i in 0..j {
+                for stage in costs.options(i, j, max_chips) {
+                    let g = stage.chips as usize;
+                    if g > cmax {
                         continue;
                     }
-                    let cycles = stage.cycles.saturating_add(costs.extra_hops(i, (c - g) as u32));
-                    if cycles > bound {
-                        continue;
-                    }
-                    let value = (prev.0.saturating_add(tasks), prev.1.saturating_add(cycles));
-                    if value < best[j][c] {
-                        best[j][c] = value;
-                        from[j][c] = (i, stage.chips);
+                    let tasks = stage_tasks(costs, i, j, stage.chips);
+                    for c in g..=cmax {
+                        let prev = best[i][c - g];
+                        if prev == Self::NONE {
+                            continue;
+                        }
+                        let cycles = stage.cycles.saturating_add(costs.extra_hops(i, (c - g) as u32));
+                        if cycles > bound {
+                            continue;
+                        }
+                        let value = (prev.0.saturating_add(tasks), prev.1.saturating_add(cycles));
+                        if value < best[j][c] {
+                            best[j][c] = value;
+                            from[j][c] = (i, stage.chips);
+                        }
                     }
                 }
             }
         }
+        TaskTable { best, from }
     }
-    let (mut c, _) = (0..=cmax)
-        .filter(|&c| best[n][c] != NONE)
-        .min_by_key(|&c| (best[n][c].0, c, best[n][c].1))
-        .map(|c| (c, best[n][c]))?;
-    let mut stages = Vec::new();
-    let mut j = n;
-    while j > 0 {
-        let (i, g) = from[j][c];
-        let mut stage = costs.stage_on(i, j, g);
-        c -= g as usize;
-        stage.cycles = stage.cycles.saturating_add(costs.extra_hops(i, c as u32));
-        stages.push(stage);
-        j = i;
+
+    /// Every block placed on exactly `c` chips: its (tasks, sum of cycles), if any partition.
+    fn done(&self, c: usize) -> Option<(u64, u64)> {
+        let v = self.best.last()?[c];
+        (v != Self::NONE).then_some(v)
     }
-    stages.reverse();
-    Some(stages)
+
+    fn stages(&self, costs: &StageCosts, mut c: usize) -> Vec<StageCut> {
+        let mut stages = Vec::new();
+        let mut j = self.best.len() - 1;
+        while j > 0 {
+            let (i, g) = self.from[j][c];
+            let mut stage = costs.stage_on(i, j, g);
+            c -= g as usize;
+            stage.cycles = stage.cycles.saturating_add(costs.extra_hops(i, c as u32));
+            stages.push(stage);
+            j = i;
+        }
+        stages.reverse();
+        stages
+    }
 }
 
 /// `table[a][b]`: bytes of the results blocks before `a` send to a last reader at or after `b`.
@@ -676,6 +709,19 @@ mod tests {
         assert_eq!(lean.iter().map(|s| s.cycles).max().unwrap(), neck);
         // A bound below the bottleneck has no partition.
         assert!(fewest_tasks(&costs, 3, neck - 1).is_none());
+    }
+
+    #[test]
+    fn the_fewest_chips_within_a_budget_take_more_chips_only_when_the_program_needs_them() {
+        // One chip makes 1,000 instructions and transfers, a pair 10 each.
+        let t = Target::lpu_v1();
+        let blocks = vec![sharded("z", &[(1, 100, 1000), (2, 100, 10)])];
+        let costs = StageCosts::new(&blocks, &t);
+        let chips =
+            |budget| fewest_chips_within(&costs, 4, budget).map(|s| s.iter().map(|x| x.chips).sum::<u32>());
+        assert_eq!(chips(2000), Some(1));
+        assert_eq!(chips(500), Some(2));
+        assert_eq!(chips(5), None);
     }
 
     #[test]
