@@ -350,66 +350,16 @@ pub enum Goal {
 /// prefix with a larger bottleneck but a smaller sum, which a later, slower stage would hide, is
 /// not kept.
 pub fn best_partition(costs: &StageCosts, max_chips: u32, goal: Goal) -> Option<Vec<StageCut>> {
-    let n = costs.blocks.len();
-    // More chips than every block on its own largest group can never be used.
-    let useful: u64 = (0..n)
-        .map(|b| {
-            let s = costs.stage(b, b + 1);
-            let largest = costs.blocks[b].groups.last().map_or(0, |c| c.ways);
-            u64::from(s.chips.max(costs.node_chips).max(largest))
-        })
-        .sum();
-    let cmax = u64::from(max_chips).min(useful) as usize;
-    let max_chips = cmax as u32;
-    const NONE: (u64, u64) = (u64::MAX, u64::MAX);
     // best[j][c]: (bottleneck, sum of stage cycles) of blocks [0, j) on c chips.
-    let mut best = vec![vec![NONE; cmax + 1]; n + 1];
-    best[0][0] = (0, 0);
-    // from[j][c]: the start and group size of the last stage.
-    let mut from = vec![vec![(0usize, 0u32); cmax + 1]; n + 1];
-    for j in 1..=n {
-        for i in 0..j {
-            for stage in costs.options(i, j, max_chips) {
-                let g = stage.chips as usize;
-                if g > cmax {
-                    continue;
-                }
-                for c in g..=cmax {
-                    let prev = best[i][c - g];
-                    if prev == NONE {
-                        continue;
-                    }
-                    let start_chip = (c - g) as u32;
-                    let cycles = stage.cycles.saturating_add(costs.extra_hops(i, start_chip));
-                    let value = (prev.0.max(cycles), prev.1.saturating_add(cycles));
-                    if value < best[j][c] {
-                        best[j][c] = value;
-                        from[j][c] = (i, stage.chips);
-                    }
-                }
-            }
-        }
-    }
-    let feasible = (0..=cmax)
-        .filter(|&c| best[n][c] != NONE)
-        .map(|c| (c, best[n][c]));
-    let (mut c, _) = match goal {
+    let table = Table::new(costs, max_chips, |prev, cycles, _| {
+        Some((prev.0.max(cycles), prev.1.saturating_add(cycles)))
+    });
+    let feasible = (0..table.width()).filter_map(|c| table.done(c).map(|v| (c, v)));
+    let (c, _) = match goal {
         Goal::Fastest => feasible.min_by_key(|&(c, (bottleneck, sum))| (bottleneck, c, sum))?,
         Goal::Fewest => feasible.min_by_key(|&(c, v)| (c, v))?,
     };
-    let mut stages = Vec::new();
-    let mut j = n;
-    while j > 0 {
-        let (i, g) = from[j][c];
-        let mut stage = costs.stage_on(i, j, g);
-        c -= g as usize;
-        // Its incoming transfer's real distance, now that its first chip is known.
-        stage.cycles = stage.cycles.saturating_add(costs.extra_hops(i, c as u32));
-        stages.push(stage);
-        j = i;
-    }
-    stages.reverse();
-    Some(stages)
+    Some(table.stages(costs, c))
 }
 
 /// Instructions and transfers the scheduler will make for blocks `[start, end)` on `chips` (the
@@ -429,8 +379,8 @@ pub fn stage_tasks(costs: &StageCosts, start: usize, end: usize, chips: u32) -> 
 /// wide as its slowest stage needs, where narrower groups keep up). Exact for this objective, by
 /// the same dynamic program over (blocks, chips).
 pub fn fewest_tasks(costs: &StageCosts, max_chips: u32, bound: u64) -> Option<Vec<StageCut>> {
-    let table = TaskTable::new(costs, max_chips, bound);
-    let c = (0..table.best[0].len())
+    let table = tasks_table(costs, max_chips, bound);
+    let c = (0..table.width())
         .filter(|&c| table.done(c).is_some())
         .min_by_key(|&c| (table.done(c), c))?;
     Some(table.stages(costs, c))
@@ -441,24 +391,48 @@ pub fn fewest_tasks(costs: &StageCosts, max_chips: u32, bound: u64) -> Option<Ve
 /// chips that fit" means once the program size binds (the 70B prefill at 4096 tokens fits far
 /// fewer chips with wide groups than a program budget lets every stage have).
 pub fn fewest_chips_within(costs: &StageCosts, max_chips: u32, budget: u64) -> Option<Vec<StageCut>> {
-    let table = TaskTable::new(costs, max_chips, u64::MAX);
-    let c = (0..table.best[0].len()).find(|&c| table.done(c).is_some_and(|(tasks, _)| tasks <= budget))?;
+    let table = tasks_table(costs, max_chips, u64::MAX);
+    let c = (0..table.width()).find(|&c| table.done(c).is_some_and(|(tasks, _)| tasks <= budget))?;
     Some(table.stages(costs, c))
 }
 
-/// `best[j][c]`: the fewest (tasks, sum of stage cycles) of blocks `[0, j)` on exactly `c` chips
-/// with every stage at most `bound` cycles; `from[j][c]` the last stage's start and group size.
-struct TaskTable {
+/// (tasks, sum of stage cycles) of every prefix on every chip count, stages over `bound` cycles
+/// left out.
+fn tasks_table(costs: &StageCosts, max_chips: u32, bound: u64) -> Table {
+    Table::new(costs, max_chips, |prev, cycles, tasks| {
+        (cycles <= bound).then(|| (prev.0.saturating_add(tasks), prev.1.saturating_add(cycles)))
+    })
+}
+
+/// The dynamic program every partition goal runs: `best[j][c]` is the smallest value of blocks
+/// `[0, j)` on exactly `c` chips, a stage extending a prefix's value by `extend(prev, cycles,
+/// tasks)` (its cycles with the extra hops where it starts; `None`: the stage may not follow);
+/// `from[j][c]` is the last stage's start and group size. Chips are numbered in stage order, so
+/// a stage continuing after `c` chips starts at chip `c`.
+struct Table {
     best: Vec<Vec<(u64, u64)>>,
     from: Vec<Vec<(usize, u32)>>,
 }
 
-impl TaskTable {
+impl Table {
     const NONE: (u64, u64) = (u64::MAX, u64::MAX);
 
-    fn new(costs: &StageCosts, max_chips: u32, bound: u64) -> Self {
+    fn new(
+        costs: &StageCosts,
+        max_chips: u32,
+        extend: impl Fn((u64, u64), u64, u64) -> Option<(u64, u64)>,
+    ) -> Self {
         let n = costs.blocks.len();
-        let cmax = max_chips as usize;
+        // More chips than every block on its own largest group can never be used.
+        let useful: u64 = (0..n)
+            .map(|b| {
+                let s = costs.stage(b, b + 1);
+                let largest = costs.blocks[b].groups.last().map_or(0, |c| c.ways);
+                u64::from(s.chips.max(costs.node_chips).max(largest))
+            })
+            .sum();
+        let cmax = u64::from(max_chips).min(useful) as usize;
+        let max_chips = cmax as u32;
         let mut best = vec![vec![Self::NONE; cmax + 1]; n + 1];
         best[0][0] = (0, 0);
         let mut from = vec![vec![(0usize, 0u32); cmax + 1]; n + 1];
@@ -476,10 +450,9 @@ impl TaskTable {
                             continue;
                         }
                         let cycles = stage.cycles.saturating_add(costs.extra_hops(i, (c - g) as u32));
-                        if cycles > bound {
+                        let Some(value) = extend(prev, cycles, tasks) else {
                             continue;
-                        }
-                        let value = (prev.0.saturating_add(tasks), prev.1.saturating_add(cycles));
+                        };
                         if value < best[j][c] {
                             best[j][c] = value;
                             from[j][c] = (i, stage.chips);
@@ -488,15 +461,21 @@ impl TaskTable {
                 }
             }
         }
-        TaskTable { best, from }
+        Table { best, from }
     }
 
-    /// Every block placed on exactly `c` chips: its (tasks, sum of cycles), if any partition.
+    /// Chip counts `0..width()` the table covers.
+    fn width(&self) -> usize {
+        self.best[0].len()
+    }
+
+    /// Every block placed on exactly `c` chips: its value, if any partition does.
     fn done(&self, c: usize) -> Option<(u64, u64)> {
         let v = self.best.last()?[c];
         (v != Self::NONE).then_some(v)
     }
 
+    /// The partition onto exactly `c` chips, each stage priced where it starts.
     fn stages(&self, costs: &StageCosts, mut c: usize) -> Vec<StageCut> {
         let mut stages = Vec::new();
         let mut j = self.best.len() - 1;
@@ -504,6 +483,7 @@ impl TaskTable {
             let (i, g) = self.from[j][c];
             let mut stage = costs.stage_on(i, j, g);
             c -= g as usize;
+            // Its incoming transfer's real distance, now that its first chip is known.
             stage.cycles = stage.cycles.saturating_add(costs.extra_hops(i, c as u32));
             stages.push(stage);
             j = i;
