@@ -275,7 +275,7 @@ fn partition(
     } else {
         limit.min(per_rack)
     };
-    let fastest = best_partition(&costs, limit, goal).map(|cuts| {
+    let best = best_partition(&costs, limit, goal).map(|cuts| {
         // A pipeline over the program-size budget keeps its bottleneck on fewer instructions
         // and transfers where it can: stages that do not set the bottleneck take narrower groups.
         let tasks = |cuts: &[StageCut]| {
@@ -304,7 +304,7 @@ fn partition(
             _ => cuts,
         }
     });
-    fastest.ok_or_else(|| {
+    best.ok_or_else(|| {
         let min_chips = best_partition(&costs, upper, Goal::Fewest)
             .map(|s| s.iter().map(|x| x.chips).sum())
             .unwrap_or(upper);
