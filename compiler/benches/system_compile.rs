@@ -25,57 +25,24 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// int8 weights, racks allowed, on at most `chips` chips (`None`: the fewest that fit).
+fn int8(chips: Option<u32>) -> PlaceOptions {
+    PlaceOptions {
+        chips,
+        weight_dtype: Some(lpuc_ir::DType::I8),
+        allow_cross_rack: true,
+        ..Default::default()
+    }
+}
+
 fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-scratch/system");
     let mut ok = true;
     let cases = [
-        (
-            "llama2-70b",
-            Variant::Decode,
-            4095,
-            true,
-            PlaceOptions {
-                chips: Some(576),
-                weight_dtype: Some(lpuc_ir::DType::I8),
-                allow_cross_rack: true,
-                ..Default::default()
-            },
-        ),
-        (
-            "llama2-70b",
-            Variant::Prefill,
-            1024,
-            false,
-            PlaceOptions {
-                chips: Some(576),
-                weight_dtype: Some(lpuc_ir::DType::I8),
-                allow_cross_rack: true,
-                ..Default::default()
-            },
-        ),
-        (
-            "llama2-70b",
-            Variant::Prefill,
-            4096,
-            false,
-            PlaceOptions {
-                chips: Some(576),
-                weight_dtype: Some(lpuc_ir::DType::I8),
-                allow_cross_rack: true,
-                ..Default::default()
-            },
-        ),
-        (
-            "llama2-70b",
-            Variant::Prefill,
-            4096,
-            false,
-            PlaceOptions {
-                weight_dtype: Some(lpuc_ir::DType::I8),
-                allow_cross_rack: true,
-                ..Default::default()
-            },
-        ),
+        ("llama2-70b", Variant::Decode, 4095, true, int8(Some(576))),
+        ("llama2-70b", Variant::Prefill, 1024, false, int8(Some(576))),
+        ("llama2-70b", Variant::Prefill, 4096, false, int8(Some(576))),
+        ("llama2-70b", Variant::Prefill, 4096, false, int8(None)),
         (
             "llama2-7b",
             Variant::Prefill,

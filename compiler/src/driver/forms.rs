@@ -19,12 +19,12 @@ use crate::scheduler::{schedule_graph, ScheduleError, SramUse};
 use lpuc_artifact::report::Rewrites;
 use lpuc_artifact::Schedule;
 use lpuc_ir::Graph;
+use lpuc_target::Target;
 use rayon::prelude::*;
+use std::collections::BTreeMap;
 
 /// One form's placement and the plan the scheduler follows, or why it has none.
 type PlaceResult = Result<(Placement, Vec<StagePlan>), PlaceError>;
-use lpuc_target::Target;
-use std::collections::BTreeMap;
 
 /// A form's graph placed: the graph, its placement, and the plan the fabric scheduler runs.
 pub type Placed<'a> = (&'a Graph, Placement, Vec<StagePlan>);

@@ -44,8 +44,9 @@ struct Site {
     last: OpId,
     groups: u64,
     repeats: u64,
-    /// How many groups each key and value head serves (1: one group of all `repeats`).
-    pairs: u64,
+    /// How many groups each key and value head serves, so how many copies of it are made (1: one
+    /// group of all `repeats`, no copy).
+    copies: u64,
 }
 
 fn dims(g: &Graph, v: ValueId) -> &[u64] {
@@ -177,7 +178,7 @@ fn sites(g: &Graph) -> Vec<Site> {
             last,
             groups,
             repeats,
-            pairs: 1,
+            copies: 1,
         });
     }
     found
@@ -202,7 +203,7 @@ pub fn broadcast_repeated_heads_in_groups(g: &Graph, groups: u64) -> (Graph, usi
         .filter(|s| groups > s.groups && groups.is_multiple_of(s.groups))
         .filter(|s| s.repeats.is_multiple_of(groups / s.groups))
         .map(|s| Site {
-            pairs: groups / s.groups,
+            copies: groups / s.groups,
             ..s
         })
         .collect();
@@ -221,34 +222,34 @@ fn rewritten(g: &Graph, found: &[Site]) -> (Graph, usize) {
     }
 }
 
-/// `x` (`[b, G, 1, s, d]`, `x_new` in `out`) as `[b, G * pairs, 1, s, d]`, each head `pairs` times
-/// in a row; `x_new` itself when `pairs` is 1.
-fn paired(
+/// `x` (`[b, G, 1, s, d]`, `x_new` in `out`) as `[b, G * copies, 1, s, d]`, each head `copies`
+/// times in a row; `x_new` itself when `copies` is 1.
+fn copied(
     g: &Graph,
     out: &mut Graph,
     x: ValueId,
     x_new: ValueId,
-    pairs: u64,
+    copies: u64,
     o: OpId,
 ) -> Result<ValueId, ShapeError> {
-    if pairs == 1 {
+    if copies == 1 {
         return Ok(x_new);
     }
     let d = dims(g, x);
     let expanded = out.add_op(
         OpKind::Expand {
-            shape: vec![d[0], d[1], pairs, d[3], d[4]],
+            shape: vec![d[0], d[1], copies, d[3], d[4]],
         },
         vec![x_new],
-        format!("{}_pairs", g.value(x).name),
+        format!("{}_copies", g.value(x).name),
         g.provenance(o).clone(),
     )?;
     out.add_op(
         OpKind::Reshape {
-            shape: vec![d[0], d[1] * pairs, 1, d[3], d[4]],
+            shape: vec![d[0], d[1] * copies, 1, d[3], d[4]],
         },
         vec![expanded],
-        format!("{}_paired", g.value(x).name),
+        format!("{}_copied", g.value(x).name),
         g.provenance(o).clone(),
     )
 }
@@ -279,8 +280,8 @@ fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
             let qd = dims(g, site.q);
             let shape = vec![
                 qd[0],
-                site.groups * site.pairs,
-                site.repeats / site.pairs,
+                site.groups * site.copies,
+                site.repeats / site.copies,
                 qd[2],
                 qd[3],
             ];
@@ -291,12 +292,12 @@ fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
                 format!("{}_grouped", name(site.q)),
                 o,
             )?;
-            let mut keys = paired(
+            let mut keys = copied(
                 g,
                 &mut out,
                 site.keys.unsqueezed,
                 map[&site.keys.unsqueezed],
-                site.pairs,
+                site.copies,
                 o,
             )?;
             if site.transposed {
@@ -313,12 +314,12 @@ fn rewrite(g: &Graph, found: &[Site]) -> Result<Graph, ShapeError> {
             five.insert(result, s5);
         } else if o == site.last {
             let p5 = five[&op.inputs[0]];
-            let values = paired(
+            let values = copied(
                 g,
                 &mut out,
                 site.values.unsqueezed,
                 map[&site.values.unsqueezed],
-                site.pairs,
+                site.copies,
                 o,
             )?;
             let o5 = add(
