@@ -593,3 +593,85 @@ fn place_within(
     };
     Ok((placement, plans))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blocks::GroupCost;
+    use sharding::Method as Sharding;
+
+    /// A block built by hand with its sharding: per group size, (ways, bytes a chip, estimated
+    /// instructions and transfers).
+    fn block_on(name: &str, groups: &[(u32, u64, u64)]) -> Block {
+        Block {
+            name: name.into(),
+            ops: vec![],
+            compute_cycles: 1_000,
+            weight_bytes: 0,
+            input_bytes: 0,
+            activation_bytes: 0,
+            output_bytes: 0,
+            tiled: vec![],
+            cut_bytes: 0,
+            sends: vec![],
+            groups: groups
+                .iter()
+                .map(|&(ways, bytes_per_chip, tasks)| GroupCost {
+                    ways,
+                    cycles: 1_000 / u64::from(ways),
+                    bytes_per_chip,
+                    activation_per_chip: 0,
+                    outputs_per_chip: 0,
+                    tasks,
+                    method: Sharding::Ilp,
+                    heuristic_cycles: 1_000,
+                    lower_bound: 0,
+                    choice: vec![],
+                })
+                .collect(),
+            parts: vec![],
+        }
+    }
+
+    #[test]
+    fn a_block_held_back_only_by_the_program_size_says_what_it_would_need_without_it() {
+        let t = Target::lpu_v1();
+        let cap = t.sram.bytes;
+        let opts = PlaceOptions::default();
+        // `big` fits no chip alone and a pair only with more instructions and transfers than
+        // any program may have.
+        let chain = vec![
+            block_on("small", &[(1, cap / 4, 10)]),
+            block_on("big", &[(1, 2 * cap, 10), (2, cap / 4, PROGRAM_BUDGET + 1)]),
+        ];
+        let e = buildable(&mut chain.clone(), &[], &t, &opts, PROGRAM_BUDGET).unwrap_err();
+        let e = with_unlimited_count(e, &chain, &[], &t, &opts);
+        let PlaceError::BlockTooLarge {
+            block,
+            largest,
+            bytes_per_chip,
+            usable_bytes,
+            ..
+        } = &e
+        else {
+            panic!("expected BlockTooLarge, got {e:?}");
+        };
+        assert_eq!((block.as_str(), *largest), ("big", 1));
+        assert!(bytes_per_chip > usable_bytes);
+        let message = e.to_string();
+        assert!(
+            message.contains(
+                "exceed the program-size limit; without that limit the model needs at least 3 chips"
+            ),
+            "{message}"
+        );
+        // Within the program size the same pair places: one chip and a pair.
+        let chain = vec![
+            block_on("small", &[(1, cap / 4, 10)]),
+            block_on("big", &[(1, 2 * cap, 10), (2, cap / 4, 10)]),
+        ];
+        let cuts = buildable(&mut chain.clone(), &[], &t, &opts, PROGRAM_BUDGET).unwrap();
+        let spans: Vec<(usize, usize, u32)> = cuts.iter().map(|c| (c.start, c.end, c.chips)).collect();
+        assert_eq!(spans, vec![(0, 1, 1), (1, 2, 2)]);
+    }
+}
