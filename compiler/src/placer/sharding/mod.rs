@@ -449,4 +449,59 @@ mod tests {
         let p = in_context(&small, |ops, ctx| Problem::new(&small, ops, 8, &t, ctx));
         assert!(p.without_large_copies(&small, 32 << 20).is_none());
     }
+    #[test]
+    fn an_arriving_value_read_whole_is_held_from_its_first_reader_to_its_last() {
+        // `x` is made before the block and arrives split by rows; the block's two column-split
+        // matmuls read it whole, so each chip gathers all of it once and keeps it until the
+        // second has run.
+        let (tokens, d) = (64u64, 32u64);
+        let mut g = Graph::new("gathered");
+        let inp = g.add_input("inp", TensorType::new(DType::F32, vec![1, tokens, d]));
+        let x = g
+            .add_op(OpKind::Unary(UnaryOp::Relu), vec![inp], "x", prov("norm"))
+            .unwrap();
+        let w1 = g.add_weight("w1", TensorType::new(DType::F32, vec![d, 4 * d]), "w1");
+        let w2 = g.add_weight("w2", TensorType::new(DType::F32, vec![d, 4 * d]), "w2");
+        let h1 = g.add_op(OpKind::MatMul, vec![x, w1], "h1", prov("gate")).unwrap();
+        let h2 = g.add_op(OpKind::MatMul, vec![x, w2], "h2", prov("up")).unwrap();
+        let y = g
+            .add_op(OpKind::Binary(BinaryOp::Mul), vec![h1, h2], "y", prov("mul"))
+            .unwrap();
+        g.add_output(y);
+        let block: Vec<OpId> = g.op_ids().skip(1).collect();
+        let t = Target::lpu_v1();
+        let bytes = |v: ValueId| g.value(v).ty.size_bytes().unwrap();
+        let weights = |v: ValueId| matches!(g.value(v).kind, lpuc_ir::ValueKind::Weight { .. });
+        let out = |v: ValueId| v == y;
+        let ctx = BlockContext {
+            counted: &weights,
+            read_outside: &out,
+            stored_bytes: &bytes,
+            weight_dtype: None,
+        };
+        let p = Problem::new(&g, &block, 8, &t, &ctx);
+        assert_eq!(p.arrivals.len(), 2, "both matmuls read x from before the block");
+        let columns = |k: usize| {
+            p.strategies[k]
+                .iter()
+                .position(|st| st.output == Layout::Split(2) && st.inputs[0] == Layout::Replicated)
+                .expect("a column split")
+        };
+        let on_columns = p.strategies[2]
+            .iter()
+            .position(|st| st.output == Layout::Split(2) && st.inputs == [Layout::Split(2); 2])
+            .expect("elementwise on the columns");
+        let choice = [columns(0), columns(1), on_columns];
+        let peak = p.activation_peak(
+            &g,
+            &choice,
+            &Default::default(),
+            &BTreeMap::new(),
+            &Default::default(),
+        );
+        // At the second matmul: x whole, and both results at an eighth each.
+        let x_bytes = tokens * d * 4;
+        let hidden_share = tokens * 4 * d * 4 / 8;
+        assert_eq!(peak, x_bytes + 2 * hidden_share);
+    }
 }

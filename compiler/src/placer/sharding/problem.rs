@@ -26,6 +26,13 @@ pub struct Edge {
     pub dtype: DType,
 }
 
+/// The whole copies gathered under a choice: per op, the bytes it fetches a slice at a time for
+/// its own moment; per value gathered whole, (first reader, last reader, bytes).
+struct Gathers {
+    moments: Vec<u64>,
+    held: BTreeMap<ValueId, (usize, usize, u64)>,
+}
+
 /// A value computed before the block, read by op `consumer` at input `input`; it arrives in
 /// `layout`.
 #[derive(Clone, Debug)]
@@ -337,13 +344,16 @@ impl Problem {
 
     /// Activation bytes one chip holds at once under `choice`, in program order: each result in
     /// its layout (a split one at 1/ways) from its op to its last reader in the block (to the
-    /// end when a later block reads it), plus the whole copy a reader gathers for a moment. The
-    /// results of ops in `tiled` (members of regions the scheduler runs tile by tile whose results
-    /// stay inside) count as two of their region's tiles (double buffering; `in_region` gives
-    /// every member its region's tile count); so do the whole copies gathered for the inputs in
-    /// `sliced` (a tiled region's member reading them along its tile axis fetches them a slice at
-    /// a time), and the partial sums of a member of a region leaving it count at their reduced
-    /// share plus two tiles.
+    /// end when a later block reads it), plus the whole copies readers gather. A value read whole
+    /// in another layout than it has (made in the block, or arriving from an earlier one) is
+    /// gathered once, at its first such reader, and held to its last (the scheduler keeps a
+    /// version of a value until its last reader). The results of ops in `tiled` (members of
+    /// regions the scheduler runs tile by tile whose results stay inside) count as two of their
+    /// region's tiles (double buffering; `in_region` gives every member its region's tile
+    /// count); so do the whole copies gathered for the inputs in `sliced` (a tiled region's
+    /// member reading them along its tile axis fetches them a slice at a time, for its own
+    /// moment only), and the partial sums of a member of a region leaving it count at their
+    /// reduced share plus two tiles.
     pub fn activation_peak(
         &self,
         g: &Graph,
@@ -361,14 +371,14 @@ impl Problem {
         for e in &self.edges {
             last[e.producer] = Some(last[e.producer].map_or(e.consumer, |l: usize| l.max(e.consumer)));
         }
+        // Two tiles of a value `tiles` tiles make (one being made, one being read).
+        let two_tiles = |bytes: u64, tiles: u64| bytes.min(bytes.div_ceil(tiles.max(1)).saturating_mul(2));
+        let gathers = self.gathers(g, choice, in_region, sliced, two_tiles);
         let mut live = 0u64;
         let mut peak = 0u64;
         let mut ends: Vec<Vec<u64>> = vec![Vec::new(); self.ops.len()];
         for (k, &o) in self.ops.iter().enumerate() {
             let st = &self.strategies[k][choice[k]];
-            // Two tiles of a value `tiles` tiles make (one being made, one being read).
-            let two_tiles =
-                |bytes: u64, tiles: u64| bytes.min(bytes.div_ceil(tiles.max(1)).saturating_mul(2));
             let size = |bytes: u64| match in_region.get(&k) {
                 Some(&t) if tiled.contains(&k) => two_tiles(bytes, t),
                 _ => bytes,
@@ -389,20 +399,14 @@ impl Problem {
                     },
                 );
             }
-            // Whole copies this op's inputs need for a moment.
-            let gathered = self
-                .edges
-                .iter()
-                .filter(|e| e.consumer == k)
-                .filter(|e| {
-                    let from = self.strategies[e.producer][choice[e.producer]].output;
-                    let to = st.inputs[e.input];
-                    from != to && to == Layout::Replicated
-                })
-                .fold(0u64, |a, e| {
-                    let tiles = in_region.get(&k).filter(|_| sliced.contains(&(k, e.input)));
-                    a.saturating_add(tiles.map_or(e.bytes, |&t| two_tiles(e.bytes, t)))
-                });
+            // Whole copies held while this op runs.
+            let gathered = gathers.moments[k].saturating_add(
+                gathers
+                    .held
+                    .values()
+                    .filter(|&&(first, last, _)| first <= k && k <= last)
+                    .fold(0u64, |a, &(_, _, bytes)| a.saturating_add(bytes)),
+            );
             live = live.saturating_add(made);
             peak = peak.max(live.saturating_add(gathered));
             // Read by a later block, or by nothing: kept to the block's end.
@@ -414,6 +418,51 @@ impl Problem {
             }
         }
         peak
+    }
+
+    /// The whole copies of values that readers under `choice` gather (see
+    /// [`Problem::activation_peak`]).
+    fn gathers(
+        &self,
+        g: &Graph,
+        choice: &[usize],
+        in_region: &BTreeMap<usize, u64>,
+        sliced: &std::collections::BTreeSet<(usize, usize)>,
+        two_tiles: impl Fn(u64, u64) -> u64,
+    ) -> Gathers {
+        // Every input read in another layout than the value has: (reader, input, from, bytes).
+        let reads = self
+            .edges
+            .iter()
+            .map(|e| {
+                let from = self.strategies[e.producer][choice[e.producer]].output;
+                (e.consumer, e.input, from, e.bytes)
+            })
+            .chain(
+                self.arrivals
+                    .iter()
+                    .map(|a| (a.consumer, a.input, a.layout, a.bytes)),
+            );
+        let mut out = Gathers {
+            moments: vec![0; self.ops.len()],
+            held: BTreeMap::new(),
+        };
+        for (k, input, from, bytes) in reads {
+            let to = self.strategies[k][choice[k]].inputs[input];
+            if from == to || to != Layout::Replicated {
+                continue;
+            }
+            match in_region.get(&k).filter(|_| sliced.contains(&(k, input))) {
+                Some(&tiles) => out.moments[k] = out.moments[k].saturating_add(two_tiles(bytes, tiles)),
+                None => {
+                    let v = g.op(self.ops[k]).inputs[input];
+                    let span = out.held.entry(v).or_insert((k, k, bytes));
+                    span.0 = span.0.min(k);
+                    span.1 = span.1.max(k);
+                }
+            }
+        }
+        out
     }
 
     /// The collectives `choice` needs, by kind, with how many of each.
