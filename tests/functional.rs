@@ -246,6 +246,70 @@ fn the_megatron_split_computes_the_same() {
     assert_eq!(a.schedule.chips, 8);
 }
 
+/// The MLP of `split_mlp`, smaller (64 -> 896 -> 64 over 50 tokens), on 7 chips of a target
+/// with 110 KiB of SRAM (its weights need at least 5), so the hidden layer runs in tiles and its partial sums leave the tiled
+/// region reduced tile by tile. Neither axis of the result (50, 64) divides by 7: each chip's
+/// reduced slice is a seventh, give or take a row, never a whole copy.
+#[test]
+fn partial_sums_with_no_axis_dividing_the_group_are_scattered_in_uneven_slices() {
+    let weights = |n: usize, seed: u64| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let h = (i as u64).wrapping_mul(2654435761).wrapping_add(seed) % 2001;
+                ((h as f32 - 1000.0) / 3000.0).to_le_bytes()
+            })
+            .collect()
+    };
+    let dir = lpuc_tests::scratch("functional_uneven_scatter");
+    let target = dir.join("small.toml");
+    let text = lpuc_target::desc::LPU_V1_TOML
+        .replace("bytes = 230_686_720", "bytes = 112_640")
+        .replace("slice_bytes = 2_621_440", "slice_bytes = 1_280");
+    std::fs::write(&target, text).unwrap();
+    let model = ModelBuilder::new(17)
+        .input("x", F32, &[D::P("seq"), D::N(64)])
+        .output("y", F32, &[D::P("seq"), D::N(64)])
+        .raw("w1", F32, &[64, 896], weights(64 * 896, 1))
+        .raw("w2", F32, &[896, 64], weights(896 * 64, 2))
+        .node("up", "MatMul", &["x", "w1"], &["h"])
+        .node("act", "Relu", &["h"], &["r"])
+        .node("down", "MatMul", &["r", "w2"], &["y"])
+        .write("functional_uneven_scatter_model");
+    let opts = CompileOptions {
+        embed_weights: true,
+        target: target.to_str().unwrap().to_string(),
+        ..options(model, Some(50))
+    };
+    let a = compile_placed(&opts, on(7, Partition::Tensor).as_ref()).unwrap();
+    assert_eq!(a.schedule.chips, 7);
+    assert!(
+        !a.report.placement.as_ref().unwrap().tiled.is_empty(),
+        "the hidden layer is tiled"
+    );
+    // Every piece of the reduction is one chip's slice of a tile: at most 8 of 64 columns.
+    let pieces: Vec<_> = a
+        .schedule
+        .buffers
+        .iter()
+        .filter(|b| b.name.contains("~part"))
+        .collect();
+    assert!(!pieces.is_empty(), "the partial sums are reduce-scattered");
+    for b in &pieces {
+        assert!(
+            b.shape.last().is_some_and(|&c| c <= 10),
+            "{} {:?}",
+            b.name,
+            b.shape
+        );
+    }
+    let inputs = inputs_for(&a);
+    let want = reference(&opts, &inputs);
+    assert!(
+        !wrong(&a, &inputs, &want),
+        "the uneven slices sum to the reference"
+    );
+}
+
 fn wrong(a: &Artifact, inputs: &[Tensor], want: &[Tensor]) -> bool {
     // Timing-legal mutations: the replay still accepts them.
     assert!(lpuc_emulator::emulate_artifact(a).is_ok());

@@ -228,7 +228,7 @@ const PROGRAM_BUDGET: u64 = MAX_TASKS / 10 * 9;
 /// transfers. Only a model that places on the chips given under no program this size is placed
 /// again under [`PROGRAM_BUDGET`]: a smaller program compiles in less time and memory, and its
 /// narrower groups are where the placer's estimates are closest to the schedule (the 70B prefill
-/// at 1024 tokens on 576 chips: 2.59 billion cycles under this budget, 3.29 billion with 32-chip
+/// at 1024 tokens on 576 chips: 2.06 billion cycles under this budget, 3.29 billion with 32-chip
 /// stages under the larger one).
 const PREFERRED_BUDGET: u64 = 1_080_000;
 
@@ -283,11 +283,7 @@ fn partition(
                 .map(|s| pipeline::stage_tasks(&costs, s.start, s.end, s.chips))
                 .fold(0u64, u64::saturating_add)
         };
-        // Only when the program may grow past the preferred size: moving stages to narrower
-        // groups there found placements whose schedule overflows a chip (the 70B prefill at 1024
-        // tokens: 384 MiB on a chip the placer put under 207), where the ceiling below keeps the
-        // groups the estimate holds for.
-        if budget <= PREFERRED_BUDGET || tasks(&cuts) <= budget {
+        if tasks(&cuts) <= budget {
             return cuts;
         }
         let leaner = match goal {

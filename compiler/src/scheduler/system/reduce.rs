@@ -5,14 +5,33 @@
 
 use super::lower::{region, shape, Group, Lowering, Region, Task};
 use crate::placer::sharding::layout::Layout;
-use crate::placer::sharding::problem::boundary_layout;
 use lpuc_artifact::{BufferKind, Step};
 use lpuc_ir::ValueId;
 use lpuc_target::Work;
 
+/// The axis partial sums of a value with `dims` are reduce-scattered along over `n` chips, never
+/// `avoid` (a tiled region's own axis): the first that divides evenly (the boundary layout's
+/// axis), else the longest at least `n` long, cut into slices that differ by at most one row
+/// (a group of 7 chips reducing [1, 1024, 8192]: without it every chip received every other
+/// chip's whole partial, seven times the value, where the placer counted a seventh). `None`
+/// when no axis has `n` rows.
+pub(super) fn scatter_axis(dims: &[u64], n: u32, avoid: Option<usize>) -> Option<usize> {
+    let n = u64::from(n);
+    let usable = |a: &usize| Some(*a) != avoid && dims[*a] >= n && dims[*a] > 1;
+    (0..dims.len())
+        .filter(usable)
+        .find(|&a| dims[a].is_multiple_of(n))
+        .or_else(|| {
+            (0..dims.len())
+                .filter(usable)
+                .max_by_key(|&a| (dims[a], std::cmp::Reverse(a)))
+        })
+}
+
 impl Lowering<'_> {
-    /// Reduce the partial sums of `v` on `group` to a split along `prefer` (or the first evenly
-    /// dividing axis); when no axis divides, every chip sums every partial (a whole value). A
+    /// Reduce the partial sums of `v` on `group` to a split along `prefer` (or the axis
+    /// [`scatter_axis`] picks); only a value too small to give every chip a slice is summed
+    /// whole on every chip (each receiving every partial). A
     /// group of whole nodes reduces in two levels: across nodes among chips in the same place
     /// (each gets the sum over nodes of its node's block), then inside each node (each chip its
     /// slice of that block), which leaves chip k with piece k and sends n * (nodes + node size)
@@ -23,10 +42,7 @@ impl Lowering<'_> {
         let partials = self.versions[&(v, group, Layout::Partial)].clone();
         let axis = prefer
             .filter(|&a| dims[a].is_multiple_of(u64::from(n)) && dims[a] >= u64::from(n))
-            .or(match boundary_layout(&dims, u64::from(n)) {
-                Layout::Split(a) => Some(a),
-                _ => None,
-            });
+            .or_else(|| scatter_axis(&dims, n, None));
         let whole: Region = region(&dims, Layout::Replicated, 0, 1);
         let chips: Vec<u32> = (0..n).map(|j| group.first + j).collect();
         let Some(a) = axis else {
@@ -34,7 +50,8 @@ impl Lowering<'_> {
             return (Layout::Replicated, out);
         };
         let node = self.node_chips;
-        if n > node && n.is_multiple_of(node) && group.first.is_multiple_of(node) {
+        let even = dims[a].is_multiple_of(u64::from(n));
+        if even && n > node && n.is_multiple_of(node) && group.first.is_multiple_of(node) {
             let nodes = n / node;
             // Across nodes: chips in place i of every node reduce-scatter the whole value into
             // node blocks.
@@ -195,5 +212,22 @@ impl Lowering<'_> {
             out.push(b);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scatter_axis;
+
+    #[test]
+    fn the_scatter_axis_divides_evenly_where_it_can_and_is_the_longest_where_not() {
+        // The boundary layout's axis when one divides.
+        assert_eq!(scatter_axis(&[1, 1024, 8192], 8, None), Some(1));
+        // Seven chips: no axis divides; the longest gives the thinnest slices.
+        assert_eq!(scatter_axis(&[1, 1024, 8192], 7, None), Some(2));
+        // Never a tiled region's own axis.
+        assert_eq!(scatter_axis(&[56, 64], 7, Some(0)), Some(1));
+        // Too small to give every chip a row.
+        assert_eq!(scatter_axis(&[3, 4], 7, None), None);
     }
 }

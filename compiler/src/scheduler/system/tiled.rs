@@ -4,6 +4,7 @@
 //! assembled from their tiles.
 
 use super::lower::{region, restrict, Group, Lowering, Region, Task};
+use super::reduce::scatter_axis;
 use super::tiles;
 use crate::placer::sharding::layout::Layout;
 use crate::placer::sharding::problem::boundary_layout;
@@ -95,13 +96,7 @@ impl Lowering<'_> {
             .map(|(mi, &k)| {
                 let dims = self.dims(g.op(stage.ops[k]).outputs[0]);
                 (leaves[mi] && chosen[k].output == Layout::Partial && n > 1)
-                    .then(|| {
-                        (0..dims.len()).find(|&a| {
-                            a != run.axis[mi]
-                                && dims[a].is_multiple_of(u64::from(n))
-                                && dims[a] >= u64::from(n)
-                        })
-                    })
+                    .then(|| scatter_axis(&dims, n, Some(run.axis[mi])))
                     .flatten()
             })
             .collect();
