@@ -205,17 +205,20 @@ fn the_cnn_and_gpt2_compute_the_same_when_split() {
     agrees("gpt2_prefill.onnx", Some(16), &[None, on(16, Partition::Hybrid)]);
 }
 
+/// `n` float32 weights in [-scale, scale], little-endian, spread by `seed`.
+fn seeded_weights(n: usize, seed: u64, scale: f32) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| {
+            let h = (i as u64).wrapping_mul(2654435761).wrapping_add(seed) % 2001;
+            ((h as f32 - 1000.0) / 1000.0 * scale).to_le_bytes()
+        })
+        .collect()
+}
+
 /// A two-matmul MLP (1024 -> 4096 -> 1024, Relu between) with seeded weights, split tensor-wise on
 /// 8 chips the Megatron way (columns, then rows and an all-reduce of partial sums), and inputs.
 fn split_mlp(test: &str) -> (Artifact, Vec<Tensor>, Vec<Tensor>) {
-    let weights = |n: usize, seed: u64| -> Vec<u8> {
-        (0..n)
-            .flat_map(|i| {
-                let h = (i as u64).wrapping_mul(2654435761).wrapping_add(seed) % 2001;
-                ((h as f32 - 1000.0) / 30000.0).to_le_bytes()
-            })
-            .collect()
-    };
+    let weights = |n: usize, seed: u64| seeded_weights(n, seed, 1.0 / 30.0);
     let model = ModelBuilder::new(17)
         .input("x", F32, &[D::P("seq"), D::N(1024)])
         .output("y", F32, &[D::P("seq"), D::N(1024)])
@@ -252,14 +255,7 @@ fn the_megatron_split_computes_the_same() {
 /// reduced slice is a seventh, give or take a row, never a whole copy.
 #[test]
 fn partial_sums_with_no_axis_dividing_the_group_are_scattered_in_uneven_slices() {
-    let weights = |n: usize, seed: u64| -> Vec<u8> {
-        (0..n)
-            .flat_map(|i| {
-                let h = (i as u64).wrapping_mul(2654435761).wrapping_add(seed) % 2001;
-                ((h as f32 - 1000.0) / 3000.0).to_le_bytes()
-            })
-            .collect()
-    };
+    let weights = |n: usize, seed: u64| seeded_weights(n, seed, 1.0 / 3.0);
     let dir = lpuc_tests::scratch("functional_uneven_scatter");
     let target = dir.join("small.toml");
     let text = lpuc_target::desc::LPU_V1_TOML

@@ -449,6 +449,7 @@ mod tests {
         let p = in_context(&small, |ops, ctx| Problem::new(&small, ops, 8, &t, ctx));
         assert!(p.without_large_copies(&small, 32 << 20).is_none());
     }
+
     #[test]
     fn an_arriving_value_read_whole_is_held_from_its_first_reader_to_its_last() {
         // `x` is made before the block and arrives split by rows; the block's two column-split
