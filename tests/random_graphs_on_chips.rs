@@ -1,5 +1,5 @@
-//! Property: any valid graph built from the supported ops, run on any number of chips with any
-//! strategy for each op (split along any axis it allows, replicated, or as partial sums), lowers to
+//! Property: any valid graph built from the supported ops, run on any number of chips (in one
+//! stage, or two stages on groups of any sizes) with any strategy for each op (split along any axis it allows, replicated, or as partial sums), lowers to
 //! a fabric schedule the independent emulator accepts, and executing it on random values gives
 //! what the reference interpreter computes, to rounding (partial sums add in another order).
 //! Group sizes that divide no axis (3, 5, 6, 7 chips) take uneven slices. Division is left out
@@ -38,23 +38,30 @@ proptest! {
         cols in prop_oneof![Just(16u64), Just(128), Just(320)],
         steps in proptest::collection::vec(step(), 1..16),
         chips in 1u32..=8,
+        second in 0u32..=8,
+        cut in any::<usize>(),
         picks in proptest::collection::vec(any::<usize>(), 1..32),
     ) {
         let g = lpuc::passes::run_passes(build(rows, cols, &well_conditioned(&steps))).unwrap();
         let target = Target::lpu_v1();
         let ops: Vec<lpuc_ir::OpId> = g.op_ids().collect();
-        let choice: Vec<usize> = ops
-            .iter()
-            .enumerate()
-            .map(|(k, &o)| picks[k % picks.len()] % strategies_at(&g, o, u64::from(chips), None).len())
-            .collect();
-        let plan = vec![StagePlan {
-            first_chip: 0,
-            chips,
-            ops: ops.clone(),
-            blocks: vec![ops.len()],
-            choice,
-        }];
+        // One stage on `chips`, or (with a `second` group and more than one op) two: the ops
+        // before a cut on `chips`, the rest on the next `second` chips, values crossing in the
+        // receiving group's boundary layout.
+        let cut = if second > 0 && ops.len() > 1 { 1 + cut % (ops.len() - 1) } else { ops.len() };
+        let stage = |first_chip: u32, chips: u32, ops: &[lpuc_ir::OpId], picks: &[usize]| {
+            let choice = ops
+                .iter()
+                .enumerate()
+                .map(|(k, &o)| picks[k % picks.len()] % strategies_at(&g, o, u64::from(chips), None).len())
+                .collect();
+            StagePlan { first_chip, chips, ops: ops.to_vec(), blocks: vec![ops.len()], choice }
+        };
+        let mut plan = vec![stage(0, chips, &ops[..cut], &picks)];
+        if cut < ops.len() {
+            let rest: Vec<usize> = picks.iter().rev().copied().collect();
+            plan.push(stage(chips, second, &ops[cut..], &rest));
+        }
         let (schedule, mut dataflow, _) = schedule_system(&g, &plan, None, &target).unwrap();
         let verdict = emulate_schedule(&schedule, &target);
         prop_assert!(verdict.is_ok(), "{:#?}", verdict.faults);
