@@ -1,10 +1,10 @@
 //! Property: any valid graph built from the supported ops, run on any number of chips (in one
-//! stage, or two stages on groups of any sizes) with any strategy for each op (split along any axis it allows, replicated, or as partial sums), lowers to
-//! a fabric schedule the independent emulator accepts, and executing it on random values gives
-//! what the reference interpreter computes, to rounding (partial sums add in another order).
-//! Group sizes that divide no axis (3, 5, 6, 7 chips) take uneven slices; on a small SRAM, large
-//! results run in tiles. Division is left out
-//! (made a product): dividing by a value near zero turns a rounding difference into any number.
+//! stage, or two stages on groups of any sizes) with any strategy for each op (split along any
+//! axis it allows, replicated, or as partial sums), lowers to a fabric schedule the independent
+//! emulator accepts, and executing it on random values gives what the reference interpreter
+//! computes, to rounding (partial sums add in another order). Group sizes that divide no axis
+//! (3, 5, 6, 7 chips) take uneven slices; on a small SRAM, large results run in tiles. Division
+//! is made a product: dividing by a value near zero turns a rounding difference into any number.
 
 use lpuc::placer::sharding::strategies::strategies_at;
 use lpuc::placer::StagePlan;
