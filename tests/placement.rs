@@ -203,8 +203,7 @@ fn the_70b_prefill_places_on_576_chips_at_1024_and_4096_tokens() {
         p.racks
     );
     assert!(p.stages.iter().any(|s| s.chips == 16 && s.block_count == 5));
-    let target = Target::lpu_v1();
-    let usable = target.sram.bytes - target.sram.bytes / 10;
+    let usable = lpuc::placer::pipeline::usable_sram(&Target::lpu_v1());
     assert!(p.stages.iter().all(|s| s.sram_bytes_per_chip <= usable));
     // With fp16 weights the model does not fit 576 chips: the error gives the bytes needed and
     // the fewest chips that would do.

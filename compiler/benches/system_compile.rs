@@ -3,9 +3,8 @@
 //! Writes the Llama-2-70B-shaped decoder (int8 weights in a sparse external-data file) and
 //! compiles one decode step against a 4095-token cache onto 576 chips (racks allowed), its prefill
 //! of 1024 and of 4096 tokens onto 576 chips and of 4096 tokens onto the fewest chips that hold
-//! it, and the
-//! Llama-2-7B-shaped model's prefill at 512 tokens with fp16 weights onto the fewest chips (one
-//! rack): placement, sharding, the system schedule and the artifact in memory, then the
+//! it, and the Llama-2-7B-shaped model's prefill at 512 tokens with fp16 weights onto the fewest
+//! chips (one rack): placement, sharding, the system schedule and the artifact in memory, then the
 //! emulator's replay of it. Issue 4's targets are under 60 s and 4 GiB; the peak resident set
 //! (VmHWM, whole process, writing the models included) is an upper bound. Exits 1 if a compile
 //! fails, the emulator finds a fault, or a target is missed.

@@ -76,6 +76,50 @@ pub struct GroupCost {
     pub choice: Vec<usize>,
 }
 
+#[cfg(test)]
+impl Block {
+    /// A block built by hand for the placer's tests: `compute` cycles on one chip, `weights`
+    /// bytes of its own, `cut` bytes crossing the cut after it, and no sharding (a group splits
+    /// it evenly) until the test gives it one.
+    pub(crate) fn by_hand(name: &str, compute: u64, weights: u64, cut: u64) -> Block {
+        Block {
+            name: name.into(),
+            ops: vec![],
+            compute_cycles: compute,
+            weight_bytes: weights,
+            input_bytes: 0,
+            activation_bytes: 0,
+            output_bytes: 0,
+            tiled: vec![],
+            cut_bytes: cut,
+            sends: vec![],
+            groups: vec![],
+            parts: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+impl GroupCost {
+    /// A sharding built by hand for the placer's tests: `cycles` (proven optimal, the heuristic
+    /// alike), `bytes_per_chip` of its own a chip and nothing else held, `tasks` instructions and
+    /// transfers.
+    pub(crate) fn by_hand(ways: u32, cycles: u64, bytes_per_chip: u64, tasks: u64) -> GroupCost {
+        GroupCost {
+            ways,
+            cycles,
+            bytes_per_chip,
+            activation_per_chip: 0,
+            outputs_per_chip: 0,
+            tasks,
+            method: Method::Ilp,
+            heuristic_cycles: cycles,
+            lower_bound: cycles,
+            choice: vec![],
+        }
+    }
+}
+
 /// Group sizes a stage may use: every size up to a node, then powers of two for single blocks
 /// too large for a node.
 pub fn group_sizes(node_chips: u32) -> Vec<u32> {

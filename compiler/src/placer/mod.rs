@@ -594,39 +594,16 @@ fn place_within(
 mod tests {
     use super::*;
     use blocks::GroupCost;
-    use sharding::Method as Sharding;
 
     /// A block built by hand with its sharding: per group size, (ways, bytes a chip, estimated
     /// instructions and transfers).
     fn block_on(name: &str, groups: &[(u32, u64, u64)]) -> Block {
-        Block {
-            name: name.into(),
-            ops: vec![],
-            compute_cycles: 1_000,
-            weight_bytes: 0,
-            input_bytes: 0,
-            activation_bytes: 0,
-            output_bytes: 0,
-            tiled: vec![],
-            cut_bytes: 0,
-            sends: vec![],
-            groups: groups
-                .iter()
-                .map(|&(ways, bytes_per_chip, tasks)| GroupCost {
-                    ways,
-                    cycles: 1_000 / u64::from(ways),
-                    bytes_per_chip,
-                    activation_per_chip: 0,
-                    outputs_per_chip: 0,
-                    tasks,
-                    method: Sharding::Ilp,
-                    heuristic_cycles: 1_000,
-                    lower_bound: 0,
-                    choice: vec![],
-                })
-                .collect(),
-            parts: vec![],
-        }
+        let mut b = Block::by_hand(name, 1_000, 0, 0);
+        b.groups = groups
+            .iter()
+            .map(|&(ways, bytes, tasks)| GroupCost::by_hand(ways, 1_000 / u64::from(ways), bytes, tasks))
+            .collect();
+        b
     }
 
     #[test]

@@ -46,6 +46,13 @@ pub struct StageCosts<'a> {
     partition: Partition,
 }
 
+/// What the placer fills of a chip's SRAM: all but a tenth. ASSUMPTION: the tenth stays free for
+/// what the estimate cannot see (results the schedule keeps alive longer than program order,
+/// fragmentation).
+pub fn usable_sram(target: &Target) -> u64 {
+    target.sram.bytes - target.sram.bytes / 10
+}
+
 impl<'a> StageCosts<'a> {
     pub fn new(blocks: &'a [Block], target: &Target) -> Self {
         Self::with_shared(blocks, &[], target)
@@ -57,9 +64,7 @@ impl<'a> StageCosts<'a> {
             blocks,
             shared,
             relay: relay_table(blocks),
-            // ASSUMPTION: a tenth of each chip's SRAM stays free for what the estimate cannot see
-            // (results the schedule keeps alive longer than program order, fragmentation).
-            capacity: target.sram.bytes - target.sram.bytes / 10,
+            capacity: usable_sram(target),
             link: target.link_bytes_per_cycle(),
             hop: target.c2c.hop_latency_cycles,
             node_chips: target.topology.chips_per_node,
@@ -559,24 +564,8 @@ pub fn brute_force(costs: &StageCosts, n: usize, max_chips: u32) -> Option<(u64,
 
 #[cfg(test)]
 mod tests {
+    use super::super::blocks::GroupCost;
     use super::*;
-
-    fn block(name: &str, compute: u64, weights: u64, cut: u64) -> Block {
-        Block {
-            name: name.into(),
-            ops: vec![],
-            compute_cycles: compute,
-            weight_bytes: weights,
-            input_bytes: 0,
-            activation_bytes: 0,
-            output_bytes: 0,
-            tiled: vec![],
-            cut_bytes: cut,
-            sends: vec![],
-            groups: vec![],
-            parts: vec![],
-        }
-    }
 
     #[test]
     fn the_dynamic_program_is_exact_on_small_chains() {
@@ -584,14 +573,17 @@ mod tests {
         let cap = t.sram.bytes;
         let cases: Vec<Vec<Block>> = vec![
             vec![
-                block("a", 100, cap / 2, 1000),
-                block("b", 300, cap / 3, 1000),
-                block("c", 200, cap / 2, 0),
+                Block::by_hand("a", 100, cap / 2, 1000),
+                Block::by_hand("b", 300, cap / 3, 1000),
+                Block::by_hand("c", 200, cap / 2, 0),
             ],
             (0..6)
-                .map(|i| block("l", 1000 + 37 * i, cap / 3 + i * 1000, 50_000))
+                .map(|i| Block::by_hand("l", 1000 + 37 * i, cap / 3 + i * 1000, 50_000))
                 .collect(),
-            vec![block("big", 10_000, 3 * cap, 10), block("small", 10, 1, 0)],
+            vec![
+                Block::by_hand("big", 10_000, 3 * cap, 10),
+                Block::by_hand("small", 10, 1, 0),
+            ],
         ];
         for blocks in cases {
             let costs = StageCosts::new(&blocks, &t);
@@ -622,10 +614,10 @@ mod tests {
         let cap = t.sram.bytes;
         let bytes_taking = |cycles: f64| (cycles * t.link_bytes_per_cycle()) as u64;
         let blocks = vec![
-            block("big", 1_000_000, cap / 2, bytes_taking(600_000.0)),
-            block("a", 3_000, cap * 4 / 10, bytes_taking(50_000.0)),
-            block("b", 3_000, cap * 4 / 10, 0),
-            block("c", 3_000, cap * 4 / 10, 0),
+            Block::by_hand("big", 1_000_000, cap / 2, bytes_taking(600_000.0)),
+            Block::by_hand("a", 3_000, cap * 4 / 10, bytes_taking(50_000.0)),
+            Block::by_hand("b", 3_000, cap * 4 / 10, 0),
+            Block::by_hand("c", 3_000, cap * 4 / 10, 0),
         ];
         let costs = StageCosts::new(&blocks, &t);
         let dp = best_partition(&costs, 3, Goal::Fastest).expect("fits");
@@ -641,21 +633,10 @@ mod tests {
 
     /// A sharded block: per group size, (ways, cycles, estimated tasks), holding 1 MB a chip.
     fn sharded(name: &str, groups: &[(u32, u64, u64)]) -> Block {
-        let mut b = block(name, 0, 0, 0);
+        let mut b = Block::by_hand(name, 0, 0, 0);
         b.groups = groups
             .iter()
-            .map(|&(ways, cycles, tasks)| super::super::blocks::GroupCost {
-                ways,
-                cycles,
-                bytes_per_chip: 1 << 20,
-                activation_per_chip: 0,
-                outputs_per_chip: 0,
-                tasks,
-                method: super::super::sharding::Method::Ilp,
-                heuristic_cycles: cycles,
-                lower_bound: cycles,
-                choice: vec![],
-            })
+            .map(|&(ways, cycles, tasks)| GroupCost::by_hand(ways, cycles, 1 << 20, tasks))
             .collect();
         b
     }
@@ -707,7 +688,9 @@ mod tests {
     #[test]
     fn stages_are_contiguous_and_cover_every_block() {
         let t = Target::lpu_v1();
-        let blocks: Vec<Block> = (0..10).map(|_| block("l", 500, t.sram.bytes / 4, 4096)).collect();
+        let blocks: Vec<Block> = (0..10)
+            .map(|_| Block::by_hand("l", 500, t.sram.bytes / 4, 4096))
+            .collect();
         let stages = best_partition(&StageCosts::new(&blocks, &t), 16, Goal::Fastest).unwrap();
         assert_eq!(stages.first().unwrap().start, 0);
         assert_eq!(stages.last().unwrap().end, 10);
@@ -722,7 +705,7 @@ mod tests {
         // A decode step's new KV entries are graph outputs kept to the end: a stage holds the sum
         // over its blocks, where activations only need the largest block's.
         let t = Target::lpu_v1();
-        let mut blocks: Vec<Block> = (0..4).map(|_| block("l", 500, 1 << 20, 4096)).collect();
+        let mut blocks: Vec<Block> = (0..4).map(|_| Block::by_hand("l", 500, 1 << 20, 4096)).collect();
         for b in &mut blocks {
             b.activation_bytes = 8 << 20;
             b.output_bytes = 2 << 20;
@@ -739,7 +722,7 @@ mod tests {
     fn a_value_handed_through_a_stage_counts_once() {
         // Block 0 makes a mask every later block reads and a stream only block 1 reads.
         let t = Target::lpu_v1();
-        let mut blocks: Vec<Block> = (0..4).map(|_| block("l", 500, 1 << 20, 4096)).collect();
+        let mut blocks: Vec<Block> = (0..4).map(|_| Block::by_hand("l", 500, 1 << 20, 4096)).collect();
         blocks[0].sends = vec![(3, 64), (1, 8)];
         blocks[1].sends = vec![(2, 4)];
         let costs = StageCosts::new(&blocks, &t);

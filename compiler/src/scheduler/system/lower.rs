@@ -173,8 +173,8 @@ pub(super) struct Lowering<'a> {
 /// Most instructions and transfers one program may hold. A placement that splits large values
 /// over many chips and many tiles can ask for tens of millions (a per-tile exchange among 64
 /// chips is 4,032 transfers); building them would exhaust memory, so lowering stops with an error
-/// instead. The 70B-shaped decode step needs about 68,000, the 7B prefill at 512 tokens about
-/// 770,000, the 70B prefill at 4096 tokens on 576 chips 2.43 million (2.8 GB at the compile's
+/// instead. The 70B-shaped decode step needs about 49,000, the 7B prefill at 512 tokens about
+/// 100,000, the 70B prefill at 4096 tokens on 576 chips 2.43 million (2.8 GB at the compile's
 /// peak, a 3 GB `schedule.json`); the limit keeps a compile under 4 GiB (the placer keeps each
 /// block's share of it, see `placer::blocks`).
 pub const MAX_TASKS: u64 = 2_600_000;

@@ -219,8 +219,8 @@ fn allocate_chip(
             .map(|&b| buffers[b].bytes())
             .sum::<u64>()
     };
-    // The largest buffers live at the peak, to say what does not fit.
-    let largest = {
+    // The largest buffers live at the peak, to say what does not fit (only then).
+    let largest = || {
         let mut live: Vec<usize> = members
             .iter()
             .copied()
@@ -246,7 +246,7 @@ fn allocate_chip(
         needed,
         available: target.sram.bytes,
         weights: resident(BufferKind::Weight),
-        largest: largest.clone(),
+        largest: largest(),
     };
     if peak > target.sram.bytes {
         return Err(does_not_fit(peak, "at its peak of live tensors"));
