@@ -248,18 +248,8 @@ fn chain() -> impl Strategy<Value = Vec<Block>> {
     .prop_map(|v| {
         v.into_iter()
             .map(|(compute, weights, act, cut)| Block {
-                name: "b".into(),
-                ops: vec![],
-                compute_cycles: compute,
-                weight_bytes: weights,
-                input_bytes: 0,
                 activation_bytes: act,
-                output_bytes: 0,
-                tiled: vec![],
-                cut_bytes: cut,
-                sends: vec![],
-                groups: vec![],
-                parts: vec![],
+                ..Block::by_hand("b", compute, weights, cut)
             })
             .collect()
     })

@@ -76,12 +76,11 @@ pub struct GroupCost {
     pub choice: Vec<usize>,
 }
 
-#[cfg(test)]
 impl Block {
-    /// A block built by hand for the placer's tests: `compute` cycles on one chip, `weights`
-    /// bytes of its own, `cut` bytes crossing the cut after it, and no sharding (a group splits
-    /// it evenly) until the test gives it one.
-    pub(crate) fn by_hand(name: &str, compute: u64, weights: u64, cut: u64) -> Block {
+    /// A block known only by its totals (the placer's tests build chains of them): `compute`
+    /// cycles on one chip, `weights` bytes of its own, `cut` bytes crossing the cut after it, and
+    /// no sharding, so a group splits it evenly.
+    pub fn by_hand(name: &str, compute: u64, weights: u64, cut: u64) -> Block {
         Block {
             name: name.into(),
             ops: vec![],
